@@ -1,0 +1,637 @@
+"""The YAML config: frozen dataclasses, and a loader that reports every error with its path.
+
+`load(path)` reads and validates a whole file; `parse(text)` does the same for a string.
+Both raise `ConfigError` listing every problem at once, so an operator fixes the file in one go.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import difflib
+import hashlib
+import math
+import os
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import yaml
+
+from .errors import ConfigError
+
+ChannelType = Literal["openai", "anthropic", "azure", "mock"]
+Period = Literal["day", "week", "month", "total"]
+CHANNEL_TYPES = ("openai", "anthropic", "azure", "mock")
+PERIODS = ("day", "week", "month", "total")
+DEFAULT_ANTHROPIC_VERSION = "2023-06-01"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Listen:
+    host: str = "127.0.0.1"
+    port: int = 8080
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Database:
+    path: str = "./coderouter.sqlite"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Admin:
+    key: str | None = field(default=None, repr=False)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Limits:
+    max_body: int = 20 * 1024 * 1024
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Shutdown:
+    grace: float = 30.0
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Log:
+    format: Literal["plain", "json"] = "plain"
+    access: bool = True
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Timeouts:
+    connect: float = 10.0
+    first_byte: float = 120.0
+    idle: float = 120.0
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Channel:
+    name: str
+    type: ChannelType
+    base_url: str = field(default="", repr=False)
+    keys: tuple[str, ...] = field(default=(), repr=False)
+    headers: Mapping[str, str] = field(default_factory=dict, repr=False)
+    models: tuple[str, ...] = ()
+    timeout: Timeouts = Timeouts()
+    api_version: str | None = None
+    enabled: bool = True
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Target:
+    channel: Channel
+    model: str
+    weight: float = 1.0
+    priority: int = 0
+
+    @property
+    def id(self) -> tuple[str, str]:
+        """Identity that survives reloads: cooldowns are kept per (channel name, model)."""
+        return (self.channel.name, self.model)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Price:
+    """USD per million tokens."""
+
+    input: float
+    output: float
+    cached_input: float | None = None
+
+    def cost(self, prompt: int, completion: int, cached: int = 0) -> float:
+        cached = min(cached, prompt)
+        cached_rate = self.input if self.cached_input is None else self.cached_input
+        return ((prompt - cached) * self.input + cached * cached_rate
+                + completion * self.output) / 1_000_000
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ModelGroup:
+    name: str
+    targets: tuple[Target, ...]
+    attempts: int = 3
+    cooldown: float = 30.0
+    price: Price | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Quota:
+    period: Period = "total"
+    tokens: int | None = None
+    requests: int | None = None
+    cost: float | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RateLimit:
+    rpm: int | None = None
+    tpm: int | None = None
+    concurrent: int | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TokenGroup:
+    name: str
+    models: tuple[str, ...] | None = None
+    quotas: tuple[Quota, ...] = ()
+    rate_limit: RateLimit | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Token:
+    name: str
+    key_sha256: bytes = field(repr=False)
+    group: TokenGroup | None = None
+    models: tuple[str, ...] | None = None
+    quotas: tuple[Quota, ...] = ()
+    rate_limit: RateLimit | None = None
+    expires: float | None = None  # unix seconds
+    enabled: bool = True
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Config:
+    listen: Listen = Listen()
+    database: Database = Database()
+    admin: Admin = Admin()
+    limits: Limits = Limits()
+    shutdown: Shutdown = Shutdown()
+    log: Log = Log()
+    channels: tuple[Channel, ...] = ()
+    model_groups: tuple[ModelGroup, ...] = ()
+    token_groups: tuple[TokenGroup, ...] = ()
+    tokens: tuple[Token, ...] = ()
+    warnings: tuple[str, ...] = ()
+    #: Every routable name: explicit groups, then models listed by enabled channels.
+    routes: Mapping[str, ModelGroup] = field(default_factory=dict, repr=False)
+    tokens_by_sha256: Mapping[bytes, Token] = field(default_factory=dict, repr=False)
+
+    def summary(self) -> str:
+        return (f"{len(self.channels)} channels, {len(self.routes)} routable models, "
+                f"{len(self.token_groups)} token groups, {len(self.tokens)} tokens")
+
+
+def hash_key(key: str) -> bytes:
+    return hashlib.sha256(key.encode()).digest()
+
+
+def load(path: str | os.PathLike[str], environ: Mapping[str, str] | None = None) -> Config:
+    """Read, interpolate and validate the config file at *path*."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            text = f.read()
+    except OSError as exc:
+        raise ConfigError([("", f"cannot read {os.fspath(path)}: {exc.strerror}")]) from None
+    return parse(text, environ)
+
+
+def parse(text: str, environ: Mapping[str, str] | None = None) -> Config:
+    """Validate a YAML document; raise `ConfigError` with every problem found."""
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise ConfigError([("", f"invalid YAML: {where}{problem}")]) from None
+    parser = _Parser(os.environ if environ is None else environ)
+    config = parser.config({} if raw is None else raw)
+    if parser.problems:
+        raise ConfigError(parser.problems)
+    return config
+
+
+_MISSING: Any = object()
+_ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
+_DURATION_UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, None: 1}
+_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(B|KB|KiB|MB|MiB|GB|GiB)?\s*$", re.IGNORECASE)
+_SIZE_UNITS = {"b": 1, "kb": 1000, "kib": 1024, "mb": 1000**2, "mib": 1024**2,
+               "gb": 1000**3, "gib": 1024**3, None: 1}
+_HEX64 = re.compile(r"^[0-9a-fA-F]{64}$")
+
+
+class _Parser:
+    """Walks the raw YAML tree, collecting ``(path, message)`` problems instead of stopping."""
+
+    def __init__(self, environ: Mapping[str, str]) -> None:
+        self.environ = environ
+        self.problems: list[tuple[str, str]] = []
+        self.warnings: list[str] = []
+
+    def error(self, path: str, message: str) -> None:
+        self.problems.append((path, message))
+
+    # -- generic readers ------------------------------------------------------------------
+
+    def mapping(self, value: Any, path: str, allowed: tuple[str, ...]) -> dict[str, Any] | None:
+        if not isinstance(value, dict):
+            self.error(path, f"expected a mapping, got {_kind(value)}")
+            return None
+        for key in value:
+            if key not in allowed:
+                hint = difflib.get_close_matches(str(key), allowed, n=1)
+                suffix = f"; did you mean '{hint[0]}'?" if hint else f"; expected one of {', '.join(allowed)}"
+                self.error(_join(path, str(key)), f"unknown key '{key}'{suffix}")
+        return value
+
+    def field(self, m: dict[str, Any], path: str, key: str, read: Callable[[Any, str], Any],
+              default: Any = _MISSING) -> Any:
+        where = _join(path, key)
+        if key not in m or m[key] is None:
+            if default is _MISSING:
+                self.error(where, "is required")
+            return None if default is _MISSING else default
+        return read(m[key], where)
+
+    def string(self, value: Any, path: str) -> str | None:
+        if isinstance(value, bool) or not isinstance(value, str | int | float):
+            self.error(path, f"expected a string, got {_kind(value)}")
+            return None
+        return self.interpolate(str(value), path)
+
+    def interpolate(self, text: str, path: str) -> str:
+        def replace(match: re.Match[str]) -> str:
+            name = match.group(1)
+            if name not in self.environ:
+                self.error(path, f"environment variable {name} is not set")
+                return ""
+            return self.environ[name]
+        return _ENV.sub(replace, text) if "${" in text else text
+
+    def integer(self, value: Any, path: str, minimum: int = 0) -> int | None:
+        if isinstance(value, str):
+            value = self.interpolate(value, path).replace("_", "")
+            try:
+                value = int(value)
+            except ValueError:
+                pass
+        if isinstance(value, bool) or not isinstance(value, int):
+            self.error(path, f"expected a whole number, got {_kind(value)}")
+            return None
+        if value < minimum:
+            self.error(path, f"must be at least {minimum}, got {value}")
+            return None
+        return value
+
+    def number(self, value: Any, path: str, minimum: float = 0.0) -> float | None:
+        if isinstance(value, str):
+            value = self.interpolate(value, path).replace("_", "")
+            try:
+                value = float(value)
+            except ValueError:
+                pass
+        if isinstance(value, bool) or not isinstance(value, int | float) or math.isnan(value):
+            self.error(path, f"expected a number, got {_kind(value)}")
+            return None
+        if value < minimum:
+            self.error(path, f"must be at least {minimum:g}, got {value:g}")
+            return None
+        return float(value)
+
+    def positive(self, value: Any, path: str) -> float | None:
+        number = self.number(value, path)
+        if number is not None and number <= 0:
+            self.error(path, f"must be greater than 0, got {number:g}")
+            return None
+        return number
+
+    def boolean(self, value: Any, path: str) -> bool | None:
+        if not isinstance(value, bool):
+            self.error(path, f"expected true or false, got {_kind(value)}")
+            return None
+        return value
+
+    def duration(self, value: Any, path: str) -> float | None:
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            if value < 0:
+                self.error(path, f"must not be negative, got {value}")
+                return None
+            return float(value)
+        match = _DURATION.match(value) if isinstance(value, str) else None
+        if not match:
+            self.error(path, f"expected a duration such as 30s, 500ms, 5m, 1h or 7d, got {value!r}")
+            return None
+        return float(match.group(1)) * _DURATION_UNITS[match.group(2)]
+
+    def size(self, value: Any, path: str) -> int | None:
+        if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+            return value
+        match = _SIZE.match(value) if isinstance(value, str) else None
+        if not match:
+            self.error(path, f"expected a size such as 65536, 64KiB or 20MiB, got {value!r}")
+            return None
+        unit = match.group(2).lower() if match.group(2) else None
+        return int(float(match.group(1)) * _SIZE_UNITS[unit])
+
+    def choice(self, options: tuple[str, ...]) -> Callable[[Any, str], str | None]:
+        def read(value: Any, path: str) -> str | None:
+            if value not in options:
+                self.error(path, f"expected one of {', '.join(options)}, got {value!r}")
+                return None
+            return str(value)
+        return read
+
+    def strings(self, value: Any, path: str) -> tuple[str, ...] | None:
+        if not isinstance(value, list):
+            self.error(path, f"expected a list, got {_kind(value)}")
+            return None
+        items = [self.string(item, f"{path}[{i}]") for i, item in enumerate(value)]
+        return tuple(item for item in items if item is not None)
+
+    def headers(self, value: Any, path: str) -> dict[str, str] | None:
+        if not isinstance(value, dict):
+            self.error(path, f"expected a mapping, got {_kind(value)}")
+            return None
+        out = {}
+        for name, item in value.items():
+            text = self.string(item, _join(path, str(name)))
+            if text is not None:
+                out[str(name)] = text
+        return out
+
+    def moment(self, value: Any, path: str) -> float | None:
+        if isinstance(value, str):
+            try:
+                value = dt.datetime.fromisoformat(value)
+            except ValueError:
+                self.error(path, f"expected a date or datetime such as 2027-01-01, got {value!r}")
+                return None
+        if isinstance(value, dt.date) and not isinstance(value, dt.datetime):
+            value = dt.datetime(value.year, value.month, value.day)
+        if not isinstance(value, dt.datetime):
+            self.error(path, f"expected a date or datetime, got {_kind(value)}")
+            return None
+        if value.tzinfo is None:
+            value = value.replace(tzinfo=dt.UTC)
+        return value.timestamp()
+
+    def items(self, value: Any, path: str) -> list[tuple[str, Any]]:
+        if value is None:
+            return []
+        if not isinstance(value, list):
+            self.error(path, f"expected a list, got {_kind(value)}")
+            return []
+        return [(f"{path}[{i}]", item) for i, item in enumerate(value)]
+
+    def section(self, raw: dict[str, Any], key: str, cls: type, spec: dict[str, Callable]) -> Any:
+        """Read a flat mapping section whose every key is optional and typed by *spec*."""
+        m = self.mapping(raw.get(key) or {}, key, tuple(spec))
+        if m is None:
+            return cls()
+        values = {k: read(m[k], _join(key, k)) for k, read in spec.items() if m.get(k) is not None}
+        return cls(**{k: v for k, v in values.items() if v is not None})
+
+    # -- the document ---------------------------------------------------------------------
+
+    def config(self, raw: Any) -> Config:
+        top = ("listen", "database", "admin", "limits", "shutdown", "log",
+               "channels", "model_groups", "token_groups", "tokens")
+        m = self.mapping(raw, "", top)
+        if m is None:
+            return Config()
+        listen = self.section(m, "listen", Listen, {
+            "host": self.string, "port": lambda v, p: self.integer(v, p, 1)})
+        if listen.port > 65535:
+            self.error("listen.port", f"must be at most 65535, got {listen.port}")
+        database = self.section(m, "database", Database, {"path": self.string})
+        admin = self.section(m, "admin", Admin, {"key": self.string})
+        if admin.key == "":
+            admin = Admin()
+        limits = self.section(m, "limits", Limits, {"max_body": self.size})
+        shutdown = self.section(m, "shutdown", Shutdown, {"grace": self.duration})
+        log = self.section(m, "log", Log, {
+            "format": self.choice(("plain", "json")), "access": self.boolean})
+
+        channels = self.unique("channels", [
+            c for path, item in self.items(m.get("channels"), "channels")
+            if (c := self.channel(item, path)) is not None])
+        by_channel = {c.name: c for c, _ in channels}
+        groups = self.unique("model_groups", [
+            g for path, item in self.items(m.get("model_groups"), "model_groups")
+            if (g := self.model_group(item, path, by_channel)) is not None])
+        token_groups = self.unique("token_groups", [
+            g for path, item in self.items(m.get("token_groups"), "token_groups")
+            if (g := self.token_group(item, path)) is not None])
+        by_token_group = {g.name: g for g, _ in token_groups}
+        tokens = self.unique("tokens", [
+            t for path, item in self.items(m.get("tokens"), "tokens")
+            if (t := self.token(item, path, by_token_group)) is not None])
+
+        tokens_by_sha256: dict[bytes, Token] = {}
+        for token, path in tokens:
+            other = tokens_by_sha256.setdefault(token.key_sha256, token)
+            if other is not token:
+                self.error(path, f"token '{token.name}' has the same key as '{other.name}'")
+
+        return Config(
+            listen=listen, database=database, admin=admin, limits=limits, shutdown=shutdown,
+            log=log,
+            channels=tuple(c for c, _ in channels),
+            model_groups=tuple(g for g, _ in groups),
+            token_groups=tuple(g for g, _ in token_groups),
+            tokens=tuple(t for t, _ in tokens),
+            warnings=tuple(self.warnings),
+            routes=_routes([c for c, _ in channels], [g for g, _ in groups]),
+            tokens_by_sha256=tokens_by_sha256,
+        )
+
+    def unique(self, section: str, named: list[tuple[Any, str]]) -> list[tuple[Any, str]]:
+        seen: set[str] = set()
+        for item, path in named:
+            if item.name in seen:
+                self.error(_join(path, "name"), f"duplicate {section} name '{item.name}'")
+            seen.add(item.name)
+        return named
+
+    def channel(self, raw: Any, path: str) -> tuple[Channel, str] | None:
+        keys = ("name", "type", "base_url", "keys", "headers", "models", "timeout",
+                "api_version", "enabled")
+        m = self.mapping(raw, path, keys)
+        if m is None:
+            return None
+        name = self.field(m, path, "name", self.string)
+        kind = self.field(m, path, "type", self.choice(CHANNEL_TYPES))
+        needs_upstream = kind in ("openai", "anthropic", "azure")
+        base_url = self.field(m, path, "base_url", self.string,
+                              _MISSING if needs_upstream else "")
+        if base_url and not base_url.startswith(("http://", "https://")):
+            self.error(_join(path, "base_url"), "must start with http:// or https://")
+        keys_ = self.field(m, path, "keys", self.strings, _MISSING if needs_upstream else ())
+        if needs_upstream and keys_ is not None and not [k for k in keys_ if k]:
+            self.error(_join(path, "keys"), "needs at least one non-empty key")
+        api_version = self.field(m, path, "api_version", self.string,
+                                 _MISSING if kind == "azure" else None)
+        timeout_raw = self.mapping(m.get("timeout") or {}, _join(path, "timeout"),
+                                   ("connect", "first_byte", "idle"))
+        timeout = Timeouts()
+        if timeout_raw:
+            values = {k: self.duration(v, _join(path, f"timeout.{k}"))
+                      for k, v in timeout_raw.items() if k in Timeouts.__slots__}
+            timeout = Timeouts(**{k: v for k, v in values.items() if v})
+        headers = self.field(m, path, "headers", self.headers, {})
+        models = self.field(m, path, "models", self.strings, ())
+        enabled = self.field(m, path, "enabled", self.boolean, True)
+        if name is None or kind is None or None in (base_url, keys_, headers, models, enabled):
+            return None
+        return Channel(
+            name=name, type=kind, base_url=base_url.rstrip("/"),
+            keys=tuple(k for k in keys_ if k), headers=headers, models=models, timeout=timeout,
+            api_version=api_version, enabled=enabled), path
+
+    def model_group(self, raw: Any, path: str,
+                    channels: dict[str, Channel]) -> tuple[ModelGroup, str] | None:
+        m = self.mapping(raw, path, ("name", "targets", "retry", "cooldown", "price"))
+        if m is None:
+            return None
+        name = self.field(m, path, "name", self.string)
+        targets = [t for p, item in self.items(m.get("targets"), _join(path, "targets"))
+                   if (t := self.target(item, p, channels)) is not None]
+        if "targets" not in m or not isinstance(m["targets"], list) or not m["targets"]:
+            self.error(_join(path, "targets"), "needs at least one target")
+        attempts = 3
+        retry = self.mapping(m.get("retry") or {}, _join(path, "retry"), ("attempts",))
+        if retry and "attempts" in retry:
+            attempts = self.integer(retry["attempts"], _join(path, "retry.attempts"), 1) or 3
+        cooldown = self.field(m, path, "cooldown", self.duration, 30.0)
+        price = None
+        if m.get("price") is not None:
+            price_path = _join(path, "price")
+            p = self.mapping(m["price"], price_path, ("input", "output", "cached_input"))
+            if p is not None:
+                values = {k: self.number(p[k], _join(price_path, k)) for k in p
+                          if k in Price.__slots__}
+                if "input" not in p or "output" not in p:
+                    self.error(price_path, "needs both input and output (USD per 1M tokens)")
+                elif None not in values.values():
+                    price = Price(**values)
+        if name is None or cooldown is None:
+            return None
+        return ModelGroup(name=name, targets=tuple(targets), attempts=attempts,
+                          cooldown=cooldown, price=price), path
+
+    def target(self, raw: Any, path: str, channels: dict[str, Channel]) -> Target | None:
+        m = self.mapping(raw, path, ("channel", "model", "weight", "priority"))
+        if m is None:
+            return None
+        channel_name = self.field(m, path, "channel", self.string)
+        model = self.field(m, path, "model", self.string)
+        weight = self.field(m, path, "weight", self.positive, 1.0)
+        priority = self.field(m, path, "priority", lambda v, p: self.integer(v, p, -(2**31)), 0)
+        channel = channels.get(channel_name) if channel_name is not None else None
+        if channel_name is not None and channel is None:
+            hint = difflib.get_close_matches(channel_name, list(channels), n=1)
+            suffix = f"; did you mean '{hint[0]}'?" if hint else ""
+            self.error(_join(path, "channel"), f"no channel named '{channel_name}'{suffix}")
+        if channel is None or model is None or weight is None or priority is None:
+            return None
+        return Target(channel=channel, model=model, weight=weight, priority=priority)
+
+    def quotas(self, value: Any, path: str) -> tuple[Quota, ...]:
+        entries = [(path, value)] if isinstance(value, dict) else self.items(value, path)
+        out = []
+        for p, raw in entries:
+            m = self.mapping(raw, p, ("tokens", "requests", "cost", "period"))
+            if m is None:
+                continue
+            period = self.field(m, p, "period", self.choice(PERIODS), "total")
+            values = {"tokens": self.field(m, p, "tokens", self.integer, None),
+                      "requests": self.field(m, p, "requests", self.integer, None),
+                      "cost": self.field(m, p, "cost", self.number, None)}
+            if not any(k in m for k in values):
+                self.error(p, "a quota needs tokens, requests or cost")
+            if period is not None:
+                out.append(Quota(period=period, **values))
+        return tuple(out)
+
+    def rate_limit(self, value: Any, path: str) -> RateLimit | None:
+        m = self.mapping(value, path, ("rpm", "tpm", "concurrent"))
+        if m is None:
+            return None
+        return RateLimit(**{k: self.field(m, path, k, lambda v, p: self.integer(v, p, 1), None)
+                            for k in ("rpm", "tpm", "concurrent")})
+
+    def token_group(self, raw: Any, path: str) -> tuple[TokenGroup, str] | None:
+        m = self.mapping(raw, path, ("name", "models", "quota", "rate_limit"))
+        if m is None:
+            return None
+        name = self.field(m, path, "name", self.string)
+        models = self.field(m, path, "models", self.strings, None)
+        quotas = self.field(m, path, "quota", self.quotas, ())
+        rate_limit = self.field(m, path, "rate_limit", self.rate_limit, None)
+        if name is None:
+            return None
+        return TokenGroup(name=name, models=models, quotas=quotas, rate_limit=rate_limit), path
+
+    def token(self, raw: Any, path: str,
+              groups: dict[str, TokenGroup]) -> tuple[Token, str] | None:
+        keys = ("name", "key", "key_sha256", "group", "models", "quota", "rate_limit",
+                "expires", "enabled")
+        m = self.mapping(raw, path, keys)
+        if m is None:
+            return None
+        name = self.field(m, path, "name", self.string)
+        digest = None
+        if ("key" in m) == ("key_sha256" in m):
+            self.error(path, "needs exactly one of key_sha256 or key")
+        elif "key" in m:
+            key = self.string(m["key"], _join(path, "key"))
+            if key is not None and len(key) < 8:
+                self.error(_join(path, "key"), "must be at least 8 characters")
+            elif key is not None:
+                digest = hash_key(key)
+                self.warnings.append(f"{_join(path, 'key')}: plaintext key; store key_sha256 "
+                                     "instead (`coderouter token new` prints both)")
+        else:
+            hexed = self.string(m["key_sha256"], _join(path, "key_sha256"))
+            if hexed is not None and not _HEX64.match(hexed):
+                self.error(_join(path, "key_sha256"), "expected 64 hexadecimal characters")
+            elif hexed is not None:
+                digest = bytes.fromhex(hexed)
+        group_name = self.field(m, path, "group", self.string, None)
+        group = groups.get(group_name) if group_name is not None else None
+        if group_name is not None and group is None:
+            hint = difflib.get_close_matches(group_name, list(groups), n=1)
+            suffix = f"; did you mean '{hint[0]}'?" if hint else ""
+            self.error(_join(path, "group"), f"no token group named '{group_name}'{suffix}")
+        models = self.field(m, path, "models", self.strings, None)
+        quotas = self.field(m, path, "quota", self.quotas, ())
+        rate_limit = self.field(m, path, "rate_limit", self.rate_limit, None)
+        expires = self.field(m, path, "expires", self.moment, None)
+        enabled = self.field(m, path, "enabled", self.boolean, True)
+        if name is None or digest is None or enabled is None:
+            return None
+        return Token(name=name, key_sha256=digest, group=group, models=models, quotas=quotas,
+                     rate_limit=rate_limit, expires=expires, enabled=enabled), path
+
+
+def _routes(channels: list[Channel], groups: list[ModelGroup]) -> dict[str, ModelGroup]:
+    """Every routable name: channel-listed models first, explicit groups override them."""
+    listed: dict[str, list[Target]] = {}
+    for channel in channels:
+        if channel.enabled:
+            for model in channel.models:
+                listed.setdefault(model, []).append(Target(channel=channel, model=model))
+    routes = {name: ModelGroup(name=name, targets=tuple(targets))
+              for name, targets in listed.items()}
+    for group in groups:
+        enabled = tuple(t for t in group.targets if t.channel.enabled)
+        routes[group.name] = ModelGroup(name=group.name, targets=enabled, attempts=group.attempts,
+                                        cooldown=group.cooldown, price=group.price)
+    return routes
+
+
+def _join(path: str, key: str) -> str:
+    return f"{path}.{key}" if path else key
+
+
+def _kind(value: Any) -> str:
+    if value is None:
+        return "nothing"
+    if isinstance(value, dict):
+        return "a mapping"
+    if isinstance(value, list):
+        return "a list"
+    return f"{type(value).__name__} {value!r}"

@@ -1,0 +1,83 @@
+"""The errors a caller or an operator can see. Imports nothing internal."""
+
+from __future__ import annotations
+
+
+class GatewayError(Exception):
+    """An error answered to the caller: an HTTP status, an OpenAI error type and code."""
+
+    status = 500
+    type = "server_error"
+    code = "internal_error"
+    #: The Anthropic ``error.type`` used on /v1/messages routes.
+    anthropic_type = "api_error"
+
+    def __init__(self, message: str, *, headers: dict[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.headers = headers or {}
+
+
+class InvalidApiKey(GatewayError):
+    status, type, code, anthropic_type = (
+        401, "invalid_request_error", "invalid_api_key", "authentication_error")
+
+
+class ModelNotAllowed(GatewayError):
+    status, type, code, anthropic_type = (
+        403, "invalid_request_error", "model_not_allowed", "permission_error")
+
+
+class ModelNotFound(GatewayError):
+    status, type, code, anthropic_type = (
+        404, "invalid_request_error", "model_not_found", "not_found_error")
+
+
+class NotFound(GatewayError):
+    status, type, code, anthropic_type = (404, "invalid_request_error", "not_found", "not_found_error")
+
+
+class MethodNotAllowed(GatewayError):
+    status, type, code, anthropic_type = (
+        405, "invalid_request_error", "method_not_allowed", "invalid_request_error")
+
+
+class InvalidRequest(GatewayError):
+    status, type, code, anthropic_type = (
+        400, "invalid_request_error", "invalid_request", "invalid_request_error")
+
+
+class RequestTooLarge(GatewayError):
+    status, type, code, anthropic_type = (
+        413, "invalid_request_error", "request_too_large", "request_too_large")
+
+
+class QuotaExceeded(GatewayError):
+    status, type, code, anthropic_type = (
+        429, "insufficient_quota", "insufficient_quota", "rate_limit_error")
+
+
+class RateLimited(GatewayError):
+    status, type, code, anthropic_type = (
+        429, "rate_limit_exceeded", "rate_limit_exceeded", "rate_limit_error")
+
+
+class UpstreamError(GatewayError):
+    status, type, code, anthropic_type = (502, "upstream_error", "upstream_error", "api_error")
+
+
+class UpstreamTimeout(UpstreamError):
+    status = 504
+
+
+class ServiceUnavailable(GatewayError):
+    status, type, code, anthropic_type = (
+        503, "server_error", "shutting_down", "overloaded_error")
+
+
+class ConfigError(ValueError):
+    """A config file that cannot be used; ``problems`` holds every ``(yaml_path, message)``."""
+
+    def __init__(self, problems: list[tuple[str, str]]) -> None:
+        self.problems = problems
+        super().__init__("\n".join(f"{path}: {msg}" if path else msg for path, msg in problems))
