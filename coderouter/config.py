@@ -6,6 +6,7 @@ Both raise `ConfigError` listing every problem at once, so an operator fixes the
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import difflib
 import hashlib
@@ -233,7 +234,8 @@ class _Parser:
         for key in value:
             if key not in allowed:
                 hint = difflib.get_close_matches(str(key), allowed, n=1)
-                suffix = f"; did you mean '{hint[0]}'?" if hint else f"; expected one of {', '.join(allowed)}"
+                suffix = (f"; did you mean '{hint[0]}'?" if hint
+                          else f"; expected one of {', '.join(allowed)}")
                 self.error(_join(path, str(key)), f"unknown key '{key}'{suffix}")
         return value
 
@@ -264,10 +266,8 @@ class _Parser:
     def integer(self, value: Any, path: str, minimum: int = 0) -> int | None:
         if isinstance(value, str):
             value = self.interpolate(value, path).replace("_", "")
-            try:
+            with contextlib.suppress(ValueError):
                 value = int(value)
-            except ValueError:
-                pass
         if isinstance(value, bool) or not isinstance(value, int):
             self.error(path, f"expected a whole number, got {_kind(value)}")
             return None
@@ -279,10 +279,8 @@ class _Parser:
     def number(self, value: Any, path: str, minimum: float = 0.0) -> float | None:
         if isinstance(value, str):
             value = self.interpolate(value, path).replace("_", "")
-            try:
+            with contextlib.suppress(ValueError):
                 value = float(value)
-            except ValueError:
-                pass
         if isinstance(value, bool) or not isinstance(value, int | float) or math.isnan(value):
             self.error(path, f"expected a number, got {_kind(value)}")
             return None

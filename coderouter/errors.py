@@ -34,7 +34,8 @@ class ModelNotFound(GatewayError):
 
 
 class NotFound(GatewayError):
-    status, type, code, anthropic_type = (404, "invalid_request_error", "not_found", "not_found_error")
+    status, type, code, anthropic_type = (
+        404, "invalid_request_error", "not_found", "not_found_error")
 
 
 class MethodNotAllowed(GatewayError):

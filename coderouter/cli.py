@@ -1,0 +1,190 @@
+"""The `coderouter` command: serve, check, token new, usage."""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import hashlib
+import logging
+import os
+import re
+import secrets
+import sqlite3
+import sys
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import orjson
+
+from . import __version__
+from .config import Config, load
+from .errors import ConfigError
+from .usage import GROUPINGS, REPORT_FIELDS, aggregate_query, report_rows
+
+log = logging.getLogger("coderouter")
+
+
+def config_path(given: str | None) -> str:
+    return given or os.environ.get("CODEROUTER_CONFIG") or "./config.yaml"
+
+
+def _load_or_report(path: str) -> Config | None:
+    try:
+        config = load(path)
+    except ConfigError as exc:
+        print(f"{path}: invalid config", file=sys.stderr)
+        for where, message in exc.problems:
+            print(f"  {where}: {message}" if where else f"  {message}", file=sys.stderr)
+        return None
+    for warning in config.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
+    return config
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    path = config_path(args.config)
+    config = _load_or_report(path)
+    if config is None:
+        return 1
+    print(f"{path}: ok: {config.summary()}")
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from aiohttp import web
+
+    from .app import create_app
+    from .reload import ConfigHolder
+
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    path = config_path(args.config)
+    if _load_or_report(path) is None:
+        return 1
+    holder = ConfigHolder.from_file(path)
+    config = holder.current
+    try:
+        import uvloop
+    except ImportError:
+        uvloop = None
+    app = create_app(holder, watch=True)
+    listen = config.listen
+    log.info("coderouter %s serving %s on http://%s:%d (%s)", __version__, path, listen.host,
+             listen.port, config.summary())
+    web.run_app(app, host=listen.host, port=listen.port, print=None, access_log=None,
+                handler_cancellation=True, shutdown_timeout=config.shutdown.grace,
+                loop=uvloop.new_event_loop() if uvloop else None)
+    return 0
+
+
+def cmd_token_new(args: argparse.Namespace) -> int:
+    key = "sk-cr-" + secrets.token_urlsafe(32)
+    digest = hashlib.sha256(key.encode()).hexdigest()
+    print(f"key:        {key}")
+    print(f"key_sha256: {digest}")
+    print()
+    print("# paste under tokens: in the config; give the key to the caller, keep only the hash")
+    print(f"  - name: {args.name or 'NAME'}")
+    print(f"    key_sha256: {digest}")
+    return 0
+
+
+_SPAN = re.compile(r"^(\d+(?:\.\d+)?)([smhdw])$")
+_SPAN_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+def parse_moment(text: str, now: float) -> float:
+    """``7d``/``12h`` ago, or an ISO date or datetime (UTC when no zone)."""
+    match = _SPAN.match(text.strip())
+    if match:
+        return now - float(match.group(1)) * _SPAN_SECONDS[match.group(2)]
+    try:
+        moment = dt.datetime.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected a span such as 7d or 12h, or a date such as 2026-11-01, got {text!r}"
+        ) from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=dt.UTC)
+    return moment.timestamp()
+
+
+def cmd_usage(args: argparse.Namespace) -> int:
+    path = config_path(args.config)
+    config = _load_or_report(path)
+    if config is None:
+        return 1
+    now = time.time()
+    try:
+        since = parse_moment(args.since, now) if args.since else None
+        until = parse_moment(args.until, now) if args.until else None
+    except argparse.ArgumentTypeError as exc:
+        print(f"coderouter usage: {exc}", file=sys.stderr)
+        return 2
+    database = config.database.path
+    if not os.path.exists(database):
+        print(f"no usage database at {database} yet", file=sys.stderr)
+        rows: list[Any] = []
+    else:
+        sql, params = aggregate_query(args.by, since, until)
+        with sqlite3.connect(f"file:{database}?mode=ro", uri=True) as db:
+            rows = db.execute(sql, params).fetchall()
+    report = report_rows(args.by, rows)
+    if args.json:
+        sys.stdout.write(orjson.dumps(report, option=orjson.OPT_INDENT_2).decode() + "\n")
+    else:
+        print_table(args.by, report)
+    return 0
+
+
+def print_table(by: str, report: Sequence[dict[str, Any]]) -> None:
+    headers = (by, *REPORT_FIELDS)
+    cells = [[_cell(item[h]) for h in headers] for item in report]
+    widths = [max([len(h), *(len(row[i]) for row in cells)]) for i, h in enumerate(headers)]
+    print("  ".join(h.ljust(w) if i == 0 else h.rjust(w)
+                    for i, (h, w) in enumerate(zip(headers, widths, strict=True))))
+    for row in cells:
+        print("  ".join(c.ljust(w) if i == 0 else c.rjust(w)
+                        for i, (c, w) in enumerate(zip(row, widths, strict=True))))
+    if not cells:
+        print("(no requests in this span)")
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.4f}"
+    return str(value)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="coderouter", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"coderouter {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    def with_config(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
+        p.add_argument("-c", "--config", help="config file (default: $CODEROUTER_CONFIG, "
+                                              "then ./config.yaml)")
+        return p
+
+    with_config(sub.add_parser("serve", help="run the gateway")).set_defaults(func=cmd_serve)
+    with_config(sub.add_parser("check", help="validate a config")).set_defaults(func=cmd_check)
+    token = sub.add_parser("token", help="caller keys").add_subparsers(dest="action",
+                                                                       required=True)
+    new = token.add_parser("new", help="print a new key and its key_sha256")
+    new.add_argument("--name")
+    new.set_defaults(func=cmd_token_new)
+    usage = with_config(sub.add_parser("usage", help="aggregate the usage table"))
+    usage.add_argument("--since", help="e.g. 7d, 12h or 2026-11-01")
+    usage.add_argument("--until")
+    usage.add_argument("--by", choices=tuple(GROUPINGS), default="token")
+    usage.add_argument("--json", action="store_true")
+    usage.set_defaults(func=cmd_usage)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return int(args.func(args))

@@ -1,0 +1,216 @@
+"""Thin aiohttp handlers: authenticate, read and check the body, admit, forward, record."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import time
+from typing import Any
+
+import orjson
+from aiohttp import web
+
+from .auth import authenticate, check_model, may_use
+from .errors import (
+    GatewayError,
+    InvalidRequest,
+    MethodNotAllowed,
+    ModelNotFound,
+    NotFound,
+    RequestTooLarge,
+)
+from .estimate import estimate_tokens
+from .proxy import Exchange
+from .sse import Dialect
+from .state import GATEWAY
+from .usage import Record
+
+log = logging.getLogger("coderouter.handlers")
+
+#: Caller-facing POST routes and the dialect each speaks.
+ENDPOINTS: dict[str, Dialect] = {
+    "/v1/chat/completions": "chat",
+    "/v1/completions": "completions",
+    "/v1/embeddings": "embeddings",
+    "/v1/responses": "responses",
+    "/v1/messages": "messages",
+    "/v1/messages/count_tokens": "count_tokens",
+}
+
+_REQUEST_ID = "request_id"
+_JSON_HEADERS = {"Content-Type": "application/json"}
+
+
+def request_id(request: web.Request) -> str:
+    """The caller's ``x-request-id`` when it is sane, else a new one; fixed per request."""
+    rid: str | None = request.get(_REQUEST_ID)
+    if rid is None:
+        given = request.headers.get("x-request-id", "")
+        rid = given if 0 < len(given) <= 128 and given.isascii() and given.isprintable() \
+            else f"req_{os.urandom(12).hex()}"
+        request[_REQUEST_ID] = rid
+    return rid
+
+
+async def read_body(request: web.Request, limit: int) -> bytes:
+    """The whole body, or `RequestTooLarge` as soon as it passes *limit* bytes."""
+    length = request.content_length
+    if length is not None and length > limit:
+        raise RequestTooLarge(f"request body of {length} bytes is over the {limit} byte limit")
+    chunks = []
+    size = 0
+    async for chunk in request.content.iter_any():
+        size += len(chunk)
+        if size > limit:
+            raise RequestTooLarge(f"request body is over the {limit} byte limit")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def parse_payload(body: bytes) -> dict[str, Any]:
+    """The JSON object of a request, with a string ``model``; else `InvalidRequest`."""
+    try:
+        payload = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise InvalidRequest(f"request body is not valid JSON: {exc}") from None
+    if not isinstance(payload, dict):
+        raise InvalidRequest("request body must be a JSON object")
+    model = payload.get("model")
+    if model is None:
+        raise InvalidRequest("'model' is required")
+    if not isinstance(model, str) or not model:
+        raise InvalidRequest("'model' must be a non-empty string")
+    stream = payload.get("stream")
+    if stream is not None and not isinstance(stream, bool):
+        raise InvalidRequest("'stream' must be true or false")
+    options = payload.get("stream_options")
+    if options is not None and not isinstance(options, dict):
+        raise InvalidRequest("'stream_options' must be an object")
+    for field in ("max_tokens", "max_completion_tokens", "max_output_tokens"):
+        value = payload.get(field)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
+            raise InvalidRequest(f"'{field}' must be an integer")
+    return payload
+
+
+def output_allowance(payload: dict[str, Any]) -> int:
+    for field in ("max_completion_tokens", "max_tokens", "max_output_tokens"):
+        value = payload.get(field)
+        if isinstance(value, int) and value > 0:
+            return value
+    return 0
+
+
+async def relay(request: web.Request) -> web.StreamResponse:
+    """POST /v1/…: route by ``model`` and forward; one usage row whatever happens."""
+    gw = request.app[GATEWAY]
+    config = gw.holder.current
+    dialect = ENDPOINTS[request.path]
+    token = authenticate(config, request.headers)
+    record = Record(ts=time.time(), request_id=request_id(request), endpoint=request.path,
+                    token=token.name, token_group=token.group.name if token.group else None,
+                    client_ip=request.remote)
+    exchange: Exchange | None = None
+    admission = None
+    try:
+        payload = parse_payload(await read_body(request, config.limits.max_body))
+        model = payload["model"]
+        record.model = model
+        record.stream = int(payload.get("stream") is True)
+        route = config.routes.get(model)
+        if route is None:
+            raise ModelNotFound(f"the model '{model}' does not exist")
+        check_model(token, model)
+        exchange = Exchange(request=request, dialect=dialect, payload=payload, route=route,
+                            record=record)
+        if gw.limiter is not None:
+            prompt = estimate_tokens(payload)
+            reserve = prompt + output_allowance(payload)
+            price = route.price
+            admission = gw.limiter.admit(
+                token, estimate_tokens=reserve,
+                estimate_cost=price.cost(prompt, reserve - prompt) if price else 0.0)
+            request["ratelimit_headers"] = admission.headers
+        return await gw.forwarder.forward(exchange)
+    except GatewayError as exc:
+        record.status = exc.status
+        record.error = record.error or exc.message
+        raise
+    except asyncio.CancelledError:
+        record.status, record.error = 499, "client disconnected"
+        raise
+    except BaseException as exc:
+        record.status, record.error = 500, f"internal error: {type(exc).__name__}"
+        raise
+    finally:
+        if exchange is not None:
+            exchange.settle()
+        record.latency_ms = round((time.time() - record.ts) * 1000, 3)
+        if admission is not None:
+            admission.settle(tokens=record.total_tokens if record.attempts else 0,
+                             cost=record.cost)
+        gw.finished(record)
+
+
+async def models(request: web.Request) -> web.Response:
+    """GET /v1/models: the routable names this token may use."""
+    gw = request.app[GATEWAY]
+    config = gw.holder.current
+    token = authenticate(config, request.headers)
+    created = int(gw.started)
+    data = [{"id": name, "object": "model", "created": created, "owned_by": "coderouter"}
+            for name in sorted(config.routes) if may_use(token, name)]
+    return web.Response(body=orjson.dumps({"object": "list", "data": data}),
+                        headers=_JSON_HEADERS)
+
+
+async def healthz(request: web.Request) -> web.Response:
+    return web.Response(body=b'{"status":"ok"}', headers=_JSON_HEADERS)
+
+
+def error_body(request: web.Request, error: GatewayError) -> bytes:
+    """OpenAI-shaped, or Anthropic-shaped on the /v1/messages routes."""
+    if request.path.startswith("/v1/messages"):
+        return orjson.dumps({"type": "error", "error": {
+            "type": error.anthropic_type, "message": error.message}})
+    return orjson.dumps({"error": {"message": error.message, "type": error.type,
+                                   "code": error.code, "param": None}})
+
+
+@web.middleware
+async def errors_middleware(request: web.Request, handler: Any) -> web.StreamResponse:
+    """Turn every failure into the contract's error body; never a traceback or a key."""
+    try:
+        return await handler(request)
+    except GatewayError as exc:
+        error = exc
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        error = _http_error(request, exc)
+    except (asyncio.CancelledError, ConnectionResetError):
+        raise
+    except Exception:
+        log.exception("unhandled error on %s %s", request.method, request.path)
+        error = GatewayError("internal error")
+    return web.Response(status=error.status, body=error_body(request, error),
+                        headers={**_JSON_HEADERS, **error.headers,
+                                 **request.get("ratelimit_headers", {})})
+
+
+def _http_error(request: web.Request, exc: web.HTTPException) -> GatewayError:
+    if exc.status == 404:
+        return NotFound(f"no route for {request.method} {request.path}")
+    if exc.status == 405:
+        return MethodNotAllowed(f"method {request.method} is not allowed on {request.path}")
+    error = InvalidRequest(exc.reason)
+    error.status = exc.status
+    return error
+
+
+async def on_prepare(request: web.Request, response: web.StreamResponse) -> None:
+    response.headers["x-request-id"] = request_id(request)
+    extra = request.get("ratelimit_headers")
+    if extra:
+        response.headers.update(extra)

@@ -1,0 +1,334 @@
+"""The request path after admission: pick targets, forward, fail over, relay, meter usage.
+
+Failover happens on connect errors, first-byte timeouts, 429 and 5xx, and a rejected key (401,
+403); never once a byte has reached the caller. For streams the first upstream chunk is read
+before the caller's response starts, so a target that accepts the connection and then stays
+silent is still failed over.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import aiohttp
+import orjson
+from aiohttp import web
+
+from . import mock
+from .config import ModelGroup, Target
+from .errors import GatewayError, UpstreamError, UpstreamTimeout
+from .estimate import estimate_output_tokens, estimate_tokens
+from .routing import Health
+from .sse import Dialect, StreamMeter, Usage, error_event, usage_from_body
+from .upstream import PATHS, Pools, Response, headers_for, url_for
+from .usage import Record
+
+log = logging.getLogger("coderouter.proxy")
+
+_INJECTS_USAGE: frozenset[Dialect] = frozenset({"chat", "completions"})
+_STREAM_HEADERS = {"Content-Type": "text/event-stream; charset=utf-8",
+                   "Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+
+
+class StreamConverter(Protocol):
+    """Turns complete upstream SSE events into the caller's dialect."""
+
+    def feed(self, events: bytes) -> bytes: ...
+
+    def finish(self) -> bytes: ...
+
+
+class Conversion(Protocol):
+    """Serves a caller dialect from a channel that speaks another one."""
+
+    upstream: Dialect
+
+    def request(self, payload: dict[str, Any]) -> dict[str, Any]: ...
+
+    def response(self, body: dict[str, Any], model: str) -> dict[str, Any]: ...
+
+    def stream(self, model: str, payload: dict[str, Any]) -> StreamConverter: ...
+
+    def error(self, status: int, body: bytes) -> bytes: ...
+
+
+#: (caller dialect, channel type) -> how to serve it when the channel does not speak it natively.
+CONVERSIONS: dict[tuple[Dialect, str], Conversion] = {}
+
+
+@dataclass(slots=True)
+class Exchange:
+    """One caller request on its way through: what was asked and what happened."""
+
+    request: web.Request
+    dialect: Dialect
+    payload: dict[str, Any]
+    route: ModelGroup
+    record: Record
+    started: float = field(default_factory=time.monotonic)
+    usage: Usage | None = None
+    estimated: bool = False
+    meter: StreamMeter | None = None
+
+    @property
+    def stream(self) -> bool:
+        return self.payload.get("stream") is True
+
+    def settle(self) -> None:
+        """Put usage and cost in the row: the upstream's, else an estimate, else none."""
+        usage = self.usage
+        if usage is None and self.meter is not None:
+            usage = Usage(estimate_tokens(self.payload), max(0, self.meter.events - 3))
+            self.estimated = True
+        if usage is None:
+            return
+        record = self.record
+        record.prompt_tokens, record.completion_tokens = usage.prompt, usage.completion
+        record.total_tokens, record.cached_tokens = usage.total, usage.cached
+        record.usage_source = "estimated" if self.estimated else "upstream"
+        price = self.route.price
+        if price is not None:
+            record.cost = round(price.cost(usage.prompt, usage.completion, usage.cached), 10)
+
+
+class _Failed(Exception):
+    """An attempt failed in a way another key or target may fix."""
+
+    def __init__(self, error: GatewayError, *, key: bool = False,
+                 cooldown: float | None = None) -> None:
+        super().__init__(error.message)
+        self.error = error
+        self.key = key  # the channel's key was refused: cool the key, not the target
+        self.cooldown = cooldown
+
+
+def plan_for(dialect: Dialect, target: Target) -> Conversion | bool | None:
+    """True when *target*'s channel speaks *dialect*, its Conversion, or False."""
+    if dialect in PATHS[target.channel.type]:
+        return True
+    return CONVERSIONS.get((dialect, target.channel.type)) or False
+
+
+class Forwarder:
+    """Sends exchanges upstream with failover; one per app, shared by every request."""
+
+    def __init__(self, pools: Pools, health: Health,
+                 on_attempt: Callable[[Target, str], None] | None = None) -> None:
+        self.pools = pools
+        self.health = health
+        self.on_attempt = on_attempt
+
+    async def forward(self, ex: Exchange) -> web.StreamResponse:
+        """Answer *ex* from the first target that works, within the route's attempts."""
+        route, record = ex.route, ex.record
+        attempts = route.attempts
+        failure: GatewayError | None = None
+        candidates = [(t, p) for t in self.health.plan(route)
+                      if (p := plan_for(ex.dialect, t)) is not False]
+        if not candidates:
+            raise UpstreamError(f"no enabled channel serves '{route.name}' on this endpoint")
+        for target, conversion in candidates:
+            if attempts == 0:
+                break
+            if not self.health.acquire(target):
+                continue
+            channel = target.channel
+            record.channel, record.upstream_model = channel.name, target.model
+            settled = False
+            try:
+                while attempts:
+                    key = self.health.next_key(channel) if channel.type != "mock" else ""
+                    if key is None:
+                        break
+                    attempts -= 1
+                    record.attempts += 1
+                    if self.on_attempt:
+                        self.on_attempt(target, "retry" if record.attempts > 1 else "first")
+                    try:
+                        response = await self._attempt(
+                            ex, target, key, conversion if conversion is not True else None)
+                    except _Failed as failed:
+                        failure = failed.error
+                        record.error = f"{channel.name}: {failed.error.message}"
+                        if failed.key:
+                            self.health.key_failed(channel, key,
+                                                   failed.cooldown or route.cooldown)
+                            continue
+                        self.health.failed(target, route.cooldown)
+                        settled = True
+                        break
+                    self.health.succeeded(target)
+                    settled = True
+                    return response
+            finally:
+                if not settled:
+                    self.health.release(target)
+        if failure is None:
+            wait = self.health.retry_in([t for t, _ in candidates])
+            raise UpstreamError(
+                f"every target of '{route.name}' is cooling down after failures; "
+                f"retry in {max(1, round(wait))}s",
+                headers={"Retry-After": str(max(1, round(wait)))})
+        raise type(failure)(f"{failure.message} (after {record.attempts} attempts)")
+
+    async def _attempt(self, ex: Exchange, target: Target, key: str,
+                       conversion: Conversion | None) -> web.StreamResponse:
+        channel = target.channel
+        dialect = conversion.upstream if conversion else ex.dialect
+        body = conversion.request(ex.payload) if conversion else dict(ex.payload)
+        body["model"] = target.model
+        injected = False
+        if ex.stream and dialect in _INJECTS_USAGE:
+            options = body.get("stream_options")
+            options = dict(options) if isinstance(options, dict) else {}
+            injected = options.get("include_usage") is not True
+            options["include_usage"] = True
+            body["stream_options"] = options
+        timeout = channel.timeout
+        deadline = asyncio.get_running_loop().time() + timeout.first_byte
+        upstream: Response
+        try:
+            async with asyncio.timeout_at(deadline):
+                if channel.type == "mock":
+                    upstream = mock.respond(dialect, body)
+                else:
+                    request = ex.request
+                    upstream = await self.pools.session(channel).post(
+                        url_for(channel, dialect, target.model, request.query_string),
+                        data=orjson.dumps(body),
+                        headers=headers_for(channel, key, request.headers.items(),
+                                            ex.record.request_id),
+                        timeout=aiohttp.ClientTimeout(total=None,
+                                                      sock_connect=timeout.connect))
+        except TimeoutError:
+            raise _Failed(UpstreamTimeout(
+                f"upstream did not answer within {timeout.first_byte:g}s")) from None
+        except aiohttp.ClientError as exc:
+            raise _Failed(UpstreamError(f"upstream connection failed: {type(exc).__name__}")) \
+                from None
+        try:
+            if upstream.status >= 400:
+                return await self._refused(ex, upstream, timeout.idle, conversion)
+            if ex.stream and upstream.content_type == "text/event-stream":
+                return await self._relay_stream(ex, upstream, deadline, timeout.idle, dialect,
+                                                injected, conversion)
+            return await self._relay_body(ex, upstream, timeout.idle, dialect, conversion)
+        finally:
+            upstream.close()
+
+    async def _refused(self, ex: Exchange, upstream: Response, idle: float,
+                       conversion: Conversion | None) -> web.Response:
+        """An upstream 4xx/5xx: fail over, or hand the caller its own error."""
+        status = upstream.status
+        try:
+            async with asyncio.timeout(idle):
+                body = await upstream.read()
+        except (TimeoutError, aiohttp.ClientError):
+            body = b""
+        if status in (401, 403):
+            raise _Failed(UpstreamError(f"upstream refused the channel key ({status})"), key=True)
+        if status == 429:
+            retry_after = _seconds(getattr(upstream, "headers", {}).get("Retry-After"))
+            raise _Failed(UpstreamError("upstream rate limit (429)"), key=True,
+                          cooldown=retry_after)
+        if status >= 500 or status == 408:
+            raise _Failed(UpstreamError(f"upstream answered {status}"))
+        ex.record.status = status
+        ex.record.error = f"upstream answered {status}"
+        if conversion:
+            body = conversion.error(status, body)
+        return web.Response(status=status, body=body,
+                            content_type=upstream.content_type or "application/json")
+
+    async def _relay_body(self, ex: Exchange, upstream: Response, idle: float, dialect: Dialect,
+                          conversion: Conversion | None) -> web.Response:
+        try:
+            async with asyncio.timeout(idle):
+                body = await upstream.read()
+        except TimeoutError:
+            raise _Failed(UpstreamTimeout("upstream stalled while sending its answer")) from None
+        except aiohttp.ClientError:
+            raise _Failed(UpstreamError("upstream connection lost mid-answer")) from None
+        try:
+            obj = orjson.loads(body)
+        except orjson.JSONDecodeError:
+            raise _Failed(UpstreamError("upstream answered with invalid JSON")) from None
+        ex.usage = usage_from_body(dialect, obj)
+        if ex.usage is None:
+            ex.usage = Usage(estimate_tokens(ex.payload), estimate_output_tokens(obj))
+            ex.estimated = True
+        if conversion:
+            body = orjson.dumps(conversion.response(obj, str(ex.payload.get("model"))))
+        ex.record.status = 200
+        ex.record.ttfb_ms = (time.monotonic() - ex.started) * 1000
+        return web.Response(body=body, content_type="application/json")
+
+    async def _relay_stream(self, ex: Exchange, upstream: Any, deadline: float, idle: float,
+                            dialect: Dialect, injected: bool,
+                            conversion: Conversion | None) -> web.StreamResponse:
+        read = upstream.content.readany
+        try:
+            async with asyncio.timeout_at(deadline):
+                chunk = await read()
+        except TimeoutError:
+            raise _Failed(UpstreamTimeout("upstream sent no stream data in time")) from None
+        except aiohttp.ClientError:
+            raise _Failed(UpstreamError("upstream connection lost before streaming")) from None
+        if not chunk:
+            raise _Failed(UpstreamError("upstream ended the stream before sending anything"))
+
+        meter = ex.meter = StreamMeter(dialect, hide_usage=injected and conversion is None)
+        convert = conversion.stream(str(ex.payload.get("model")), ex.payload) \
+            if conversion else None
+        record = ex.record
+        response = web.StreamResponse(headers=_STREAM_HEADERS)
+        await response.prepare(ex.request)
+        record.ttfb_ms = (time.monotonic() - ex.started) * 1000
+        record.status = 200
+        failure: GatewayError | None = None
+        loop = asyncio.get_running_loop()
+        try:
+            async with asyncio.timeout(None) as gap:
+                while chunk:
+                    data = meter.feed(chunk)
+                    if convert and data:
+                        data = convert.feed(data)
+                    if data:
+                        await response.write(data)
+                    gap.reschedule(loop.time() + idle)
+                    chunk = await read()
+            tail = meter.flush()
+            if convert:
+                tail = convert.feed(tail) + convert.finish() if meter.done else b""
+            if tail:
+                await response.write(tail)
+            if not meter.done:
+                failure = UpstreamError("upstream closed the stream before it was complete")
+        except TimeoutError:
+            failure = UpstreamTimeout(f"upstream stream stalled for more than {idle:g}s")
+        except aiohttp.ClientPayloadError:
+            failure = UpstreamError("upstream connection lost mid-stream")
+        except ConnectionResetError:
+            record.status, record.error = 499, "client disconnected"
+        except Exception as exc:  # a converter that meets an upstream it cannot read
+            log.exception("stream relay failed")
+            failure = UpstreamError(f"stream relay failed: {type(exc).__name__}")
+        ex.usage = meter.usage
+        if failure is not None:
+            record.status, record.error = failure.status, failure.message
+            with contextlib.suppress(ConnectionResetError):
+                await response.write(error_event(ex.dialect, failure.message))
+        return response
+
+
+def _seconds(value: str | None) -> float | None:
+    try:
+        return float(value) if value is not None else None
+    except ValueError:
+        return None

@@ -1,0 +1,101 @@
+"""Which target and key to try next: priority tiers, weights, cooldowns. Pure; clock injected.
+
+Health outlives config reloads: cooldowns are keyed by channel name and model (targets) and by
+channel name and key (keys), so an edited YAML does not forgive a failing upstream.
+"""
+
+from __future__ import annotations
+
+import itertools
+import random
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+from .config import Channel, ModelGroup, Target
+
+
+@dataclass(slots=True)
+class _Cooldown:
+    until: float
+    trial: bool = False  # a single trial request is in flight after the cooldown ended
+
+
+class Health:
+    """Cooldowns of targets and channel keys, and round-robin key rotation."""
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic,
+                 rng: random.Random | None = None) -> None:
+        self.clock = clock
+        self.rng = rng or random.Random()
+        self._targets: dict[tuple[str, str], _Cooldown] = {}
+        self._keys: dict[tuple[str, str], float] = {}
+        self._rotation: dict[str, Iterator[int]] = {}
+
+    def plan(self, group: ModelGroup) -> list[Target]:
+        """Return *group*'s targets in the order to try: lower priority first, weighted-random
+        within a tier. Cooling targets stay in the plan; `acquire` decides at attempt time."""
+        targets = group.targets
+        if len(targets) == 1:
+            return [targets[0]]
+        rng = self.rng.random
+        # Efraimidis-Spirakis: sorting by u ** (1 / w) draws a weighted order without replacement.
+        return sorted(targets, key=lambda t: (t.priority, -(rng() ** (1.0 / t.weight))))
+
+    def acquire(self, target: Target) -> bool:
+        """Whether *target* may be tried now; after a cooldown, only one trial request may."""
+        state = self._targets.get(target.id)
+        if state is None:
+            return True
+        if state.trial or self.clock() < state.until:
+            return False
+        state.trial = True
+        return True
+
+    def retry_in(self, targets: list[Target]) -> float:
+        """Seconds until the first of *targets* leaves its cooldown (0 when one is free)."""
+        now = self.clock()
+        waits = [max(0.0, s.until - now) if (s := self._targets.get(t.id)) else 0.0
+                 for t in targets]
+        return min(waits, default=0.0)
+
+    def succeeded(self, target: Target) -> None:
+        self._targets.pop(target.id, None)
+
+    def failed(self, target: Target, cooldown: float) -> None:
+        """Put *target* in cooldown for *cooldown* seconds (a cooldown of 0 clears it)."""
+        if cooldown > 0:
+            self._targets[target.id] = _Cooldown(self.clock() + cooldown)
+        else:
+            self._targets.pop(target.id, None)
+
+    def release(self, target: Target) -> None:
+        """End a trial that neither succeeded nor failed (the caller went away)."""
+        state = self._targets.get(target.id)
+        if state is not None:
+            state.trial = False
+
+    def cooling(self, target: Target) -> bool:
+        state = self._targets.get(target.id)
+        return state is not None and self.clock() < state.until
+
+    def next_key(self, channel: Channel) -> str | None:
+        """The channel's next key in rotation that is not cooling down, or None."""
+        keys = channel.keys
+        if not keys:
+            return None
+        rotation = self._rotation.get(channel.name)
+        if rotation is None:
+            rotation = self._rotation[channel.name] = itertools.count()
+        now = self.clock()
+        start = next(rotation)
+        for offset in range(len(keys)):
+            key = keys[(start + offset) % len(keys)]
+            until = self._keys.get((channel.name, key))
+            if until is None or now >= until:
+                return key
+        return None
+
+    def key_failed(self, channel: Channel, key: str, cooldown: float) -> None:
+        if cooldown > 0:
+            self._keys[(channel.name, key)] = self.clock() + cooldown

@@ -1,0 +1,199 @@
+"""Server-sent events as bytes: split, meter usage, hide the injected usage chunk. Pure.
+
+Bytes pass through untouched; JSON is parsed only for the few events that carry usage.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import orjson
+
+Dialect = Literal["chat", "completions", "embeddings", "responses", "messages", "count_tokens"]
+
+
+@dataclass(slots=True)
+class Usage:
+    prompt: int = 0
+    completion: int = 0
+    cached: int = 0
+
+    @property
+    def total(self) -> int:
+        return self.prompt + self.completion
+
+
+def usage_from_body(dialect: Dialect, body: Any) -> Usage | None:
+    """The usage of a complete (non-stream) response object, or None when it has none."""
+    if not isinstance(body, dict):
+        return None
+    if dialect == "responses":
+        return _responses_usage(body.get("usage"))
+    if dialect == "messages":
+        return _anthropic_usage(body.get("usage"), Usage())
+    return _openai_usage(body.get("usage"))
+
+
+def _int(value: Any) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 0
+
+
+def _openai_usage(raw: Any) -> Usage | None:
+    if not isinstance(raw, dict):
+        return None
+    details = raw.get("prompt_tokens_details")
+    cached = _int(details.get("cached_tokens")) if isinstance(details, dict) else 0
+    prompt = _int(raw.get("prompt_tokens"))
+    completion = _int(raw.get("completion_tokens"))
+    if not completion and "total_tokens" in raw:
+        completion = max(0, _int(raw.get("total_tokens")) - prompt)
+    return Usage(prompt, completion, cached)
+
+
+def _responses_usage(raw: Any) -> Usage | None:
+    if not isinstance(raw, dict):
+        return None
+    details = raw.get("input_tokens_details")
+    cached = _int(details.get("cached_tokens")) if isinstance(details, dict) else 0
+    return Usage(_int(raw.get("input_tokens")), _int(raw.get("output_tokens")), cached)
+
+
+def _anthropic_usage(raw: Any, into: Usage) -> Usage | None:
+    """Fold an Anthropic usage object into *into*: input counts all three input kinds."""
+    if not isinstance(raw, dict):
+        return None
+    read = _int(raw.get("cache_read_input_tokens"))
+    fresh = _int(raw.get("input_tokens")) + _int(raw.get("cache_creation_input_tokens"))
+    if fresh or read:
+        into.prompt, into.cached = fresh + read, read
+    if "output_tokens" in raw:
+        into.completion = _int(raw.get("output_tokens"))
+    return into
+
+
+def _has_usage_object(data: bytes) -> bool:
+    """Whether *data* holds ``"usage": {`` (not the ``"usage":null`` of ordinary chunks)."""
+    at = data.find(b'"usage"')
+    while at != -1:
+        i = at + 7
+        while i < len(data) and data[i] in b" \t:":
+            i += 1
+        if i < len(data) and data[i] == 0x7B:  # "{"
+            return True
+        at = data.find(b'"usage"', i)
+    return False
+
+
+_TERMINAL: dict[str, tuple[bytes, ...]] = {
+    "chat": (b"data: [DONE]", b"data:[DONE]"),
+    "completions": (b"data: [DONE]", b"data:[DONE]"),
+    "responses": (b"response.completed", b"response.incomplete", b"response.failed"),
+    "messages": (b"message_stop",),
+}
+
+
+class StreamMeter:
+    """Consumes an upstream SSE byte stream; returns what the caller gets and meters usage.
+
+    `feed` returns only complete events (a partial event waits for its end), so a hidden usage
+    chunk can be dropped whole. With *hide_usage* (the gateway injected
+    ``stream_options.include_usage``), the usage-only chunk and the ``"usage":null`` fields are
+    removed, so the caller receives what the upstream would have sent it.
+    """
+
+    __slots__ = ("_tail", "dialect", "done", "events", "hide_usage", "terminal", "usage")
+
+    def __init__(self, dialect: Dialect, *, hide_usage: bool = False) -> None:
+        self.dialect = dialect
+        self.hide_usage = hide_usage
+        self.terminal = _TERMINAL.get(dialect, ())
+        self.usage: Usage | None = None
+        self.events = 0
+        self.done = False
+        self._tail = b""
+
+    def feed(self, chunk: bytes) -> bytes:
+        buf = self._tail + chunk if self._tail else chunk
+        cut = _last_boundary(buf)
+        if cut == 0:
+            self._tail = buf
+            return b""
+        complete, self._tail = buf[:cut], buf[cut:]
+        return self._scan(complete)
+
+    def flush(self) -> bytes:
+        """What is left after the upstream closed: a last event without its blank line."""
+        tail, self._tail = self._tail, b""
+        return self._scan(tail) if tail.strip() else b""
+
+    def _scan(self, block: bytes) -> bytes:
+        self.events += block.count(b"data:")
+        if not self.done:
+            self.done = any(marker in block for marker in self.terminal)
+        if b'"usage"' not in block:
+            return block
+        if not _has_usage_object(block):
+            if self.hide_usage:
+                return block.replace(b',"usage":null', b"")
+            return block
+        return b"".join(self._event(event) for event in _split_events(block))
+
+    def _event(self, event: bytes) -> bytes:
+        if not _has_usage_object(event):
+            return event.replace(b',"usage":null', b"") if self.hide_usage else event
+        data = _data_of(event)
+        try:
+            obj = orjson.loads(data)
+        except orjson.JSONDecodeError:
+            return event
+        if not isinstance(obj, dict):
+            return event
+        if self.dialect == "responses":
+            response = obj.get("response")
+            self.usage = _responses_usage(response.get("usage")) if isinstance(response, dict) \
+                else self.usage
+        elif self.dialect == "messages":
+            message = obj.get("message")
+            raw = message.get("usage") if isinstance(message, dict) else obj.get("usage")
+            self.usage = _anthropic_usage(raw, self.usage or Usage()) or self.usage
+        else:
+            self.usage = _openai_usage(obj.get("usage")) or self.usage
+            if self.hide_usage and obj.get("choices") == []:
+                return b""
+        return event
+
+
+def _last_boundary(buf: bytes) -> int:
+    """Index just past the last blank line (end of the last complete event), or 0."""
+    lf = buf.rfind(b"\n\n")
+    crlf = buf.rfind(b"\r\n\r\n")
+    return max(lf + 2 if lf != -1 else 0, crlf + 4 if crlf != -1 else 0)
+
+
+def _split_events(block: bytes) -> list[bytes]:
+    """Split complete events, each keeping its terminating blank line."""
+    sep = b"\r\n\r\n" if b"\r\n\r\n" in block else b"\n\n"
+    parts = block.split(sep)
+    events = [part + sep for part in parts[:-1]]
+    if parts[-1]:
+        events.append(parts[-1])
+    return events
+
+
+def _data_of(event: bytes) -> bytes:
+    """The joined ``data:`` lines of one event."""
+    lines = [line[5:].lstrip(b" ") for line in event.splitlines() if line.startswith(b"data:")]
+    return b"\n".join(lines)
+
+
+def error_event(dialect: Dialect, message: str, code: str = "upstream_error") -> bytes:
+    """The SSE event that ends a stream which failed after its first byte."""
+    if dialect == "messages":
+        payload = {"type": "error", "error": {"type": "api_error", "message": message}}
+        return b"event: error\ndata: " + orjson.dumps(payload) + b"\n\n"
+    if dialect == "responses":
+        payload = {"type": "error", "code": code, "message": message, "param": None}
+        return b"event: error\ndata: " + orjson.dumps(payload) + b"\n\n"
+    payload = {"error": {"message": message, "type": "upstream_error", "code": code}}
+    return b"data: " + orjson.dumps(payload) + b"\n\n"

@@ -1,0 +1,40 @@
+"""What one running gateway shares between requests, behind a typed app key."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from aiohttp import web
+
+from .proxy import Forwarder
+from .reload import ConfigHolder
+from .routing import Health
+from .upstream import Pools
+from .usage import Record, UsageWriter
+
+if TYPE_CHECKING:
+    from .limits import Limiter
+
+
+@dataclass(slots=True, kw_only=True)
+class Gateway:
+    holder: ConfigHolder
+    pools: Pools
+    health: Health
+    forwarder: Forwarder
+    writer: UsageWriter
+    limiter: Limiter | None = None
+    started: float = field(default_factory=time.time)
+    #: Called with every finished request's row (metrics, access log); must not block.
+    observers: list[Callable[[Record], None]] = field(default_factory=list)
+
+    def finished(self, record: Record) -> None:
+        self.writer.add(record)
+        for observe in self.observers:
+            observe(record)
+
+
+GATEWAY = web.AppKey("gateway", Gateway)

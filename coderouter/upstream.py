@@ -1,0 +1,114 @@
+"""Talking to channels: one keep-alive pool per channel, and the URL and headers per target."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Iterable, Mapping
+from typing import Protocol
+
+import aiohttp
+from multidict import CIMultiDict
+
+from .config import DEFAULT_ANTHROPIC_VERSION, Channel
+from .sse import Dialect
+
+log = logging.getLogger("coderouter.upstream")
+
+#: What each channel type can serve natively, and the path appended to its base_url.
+PATHS: dict[str, dict[Dialect, str]] = {
+    "openai": {"chat": "/chat/completions", "completions": "/completions",
+               "embeddings": "/embeddings", "responses": "/responses"},
+    "azure": {"chat": "/chat/completions", "completions": "/completions",
+              "embeddings": "/embeddings", "responses": "/responses"},
+    "anthropic": {"messages": "/v1/messages", "count_tokens": "/v1/messages/count_tokens"},
+    "mock": {"chat": "", "completions": "", "embeddings": "", "responses": ""},
+}
+
+_HOP_BY_HOP = frozenset({
+    "connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te", "trailer",
+    "trailers", "transfer-encoding", "upgrade", "proxy-connection"})
+#: Caller headers never forwarded: credentials, cookies, Host, and what aiohttp sets itself.
+_DROPPED = _HOP_BY_HOP | frozenset({
+    "authorization", "x-api-key", "api-key", "cookie", "host", "content-length",
+    "accept-encoding", "x-request-id"})
+
+
+class Response(Protocol):
+    """The part of an upstream response the proxy uses (aiohttp's, or the mock's)."""
+
+    status: int
+
+    @property
+    def content_type(self) -> str: ...
+
+    async def read(self) -> bytes: ...
+
+    def close(self) -> None: ...
+
+
+def url_for(channel: Channel, dialect: Dialect, model: str, query: str) -> str:
+    """The upstream URL of *dialect* on *channel*; the caller's query string is kept."""
+    path = PATHS[channel.type][dialect]
+    if channel.type == "azure":
+        version = f"api-version={channel.api_version}"
+        query = f"{query}&{version}" if query else version
+        if dialect == "responses":
+            return f"{channel.base_url}/openai{path}?{query}"
+        return f"{channel.base_url}/openai/deployments/{model}{path}?{query}"
+    url = channel.base_url + path
+    return f"{url}?{query}" if query else url
+
+
+def headers_for(channel: Channel, key: str, caller: Iterable[tuple[str, str]],
+                request_id: str) -> CIMultiDict[str]:
+    """Forwarded caller headers, minus credentials and hop-by-hop ones, plus the channel's."""
+    out: CIMultiDict[str] = CIMultiDict()
+    for name, value in caller:
+        if name.lower() not in _DROPPED:
+            out.add(name, value)
+    if channel.type == "anthropic":
+        out["x-api-key"] = key
+        out.setdefault("anthropic-version", DEFAULT_ANTHROPIC_VERSION)
+    elif channel.type == "azure":
+        out["api-key"] = key
+    else:
+        out["Authorization"] = f"Bearer {key}"
+    out["Content-Type"] = "application/json"
+    out["X-Request-Id"] = request_id
+    out.update(channel.headers)
+    return out
+
+
+class Pools:
+    """One aiohttp ClientSession (a keep-alive pool) per channel name."""
+
+    def __init__(self, limit: int = 2048) -> None:
+        self.limit = limit
+        self._sessions: dict[str, aiohttp.ClientSession] = {}
+
+    def session(self, channel: Channel) -> aiohttp.ClientSession:
+        session = self._sessions.get(channel.name)
+        if session is None or session.closed:
+            connector = aiohttp.TCPConnector(
+                limit=self.limit, limit_per_host=0, keepalive_timeout=60, ttl_dns_cache=300)
+            session = aiohttp.ClientSession(
+                connector=connector, trust_env=True, cookie_jar=aiohttp.DummyCookieJar(),
+                timeout=aiohttp.ClientTimeout(total=None, sock_connect=channel.timeout.connect),
+                skip_auto_headers=("User-Agent",))
+            self._sessions[channel.name] = session
+        return session
+
+    async def retire(self, names: Iterable[str], grace: float) -> None:
+        """Close the pools of channels that no longer exist, after *grace* seconds."""
+        doomed = [self._sessions.pop(n) for n in list(names) if n in self._sessions]
+        if doomed:
+            await asyncio.sleep(grace)
+            await asyncio.gather(*(s.close() for s in doomed))
+
+    async def close(self) -> None:
+        sessions, self._sessions = list(self._sessions.values()), {}
+        await asyncio.gather(*(s.close() for s in sessions))
+
+    def names(self) -> Mapping[str, aiohttp.ClientSession]:
+        return self._sessions
