@@ -38,7 +38,8 @@ ENDPOINTS: dict[str, Dialect] = {
     "/v1/messages/count_tokens": "count_tokens",
 }
 
-_REQUEST_ID = "request_id"
+_REQUEST_ID = web.RequestKey("request_id", str)
+RATELIMIT_HEADERS = web.RequestKey("ratelimit_headers", dict[str, str])
 _JSON_HEADERS = {"Content-Type": "application/json"}
 
 
@@ -131,7 +132,7 @@ async def relay(request: web.Request) -> web.StreamResponse:
             admission = gw.limiter.admit(
                 token, estimate_tokens=reserve,
                 estimate_cost=price.cost(prompt, reserve - prompt) if price else 0.0)
-            request["ratelimit_headers"] = admission.headers
+            request[RATELIMIT_HEADERS] = admission.headers
         return await gw.forwarder.forward(exchange)
     except GatewayError as exc:
         record.status = exc.status
@@ -196,7 +197,7 @@ async def errors_middleware(request: web.Request, handler: Any) -> web.StreamRes
         error = GatewayError("internal error")
     return web.Response(status=error.status, body=error_body(request, error),
                         headers={**_JSON_HEADERS, **error.headers,
-                                 **request.get("ratelimit_headers", {})})
+                                 **request.get(RATELIMIT_HEADERS, {})})
 
 
 def _http_error(request: web.Request, exc: web.HTTPException) -> GatewayError:
@@ -211,6 +212,6 @@ def _http_error(request: web.Request, exc: web.HTTPException) -> GatewayError:
 
 async def on_prepare(request: web.Request, response: web.StreamResponse) -> None:
     response.headers["x-request-id"] = request_id(request)
-    extra = request.get("ratelimit_headers")
+    extra = request.get(RATELIMIT_HEADERS)
     if extra:
         response.headers.update(extra)

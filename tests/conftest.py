@@ -1,0 +1,93 @@
+"""Fixtures: a fake upstream and the real gateway, each a real server on a loopback port."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from aiohttp import web
+from aiohttp.test_utils import TestServer
+
+from coderouter.app import create_app
+from coderouter.config import hash_key
+from coderouter.reload import ConfigHolder
+from coderouter.state import GATEWAY, Gateway
+from tests.fakes import FakeUpstream
+
+ALICE = "sk-cr-alice-0123456789abcdefghijklmnop"
+BOB = "sk-cr-bob-0123456789abcdefghijklmnopqrs"
+UPSTREAM_KEY = "sk-upstream-secret-key-1"
+UPSTREAM_KEY_2 = "sk-upstream-secret-key-2"
+
+
+@dataclass
+class Running:
+    """A gateway serving on loopback, with handles on its state and database."""
+
+    url: str
+    app: web.Application
+    config_path: Path
+    server: TestServer
+
+    @property
+    def state(self) -> Gateway:
+        return self.app[GATEWAY]
+
+    async def rows(self) -> list[dict[str, Any]]:
+        """Every usage row so far, after flushing the writer's queue."""
+        await self.state.writer.flush()
+        with sqlite3.connect(self.state.holder.current.database.path) as db:
+            db.row_factory = sqlite3.Row
+            return [dict(r) for r in db.execute("SELECT * FROM usage ORDER BY id")]
+
+    def reconfigure(self, config: dict[str, Any]) -> None:
+        """Write *config* and reload it, as an operator's edit would."""
+        self.config_path.write_text(yaml.safe_dump(config))
+        assert self.state.holder.reload("test")
+
+
+def base_config(upstream_url: str, tmp_path: Path) -> dict[str, Any]:
+    return {
+        "database": {"path": str(tmp_path / "usage.sqlite")},
+        "channels": [{"name": "up", "type": "openai", "base_url": upstream_url,
+                      "keys": [UPSTREAM_KEY], "headers": {"X-Channel": "up"}}],
+        "model_groups": [{"name": "smart", "targets": [
+            {"channel": "up", "model": "upstream-model"}],
+            "price": {"input": 1.0, "output": 2.0, "cached_input": 0.5}}],
+        "token_groups": [{"name": "team"}],
+        "tokens": [{"name": "alice", "key_sha256": hash_key(ALICE).hex(), "group": "team"},
+                   {"name": "bob", "key": BOB, "models": ["other-*"]}],
+    }
+
+
+@pytest.fixture
+async def upstream(aiohttp_server: Any) -> FakeUpstream:
+    fake = FakeUpstream()
+    server = await aiohttp_server(fake.app)
+    fake.url = str(server.make_url("/v1"))
+    return fake
+
+
+StartGateway = Callable[[dict[str, Any]], Awaitable[Running]]
+
+
+@pytest.fixture
+def start_gateway(aiohttp_server: Any, tmp_path: Path) -> StartGateway:
+    async def start(config: dict[str, Any]) -> Running:
+        path = tmp_path / "config.yaml"
+        path.write_text(yaml.safe_dump(config))
+        app = create_app(ConfigHolder.from_file(str(path)))
+        server = await aiohttp_server(app)
+        return Running(str(server.make_url("")), app, path, server)
+    return start
+
+
+@pytest.fixture
+async def gateway(start_gateway: StartGateway, upstream: FakeUpstream,
+                  tmp_path: Path) -> Running:
+    return await start_gateway(base_config(upstream.url, tmp_path))
