@@ -1,0 +1,1 @@
+"""Benchmark harness for Code Router: `python bench/run.py` (see bench/README.md)."""
