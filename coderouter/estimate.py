@@ -1,60 +1,59 @@
-"""Token estimates for when an upstream reports no usage, and for quota reservations."""
+"""Token estimates: for upstreams that report no usage, and for quota reservations."""
 
 from __future__ import annotations
 
 from typing import Any
 
-_IMAGE_TOKENS = 1000
-_PER_MESSAGE = 4
+IMAGE_TOKENS = 1000
+CHARS_PER_TOKEN = 4
+MESSAGE_OVERHEAD_TOKENS = 4
+
+_BINARY_PART_TYPES = frozenset(
+    {"image", "image_url", "input_image", "document", "file", "input_file", "input_audio"})
+_UNCOUNTED_KEYS = frozenset(
+    {"type", "role", "id", "tool_use_id", "tool_call_id", "cache_control", "media_type"})
 
 
-def estimate_tokens(body: Any) -> int:
-    """About one token per four characters of the prompt's text (system, messages, input,
-    prompt, tools); an image counts a flat 1000, never the length of its data."""
+def estimate_tokens(body: dict[str, Any]) -> int:
+    """Return a rough prompt token count for an Anthropic or OpenAI request body.
+
+    About one token per four characters of text in the system prompt, messages, content
+    parts and tool definitions, plus a few per message; each image or file counts a flat
+    1000 tokens whatever its encoded size.
+    """
     if not isinstance(body, dict):
         return 0
     chars = 0
     images = 0
+    for key in ("system", "messages", "tools", "functions", "prompt", "input", "instructions"):
+        counted_chars, counted_images = _count(body.get(key))
+        chars += counted_chars
+        images += counted_images
     messages = body.get("messages")
-    if isinstance(messages, list):
-        chars += _PER_MESSAGE * 4 * len(messages)
-    for key in ("system", "messages", "input", "prompt", "instructions", "tools"):
-        value = body.get(key)
-        if value is not None:
-            more_chars, more_images = _walk(value)
-            chars += more_chars
-            images += more_images
-    return (chars + 3) // 4 + images * _IMAGE_TOKENS
+    overhead = MESSAGE_OVERHEAD_TOKENS * len(messages) if isinstance(messages, list) else 0
+    return -(-chars // CHARS_PER_TOKEN) + images * IMAGE_TOKENS + overhead
 
 
-def _walk(value: Any) -> tuple[int, int]:
+def _count(value: Any) -> tuple[int, int]:
+    """Return (text characters, binary parts) found in a JSON value."""
     if isinstance(value, str):
         return len(value), 0
     if isinstance(value, list):
-        chars = images = 0
-        for item in value:
-            c, i = _walk(item)
-            chars += c
-            images += i
-        return chars, images
+        totals = [_count(item) for item in value]
+        return sum(t[0] for t in totals), sum(t[1] for t in totals)
     if isinstance(value, dict):
-        kind = value.get("type")
-        if kind in ("image", "image_url", "input_image"):
+        if value.get("type") in _BINARY_PART_TYPES:
             return 0, 1
-        chars = images = 0
-        for key, item in value.items():
-            if key in ("type", "role", "cache_control", "id", "tool_call_id", "tool_use_id"):
-                continue
-            c, i = _walk(item)
-            chars += c
-            images += i
-        return chars, images
-    return 0, 0
+        totals = [_count(v) for k, v in value.items() if k not in _UNCOUNTED_KEYS]
+        return sum(t[0] for t in totals), sum(t[1] for t in totals)
+    if value is None:
+        return 0, 0
+    return len(str(value)), 0
 
 
 def estimate_output_tokens(body: Any) -> int:
     """About one token per four characters of an answer's choices, output or content."""
     if not isinstance(body, dict):
         return 0
-    chars = sum(_walk(body.get(key))[0] for key in ("choices", "output", "content"))
-    return (chars + 3) // 4
+    chars = sum(_count(body.get(key))[0] for key in ("choices", "output", "content"))
+    return -(-chars // CHARS_PER_TOKEN)

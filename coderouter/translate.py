@@ -14,12 +14,11 @@ from typing import Any
 
 import orjson
 
+from .estimate import CHARS_PER_TOKEN
+
 Json = dict[str, Any]
 
 DEFAULT_MAX_TOKENS = 4096
-IMAGE_TOKENS = 1000
-CHARS_PER_TOKEN = 4
-MESSAGE_OVERHEAD_TOKENS = 4
 
 _FINISH_TO_STOP_REASON = {
     "stop": "end_turn",
@@ -38,10 +37,6 @@ _STOP_REASON_TO_FINISH = {
     "refusal": "content_filter",
 }
 _ANTHROPIC_SKIPPED_BLOCKS = frozenset({"thinking", "redacted_thinking"})
-_BINARY_PART_TYPES = frozenset(
-    {"image", "image_url", "input_image", "document", "file", "input_file", "input_audio"})
-_UNCOUNTED_KEYS = frozenset(
-    {"type", "role", "id", "tool_use_id", "tool_call_id", "cache_control", "media_type"})
 
 
 class TranslationError(ValueError):
@@ -925,40 +920,3 @@ class MessagesStreamToChat:
 
 
 # Token estimate
-
-
-def estimate_tokens(body: dict[str, Any]) -> int:
-    """Return a rough prompt token count for an Anthropic or OpenAI request body.
-
-    About one token per four characters of text in the system prompt, messages, content
-    parts and tool definitions, plus a few per message; each image or file counts a flat
-    1000 tokens whatever its encoded size.
-    """
-    if not isinstance(body, dict):
-        return 0
-    chars = 0
-    images = 0
-    for key in ("system", "messages", "tools", "functions", "prompt", "input", "instructions"):
-        counted_chars, counted_images = _count(body.get(key))
-        chars += counted_chars
-        images += counted_images
-    messages = body.get("messages")
-    overhead = MESSAGE_OVERHEAD_TOKENS * len(messages) if isinstance(messages, list) else 0
-    return -(-chars // CHARS_PER_TOKEN) + images * IMAGE_TOKENS + overhead
-
-
-def _count(value: Any) -> tuple[int, int]:
-    """Return (text characters, binary parts) found in a JSON value."""
-    if isinstance(value, str):
-        return len(value), 0
-    if isinstance(value, list):
-        totals = [_count(item) for item in value]
-        return sum(t[0] for t in totals), sum(t[1] for t in totals)
-    if isinstance(value, dict):
-        if value.get("type") in _BINARY_PART_TYPES:
-            return 0, 1
-        totals = [_count(v) for k, v in value.items() if k not in _UNCOUNTED_KEYS]
-        return sum(t[0] for t in totals), sum(t[1] for t in totals)
-    if value is None:
-        return 0, 0
-    return len(str(value)), 0

@@ -11,13 +11,13 @@ import orjson
 import pydantic
 import pytest
 
+from coderouter.estimate import estimate_tokens
 from coderouter.translate import (
     ChatStreamToMessages,
     MessagesStreamToChat,
     TranslationError,
     chat_request_to_messages,
     chat_response_to_messages,
-    estimate_tokens,
     messages_request_to_chat,
     messages_response_to_chat,
 )
