@@ -1,0 +1,226 @@
+"""Live configuration: one reference to the running `Config`, swapped whole on a valid reload.
+
+A reload is triggered by a change to the config file (`watch_config`, watchfiles) or by SIGHUP
+(`install_sighup`). The new file is parsed and validated whole; an invalid file is logged with
+every problem and the old config stays. ``listen`` and ``database`` need a restart: a reload
+that changes them logs a warning and keeps the running values.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import hashlib
+import logging
+import os
+import signal
+from collections.abc import Callable
+from pathlib import Path
+
+import watchfiles
+
+from .config import Config, parse
+from .errors import ConfigError
+
+logger = logging.getLogger("coderouter.reload")
+
+#: Settings that are bound at start-up; a reload only warns when they change.
+RESTART_ONLY = ("listen", "database")
+
+#: How long the watcher waits before re-arming after its directory could not be watched.
+REARM_DELAY = 1.0
+
+OnSwap = Callable[[Config, Config], None]
+
+
+class ConfigHolder:
+    """One reference to the live Config; a reload parses and validates whole, then swaps it."""
+
+    def __init__(self, path: str, config: Config, on_swap: OnSwap | None = None) -> None:
+        """Hold *config*, loaded from *path*; *on_swap(old, new)* runs before each swap."""
+        self.path = path
+        self.current = config
+        self.on_swap = on_swap
+        self.reloads_ok = 0
+        self.reloads_failed = 0
+        #: sha256 of the bytes behind ``current``; None until known, so the first reload swaps.
+        self.digest: bytes | None = None
+
+    @classmethod
+    def from_file(cls, path: str, on_swap: OnSwap | None = None) -> ConfigHolder:
+        """Load *path* and remember its content hash; raise `ConfigError` when it is invalid."""
+        data = _read(path)
+        holder = cls(path, parse(_decode(data)), on_swap)
+        holder.digest = hashlib.sha256(data).digest()
+        return holder
+
+    def reload(self, reason: str) -> bool:
+        """Re-read the file and swap in the new config; return True when a new config is live.
+
+        An unreadable, empty or invalid file logs its problems, counts a failure and keeps the
+        current config. Content identical to the live config's is not swapped (False).
+        """
+        try:
+            data = _read(self.path)
+            digest = hashlib.sha256(data).digest()
+            if digest == self.digest:
+                logger.debug("config unchanged (%s); keeping the current config", reason)
+                return False
+            if not data.strip():
+                raise ConfigError([("", "file is empty; refusing to reload to an empty config")])
+            new = parse(_decode(data))
+        except ConfigError as exc:
+            self._failed(reason, exc.problems)
+            return False
+        return self._swap(reason, new, digest)
+
+    def _swap(self, reason: str, new: Config, digest: bytes) -> bool:
+        """Keep restart-only settings, run the swap hook, then replace ``current``."""
+        old = self.current
+        for warning in new.warnings:
+            logger.warning("%s: %s", self.path, warning)
+        for name in RESTART_ONLY:
+            if getattr(new, name) != getattr(old, name):
+                logger.warning("%s changed: restart to apply (still using %s)",
+                               name, getattr(old, name))
+        new = dataclasses.replace(new, **{name: getattr(old, name) for name in RESTART_ONLY})
+        if self.on_swap is not None:
+            try:
+                self.on_swap(old, new)
+            except Exception:
+                logger.exception("config reload failed (%s): swap hook raised; "
+                                 "keeping the current config", reason)
+                self.reloads_failed += 1
+                return False
+        self.current = new
+        self.digest = digest
+        self.reloads_ok += 1
+        logger.info("config reloaded (%s): %s", reason, new.summary())
+        return True
+
+    def _failed(self, reason: str, problems: list[tuple[str, str]]) -> None:
+        """Log every problem on its own line and count the failure."""
+        self.reloads_failed += 1
+        logger.error("config reload failed (%s): %d problem%s in %s; keeping the current config",
+                     reason, len(problems), "" if len(problems) == 1 else "s", self.path)
+        for yaml_path, message in problems:
+            logger.error("%s: %s", yaml_path or self.path, message)
+
+
+def _read(path: str) -> bytes:
+    """Return the file's bytes; raise `ConfigError` naming the file when it cannot be read."""
+    try:
+        return Path(path).read_bytes()
+    except OSError as exc:
+        raise ConfigError([("", f"cannot read {path}: {exc.strerror}")]) from None
+
+
+def _decode(data: bytes) -> str:
+    """Decode UTF-8; raise `ConfigError` for anything else."""
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError([("", f"not UTF-8 text: byte {exc.start}")]) from None
+
+
+# -- watching the file --------------------------------------------------------------------------
+
+
+def watched_paths(path: str) -> tuple[frozenset[str], frozenset[str]]:
+    """Return (directories to watch, file paths that matter) for the config at *path*.
+
+    The paths that matter are the config path, every symlink met while resolving it (so a
+    Kubernetes ``..data`` swap counts) and the resolved target, each also spelled through its
+    directory's real path (events name the watched directory as the OS resolved it). The
+    directories are the existing real directories holding them, each watched non-recursively.
+    """
+    chain = _link_chain(os.path.abspath(path))
+    chain.add(os.path.realpath(path))
+    names = set(chain)
+    dirs: set[str] = set()
+    for name in chain:
+        real_dir = os.path.realpath(os.path.dirname(name))
+        names.add(os.path.join(real_dir, os.path.basename(name)))
+        if os.path.isdir(real_dir):
+            dirs.add(real_dir)
+    return frozenset(dirs), frozenset(names)
+
+
+def _link_chain(path: str, max_links: int = 40) -> set[str]:
+    """Return absolute *path* and every lexical path of a symlink followed while resolving it."""
+    chain = {path}
+    for _ in range(max_links):
+        link = _first_link(path)
+        if link is None:
+            break
+        rest = os.path.relpath(path, link)
+        target = os.path.join(os.path.dirname(link), os.readlink(link))
+        path = os.path.normpath(os.path.join(target, rest))
+        chain.update((link, path))
+    return chain
+
+
+def _first_link(path: str) -> str | None:
+    """Return the shortest prefix of absolute *path* that is a symlink, or None."""
+    parts = Path(path).parts
+    for i in range(2, len(parts) + 1):
+        prefix = os.path.join(*parts[:i])
+        if os.path.islink(prefix):
+            return prefix
+    return None
+
+
+async def watch_config(holder: ConfigHolder, stop: asyncio.Event, debounce_ms: int = 200) -> None:
+    """Reload *holder* whenever its file (or a symlink leading to it) changes, until *stop*.
+
+    Editor saves by rename, in-place rewrites and symlink swaps each cause one reload; the
+    content hash check in `ConfigHolder.reload` drops repeats. When a symlink comes to point
+    into another directory the watch is re-armed, and the file re-read once to catch a change
+    made while no watch was armed.
+    """
+    rearmed = missing = False
+    while not stop.is_set():
+        dirs, names = watched_paths(holder.path)
+        if not os.path.isdir(os.path.dirname(os.path.abspath(holder.path))):
+            if not missing:
+                logger.warning("cannot watch %s: its directory is missing; retrying", holder.path)
+            missing = True
+            await _wait(stop, REARM_DELAY)
+            continue
+        missing = False
+        if rearmed:
+            holder.reload("file changed")
+        rearmed = True
+        try:
+            await _watch_until_moved(holder, stop, dirs, names, debounce_ms)
+        except OSError as exc:
+            logger.warning("watching %s failed (%s); re-arming", holder.path, exc)
+            await _wait(stop, REARM_DELAY)
+
+
+async def _watch_until_moved(holder: ConfigHolder, stop: asyncio.Event, dirs: frozenset[str],
+                             names: frozenset[str], debounce_ms: int) -> None:
+    """Watch *dirs* for changes to *names*; return on *stop* or when the watch set changes."""
+    logger.debug("watching %s in %s", holder.path, ", ".join(sorted(dirs)))
+
+    def relevant(_change: watchfiles.Change, changed: str) -> bool:
+        return os.path.normpath(changed) in names
+
+    async for _changes in watchfiles.awatch(
+            *sorted(dirs), watch_filter=relevant, debounce=debounce_ms, step=50,
+            stop_event=stop, recursive=False):
+        holder.reload("file changed")
+        if watched_paths(holder.path) != (dirs, names):
+            return
+
+
+async def _wait(stop: asyncio.Event, seconds: float) -> None:
+    """Sleep up to *seconds*, returning early when *stop* is set."""
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(stop.wait(), seconds)
+
+
+def install_sighup(loop: asyncio.AbstractEventLoop, holder: ConfigHolder) -> None:
+    """Make SIGHUP reload *holder* on *loop* (``systemctl reload`` sends it)."""
+    loop.add_signal_handler(signal.SIGHUP, holder.reload, "SIGHUP")
