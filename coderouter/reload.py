@@ -46,6 +46,8 @@ class ConfigHolder:
         self.reloads_failed = 0
         #: sha256 of the bytes behind ``current``; None until known, so the first reload swaps.
         self.digest: bytes | None = None
+        #: True while the file on disk is a version that failed to load.
+        self.failing = False
 
     @classmethod
     def from_file(cls, path: str, on_swap: OnSwap | None = None) -> ConfigHolder:
@@ -65,7 +67,7 @@ class ConfigHolder:
             data = _read(self.path)
             digest = hashlib.sha256(data).digest()
             if digest == self.digest:
-                logger.debug("config unchanged (%s); keeping the current config", reason)
+                self._unchanged(reason)
                 return False
             if not data.strip():
                 raise ConfigError([("", "file is empty; refusing to reload to an empty config")])
@@ -92,16 +94,25 @@ class ConfigHolder:
                 logger.exception("config reload failed (%s): swap hook raised; "
                                  "keeping the current config", reason)
                 self.reloads_failed += 1
+                self.failing = True
                 return False
         self.current = new
+        self.failing = False
         self.digest = digest
         self.reloads_ok += 1
         logger.info("config reloaded (%s): %s", reason, new.summary())
         return True
 
+    def _unchanged(self, reason: str) -> None:
+        """Log (at INFO after a failure, else DEBUG) that the file matches the live config."""
+        level = logging.INFO if self.failing else logging.DEBUG
+        self.failing = False
+        logger.log(level, "config unchanged (%s); keeping the current config", reason)
+
     def _failed(self, reason: str, problems: list[tuple[str, str]]) -> None:
         """Log every problem on its own line and count the failure."""
         self.reloads_failed += 1
+        self.failing = True
         logger.error("config reload failed (%s): %d problem%s in %s; keeping the current config",
                      reason, len(problems), "" if len(problems) == 1 else "s", self.path)
         for yaml_path, message in problems:

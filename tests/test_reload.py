@@ -176,14 +176,18 @@ class TestReloadUnchanged:
         assert holder.reload("test") is False
         assert holder.reloads_ok == 1
 
-    def test_reverting_to_live_content_is_a_no_op(self, holder: ConfigHolder,
-                                                  cfg_path: Path) -> None:
-        """After a failed reload, restoring the live file's bytes changes nothing."""
+    def test_reverting_to_live_content_is_a_no_op(self, holder: ConfigHolder, cfg_path: Path,
+                                                  caplog: pytest.LogCaptureFixture) -> None:
+        """After a failed reload, restoring the live bytes swaps nothing and says so at INFO."""
+        caplog.set_level(logging.INFO, logger=LOGGER)
         cfg_path.write_text(INVALID)
         assert holder.reload("test") is False
+        assert holder.failing is True
         cfg_path.write_text(config_text())
-        assert holder.reload("test") is False
+        assert holder.reload("revert") is False
+        assert holder.failing is False
         assert (holder.reloads_ok, holder.reloads_failed) == (0, 1)
+        assert "config unchanged (revert); keeping the current config" in caplog.messages
 
 
 class TestReloadRejects:
