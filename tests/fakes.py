@@ -48,6 +48,7 @@ class Behaviour:
     cut_after: int | None = None        # close the connection after this many events
     stall_after: int | None = None      # go silent after this many events
     done: bool = True                   # end the stream with its terminal event
+    parts: list[bytes] | None = None    # stream exactly these bytes, one write each
 
 
 class FakeUpstream:
@@ -130,7 +131,7 @@ class FakeUpstream:
         await response.prepare(request)
         if how.first_chunk_delay:
             await asyncio.sleep(how.first_chunk_delay)
-        events = stream_events(request.path, payload, how)
+        events = how.parts or stream_events(request.path, payload, how)
         for n, event in enumerate(events):
             if how.cut_after is not None and n == how.cut_after:
                 assert request.transport is not None
