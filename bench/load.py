@@ -198,8 +198,8 @@ async def sequential_streams(url: str, headers: dict[str, str], n: int, chunks: 
 async def concurrent_streams(url: str, headers: dict[str, str], n: int, chunks: int,
                              delay_ms: int, rounds: int = 1, warmup: bool = False,
                              on_all_open: Callable[[], None] | None = None,
-                             open_timeout: float = 60.0) -> list[StreamStat]:
-    """*rounds* times, open *n* streams at once and read them all to the end.
+                             open_timeout: float = 60.0) -> list[list[StreamStat]]:
+    """*rounds* times, open *n* streams at once and read them all to the end; one list a round.
 
     With *warmup*, one more round first fills the connection pools and is not returned.
     *on_all_open* is called (once per kept round) when every stream has seen its first data
@@ -207,7 +207,7 @@ async def concurrent_streams(url: str, headers: dict[str, str], n: int, chunks: 
     """
     body = json.dumps(STREAM_BODY).encode()
     hdrs = _headers(headers, chunks, delay_ms)
-    out: list[StreamStat] = []
+    out: list[list[StreamStat]] = []
     async with _session() as session:
         for r in range(rounds + int(warmup)):
             kept = r >= int(warmup)
@@ -221,5 +221,5 @@ async def concurrent_streams(url: str, headers: dict[str, str], n: int, chunks: 
                 on_all_open()
             stats = await asyncio.gather(*tasks)
             if kept:
-                out.extend(stats)
+                out.append(list(stats))
     return out

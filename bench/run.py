@@ -78,6 +78,13 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     if args.only:
         only = {n.strip() for n in args.only.split(",")}
         wanted = {n: s for n, s in {**STARTERS, **PEERS}.items() if n in only}
+    quiet0 = procs.CpuTimes.read()
+    time.sleep(1.0)
+    background = procs.CpuTimes.read().utilisation_since(quiet0)
+    if max(background.values(), default=0.0) > 0.1:
+        notes.append(f"machine not quiet before the run (CPU busy {background}): "
+                     "numbers will be noisy")
+        print(f"warning: {notes[-1]}", file=sys.stderr, flush=True)
     results: dict[str, Any] = {}
     skipped: dict[str, str] = {}
     started = dt.datetime.now(dt.UTC)
@@ -105,6 +112,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "settings": {k: getattr(settings, k) for k in settings.__slots__},
         "pinning": {"proxy_cpu": procs.PROXY_CPU, "load_cpu": procs.LOAD_CPU,
                     "enabled": not any("pinning" in n for n in notes)},
+        "background_cpu_busy": background,
         "notes": notes,
         "skipped": skipped,
         "results": results,

@@ -33,6 +33,8 @@ class Target:
     proc: subprocess.Popen[bytes] | None = None
     log: Path | None = None
     usage_db: Path | None = None
+    thread_names: dict[int, str] = field(default_factory=dict)   # tid -> Python thread name
+    python: bool = False               # a Python process: name its threads with py-spy
     notes: list[str] = field(default_factory=list)
 
     @property
@@ -168,7 +170,7 @@ def start_coderouter(p: procs.Procs, workdir: Path, upstream_port: int) -> Targe
         raise Skipped(f"coderouter serve did not become ready: {exc}; `coderouter check` said: "
                       f"{check_out[-300:]!r}; log tail: {tail!r}") from exc
     target = Target("coderouter", base, proc.pid, {"Authorization": f"Bearer {GATEWAY_KEY}"},
-                    proc, log, usage_db=tmp / "usage.sqlite")
+                    proc, log, usage_db=tmp / "usage.sqlite", python=True)
     if check.returncode != 0:
         target.notes.append(f"`coderouter check` exited {check.returncode}: {check_out[-300:]}")
     return target
