@@ -51,6 +51,16 @@ class Behaviour:
     parts: list[bytes] | None = None    # stream exactly these bytes, one write each
 
 
+class FakeClock:
+    """A settable clock: ``clock.now`` is what the limiter (or the gateway) sees."""
+
+    def __init__(self, now: float) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
 class FakeUpstream:
     def __init__(self) -> None:
         self.seen: list[Seen] = []
