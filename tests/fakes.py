@@ -42,6 +42,7 @@ class Behaviour:
     content_type: str | None = None
     headers: dict[str, str] = field(default_factory=dict)
     delay: float = 0.0                  # before the response headers
+    hold: asyncio.Event | None = None   # wait for this event before the response headers
     chunk_delay: float = 0.0            # between stream events
     first_chunk_delay: float = 0.0      # after the headers, before the first event
     usage: bool = True                  # report usage (in the body, or when asked on streams)
@@ -84,6 +85,8 @@ class FakeUpstream:
         how = self.queue.popleft() if self.queue else self.default
         self.in_flight += 1
         try:
+            if how.hold is not None:
+                await how.hold.wait()
             if how.delay:
                 await asyncio.sleep(how.delay)
             if how.body is not None or how.status != 200:
