@@ -12,7 +12,7 @@ import time
 from collections.abc import Mapping
 
 from .config import Config, Token, hash_key
-from .errors import InvalidApiKey, ModelNotAllowed
+from .errors import InvalidApiKey, ModelNotAllowed, NotFound
 
 
 def presented_key(headers: Mapping[str, str]) -> str | None:
@@ -47,6 +47,14 @@ def is_admin(config: Config, headers: Mapping[str, str]) -> bool:
         return False
     key = presented_key(headers) or ""
     return hmac.compare_digest(key.encode(), expected.encode())
+
+
+def require_admin(config: Config, headers: Mapping[str, str], route: str) -> None:
+    """Pass the admin; `NotFound` when no admin key is configured, else `InvalidApiKey`."""
+    if config.admin.key is None:
+        raise NotFound(f"{route} is disabled: no admin key is configured")
+    if not is_admin(config, headers):
+        raise InvalidApiKey("this route needs the admin key, sent as 'Authorization: Bearer KEY'")
 
 
 def allowed_models(token: Token) -> tuple[tuple[str, ...], ...]:

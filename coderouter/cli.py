@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import hashlib
 import logging
 import os
-import re
 import secrets
 import sqlite3
 import sys
@@ -20,7 +18,7 @@ import orjson
 from . import __version__
 from .config import Config, load
 from .errors import ConfigError
-from .usage import GROUPINGS, REPORT_FIELDS, aggregate_query, report_rows
+from .usage import GROUPINGS, REPORT_FIELDS, aggregate_query, parse_moment, report_rows
 
 log = logging.getLogger("coderouter")
 
@@ -90,26 +88,6 @@ def cmd_token_new(args: argparse.Namespace) -> int:
     return 0
 
 
-_SPAN = re.compile(r"^(\d+(?:\.\d+)?)([smhdw])$")
-_SPAN_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
-
-
-def parse_moment(text: str, now: float) -> float:
-    """``7d``/``12h`` ago, or an ISO date or datetime (UTC when no zone)."""
-    match = _SPAN.match(text.strip())
-    if match:
-        return now - float(match.group(1)) * _SPAN_SECONDS[match.group(2)]
-    try:
-        moment = dt.datetime.fromisoformat(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"expected a span such as 7d or 12h, or a date such as 2026-11-01, got {text!r}"
-        ) from None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=dt.UTC)
-    return moment.timestamp()
-
-
 def cmd_usage(args: argparse.Namespace) -> int:
     path = config_path(args.config)
     config = _load_or_report(path)
@@ -119,7 +97,7 @@ def cmd_usage(args: argparse.Namespace) -> int:
     try:
         since = parse_moment(args.since, now) if args.since else None
         until = parse_moment(args.until, now) if args.until else None
-    except argparse.ArgumentTypeError as exc:
+    except ValueError as exc:
         print(f"coderouter usage: {exc}", file=sys.stderr)
         return 2
     database = config.database.path

@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import logging
 import os
 import time
+from collections.abc import Mapping
 from typing import Any
 
 import orjson
 from aiohttp import web
 
-from .auth import authenticate, check_model, may_use
+from .auth import authenticate, check_model, may_use, require_admin
 from .errors import (
     GatewayError,
     InvalidRequest,
@@ -24,7 +26,7 @@ from .estimate import estimate_tokens
 from .proxy import Exchange
 from .sse import Dialect
 from .state import GATEWAY
-from .usage import Record
+from .usage import GROUPINGS, Record, aggregate, parse_moment
 
 log = logging.getLogger("coderouter.handlers")
 
@@ -109,7 +111,8 @@ async def relay(request: web.Request) -> web.StreamResponse:
     config = gw.holder.current
     dialect = ENDPOINTS[request.path]
     token = authenticate(config, request.headers)
-    record = Record(ts=time.time(), request_id=request_id(request), endpoint=request.path,
+    started = time.monotonic()
+    record = Record(ts=gw.clock(), request_id=request_id(request), endpoint=request.path,
                     token=token.name, token_group=token.group.name if token.group else None,
                     client_ip=request.remote)
     exchange: Exchange | None = None
@@ -147,10 +150,10 @@ async def relay(request: web.Request) -> web.StreamResponse:
     finally:
         if exchange is not None:
             exchange.settle()
-        record.latency_ms = round((time.time() - record.ts) * 1000, 3)
+        record.latency_ms = round((time.monotonic() - started) * 1000, 3)
         if admission is not None:
-            admission.settle(tokens=record.total_tokens if record.attempts else 0,
-                             cost=record.cost)
+            admission.settle(tokens=record.total_tokens, cost=record.cost,
+                             forwarded=record.attempts > 0)
         gw.finished(record)
 
 
@@ -164,6 +167,53 @@ async def models(request: web.Request) -> web.Response:
             for name in sorted(config.routes) if may_use(token, name)]
     return web.Response(body=orjson.dumps({"object": "list", "data": data}),
                         headers=_JSON_HEADERS)
+
+
+async def own_usage(request: web.Request) -> web.Response:
+    """GET /v1/usage: the calling token's quotas and rate limits in the current periods."""
+    gw = request.app[GATEWAY]
+    token = authenticate(gw.holder.current, request.headers)
+    assert gw.limiter is not None
+    return web.Response(body=orjson.dumps(gw.limiter.report(token)), headers=_JSON_HEADERS)
+
+
+async def admin_usage(request: web.Request) -> web.Response:
+    """GET /admin/usage?since=&until=&by=: the usage table's totals, as `coderouter usage`.
+
+    *since* and *until* take a span before now (``7d``, ``12h``) or an ISO date or datetime
+    (UTC when no zone); *by* is token (default), group, model, channel or day. Rows still
+    queued are written first, so the answer includes every finished request.
+    """
+    gw = request.app[GATEWAY]
+    require_admin(gw.holder.current, request.headers, "/admin/usage")
+    query = request.query
+    by = query.get("by", "token")
+    if by not in GROUPINGS:
+        raise InvalidRequest(f"'by' must be one of {', '.join(GROUPINGS)}, got {by!r}")
+    now = gw.clock()
+    since, until = (_moment(query, name, now) for name in ("since", "until"))
+    await gw.writer.flush()
+    assert gw.writer.db is not None
+    data = await aggregate(gw.writer.db, by, since, until)
+    body = {"by": by, "since": _iso(since), "until": _iso(until), "data": data}
+    return web.Response(body=orjson.dumps(body), headers=_JSON_HEADERS)
+
+
+def _moment(query: Mapping[str, str], name: str, now: float) -> float | None:
+    """The unix time given as query parameter *name*, None when absent; else `InvalidRequest`."""
+    text = query.get(name)
+    if not text:
+        return None
+    try:
+        return parse_moment(text, now)
+    except ValueError as exc:
+        raise InvalidRequest(f"'{name}': {exc}") from None
+
+
+def _iso(ts: float | None) -> str | None:
+    if ts is None:
+        return None
+    return dt.datetime.fromtimestamp(ts, dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 async def healthz(request: web.Request) -> web.Response:

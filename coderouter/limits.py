@@ -5,7 +5,9 @@ reserved in one synchronous step: a request is admitted while, for every quota o
 and its group, what was used in the current period plus the reservations of requests still in
 flight is below the limit. The admitted request reserves its estimate (tokens, cost and one
 request) and `Reservation.settle` replaces the estimate by the real usage. Refused requests
-consume nothing; a settled request always counts as one request.
+consume nothing; a settled request counts as one request when it was forwarded upstream, and
+one that never was (every target cooling down) gives everything back, as its usage row
+(``attempts = 0``) is not counted when the counters are rebuilt from the table.
 
 Rate limits are sliding 60 s windows: ``rpm`` counts admissions, ``tpm`` counts settled tokens
 plus the tokens reserved by requests in flight, ``concurrent`` counts requests in flight.
@@ -174,6 +176,18 @@ class _Window:
         while slots and slots[0].ts <= cutoff:
             self.total -= slots.popleft().amount
 
+    def withdraw(self, at: float, amount: int) -> None:
+        """Take back *amount* added at time *at*, if its slot is still in the window."""
+        for slot in reversed(self.slots):
+            if slot.ts <= at:
+                if at - slot.ts < GRAIN:
+                    taken = min(amount, slot.amount)
+                    slot.amount -= taken
+                    self.total -= taken
+                    if not slot.amount:
+                        self.slots.remove(slot)
+                return
+
     def add(self, now: float, amount: int) -> None:
         slots = self.slots
         if slots and now - slots[-1].ts < GRAIN:
@@ -266,11 +280,13 @@ class _Counters:
 class Reservation:
     """An admitted request's hold on its quotas and rate limits, until `settle` is called."""
 
-    __slots__ = ("_cost", "_group", "_limiter", "_settled", "_token", "_tokens", "headers")
+    __slots__ = ("_at", "_cost", "_group", "_limiter", "_settled", "_token", "_tokens",
+                 "headers")
 
     def __init__(self, limiter: Limiter, token: _Counters, group: _Counters | None,
-                 tokens: int, cost: float, headers: dict[str, str]) -> None:
+                 tokens: int, cost: float, headers: dict[str, str], at: float) -> None:
         self._limiter = limiter
+        self._at = at
         self._token = token
         self._group = group
         self._tokens = tokens
@@ -283,15 +299,21 @@ class Reservation:
     def settled(self) -> bool:
         return self._settled
 
-    def settle(self, *, tokens: int, cost: float) -> None:
+    def settle(self, *, tokens: int, cost: float, forwarded: bool = True) -> None:
         """Replace the estimate by real usage and free the slot; later calls do nothing.
 
         Pass ``tokens=0, cost=0`` for a request that failed without usage: it still counts
-        as one request.
+        as one request. With ``forwarded=False`` (no upstream was tried) the request counts
+        nothing at all: its reservation and its rpm entry are given back, *tokens* and *cost*
+        are ignored.
         """
         if self._settled:
             return
         self._settled = True
+        if not forwarded:
+            self._limiter._withdraw(self._token, self._group, self._tokens, self._cost,
+                                    self._at)
+            return
         self._limiter._settle(self._token, self._group, self._tokens, self._cost,
                               max(0, int(tokens)), max(0.0, float(cost)))
 
@@ -369,7 +391,7 @@ class Limiter:
         tok.reserve(now, tokens, cost)
         if grp is not None:
             grp.reserve(now, tokens, cost)
-        return Reservation(self, tok, grp, tokens, cost, self._headers(now, token))
+        return Reservation(self, tok, grp, tokens, cost, self._headers(now, token), now)
 
     def _settle(self, token: _Counters, group: _Counters | None, reserved_tokens: int,
                 reserved_cost: float, tokens: int, cost: float) -> None:
@@ -380,6 +402,14 @@ class Limiter:
             if counters is not None:
                 counters.release(reserved_tokens, reserved_cost)
                 counters.record(now, starts, tokens, cost)
+
+    def _withdraw(self, token: _Counters, group: _Counters | None, reserved_tokens: int,
+                  reserved_cost: float, admitted_at: float) -> None:
+        """Release a reservation and take its admission back out of the rpm window."""
+        for counters in (token, group):
+            if counters is not None:
+                counters.release(reserved_tokens, reserved_cost)
+                counters.requests.withdraw(admitted_at, 1)
 
     def _get(self, scope: str, name: str) -> _Counters:
         counters = self._counters[scope]

@@ -27,6 +27,8 @@ class Gateway:
     forwarder: Forwarder
     writer: UsageWriter
     limiter: Limiter | None = None
+    #: Unix time for usage rows and the limiter; injected by tests to move days and minutes.
+    clock: Callable[[], float] = time.time
     started: float = field(default_factory=time.time)
     #: Called with every finished request's row (metrics, access log); must not block.
     observers: list[Callable[[Record], None]] = field(default_factory=list)

@@ -9,13 +9,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime as dt
 import logging
+import re
 import sqlite3
 from collections.abc import Callable, Sequence
 from dataclasses import astuple, dataclass, fields
 from typing import Any, Literal
 
 import aiosqlite
+
+from .limits import Limiter, Totals
 
 log = logging.getLogger("coderouter.usage")
 
@@ -201,6 +205,38 @@ def aggregate_query(by: str, since: float | None, until: float | None) -> tuple[
     return sql, params
 
 
+_SPAN = re.compile(r"^(\d+(?:\.\d+)?)([smhdw])$")
+_SPAN_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+def parse_moment(text: str, now: float) -> float:
+    """``7d``/``12h`` before *now*, or an ISO date or datetime (UTC when no zone).
+
+    Raise `ValueError` with a message quoting *text* for anything else.
+    """
+    match = _SPAN.match(text.strip())
+    if match:
+        return now - float(match.group(1)) * _SPAN_SECONDS[match.group(2)]
+    try:
+        moment = dt.datetime.fromisoformat(text)
+    except ValueError:
+        raise ValueError(
+            f"expected a span such as 7d or 12h, or a date such as 2026-11-01, got {text!r}"
+        ) from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=dt.UTC)
+    return moment.timestamp()
+
+
+async def aggregate(db: aiosqlite.Connection, by: str, since: float | None,
+                    until: float | None) -> list[dict[str, Any]]:
+    """Usage totals per value of *by* over ``since <= ts < until``, shaped by `report_rows`."""
+    sql, params = aggregate_query(by, since, until)
+    async with db.execute(sql, params) as cursor:
+        rows = await cursor.fetchall()
+    return report_rows(by, list(rows))
+
+
 def report_rows(by: str, rows: Sequence[Sequence[Any]]) -> list[dict[str, Any]]:
     """Shape aggregate rows as ``[{by: value, requests, prompt_tokens, …}]``."""
     out = []
@@ -217,3 +253,19 @@ def period_totals_query(column: Literal["token", "token_group"]) -> str:
     return (f"SELECT {column}, coalesce(sum(total_tokens), 0), count(*), "
             f"coalesce(sum(cost), 0.0) FROM usage "
             f"WHERE ts >= ? AND attempts > 0 AND {column} IS NOT NULL GROUP BY {column}")
+
+
+async def seed_limiter(db: aiosqlite.Connection, limiter: Limiter) -> None:
+    """Rebuild *limiter*'s counters from the table, one indexed query per scope and period.
+
+    Only rows of forwarded requests count (see `period_totals_query`), so the counters equal
+    what the requests counted while they were served: a restart neither forgives nor
+    double-counts. Call it before serving.
+    """
+    for query in limiter.seed_plan():
+        column: Literal["token", "token_group"] = (
+            "token" if query.scope == "token" else "token_group")
+        async with db.execute(period_totals_query(column), (query.since,)) as cursor:
+            rows = await cursor.fetchall()
+        limiter.seed(query, {name: Totals(int(tokens), int(requests), float(cost))
+                             for name, tokens, requests, cost in rows})

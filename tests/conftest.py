@@ -45,6 +45,10 @@ class Running:
             db.row_factory = sqlite3.Row
             return [dict(r) for r in db.execute("SELECT * FROM usage ORDER BY id")]
 
+    async def stop(self) -> None:
+        """Shut the gateway down as SIGTERM would: cleanup runs and the writer flushes."""
+        await self.server.close()
+
     def reconfigure(self, config: dict[str, Any]) -> None:
         """Write *config* and reload it, as an operator's edit would."""
         self.config_path.write_text(yaml.safe_dump(config))
@@ -73,15 +77,16 @@ async def upstream(aiohttp_server: Any) -> FakeUpstream:
     return fake
 
 
-StartGateway = Callable[[dict[str, Any]], Awaitable[Running]]
+#: ``start(config, **create_app_options)``, e.g. ``start(config, clock=FakeClock(...))``.
+StartGateway = Callable[..., Awaitable[Running]]
 
 
 @pytest.fixture
 def start_gateway(aiohttp_server: Any, tmp_path: Path) -> StartGateway:
-    async def start(config: dict[str, Any]) -> Running:
+    async def start(config: dict[str, Any], **options: Any) -> Running:
         path = tmp_path / "config.yaml"
         path.write_text(yaml.safe_dump(config))
-        app = create_app(ConfigHolder.from_file(str(path)))
+        app = create_app(ConfigHolder.from_file(str(path)), **options)
         server = await aiohttp_server(app)
         return Running(str(server.make_url("")), app, path, server)
     return start

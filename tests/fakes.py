@@ -42,6 +42,7 @@ class Behaviour:
     content_type: str | None = None
     headers: dict[str, str] = field(default_factory=dict)
     delay: float = 0.0                  # before the response headers
+    hold: asyncio.Event | None = None   # wait for this event before the response headers
     chunk_delay: float = 0.0            # between stream events
     first_chunk_delay: float = 0.0      # after the headers, before the first event
     usage: bool = True                  # report usage (in the body, or when asked on streams)
@@ -49,6 +50,16 @@ class Behaviour:
     stall_after: int | None = None      # go silent after this many events
     done: bool = True                   # end the stream with its terminal event
     parts: list[bytes] | None = None    # stream exactly these bytes, one write each
+
+
+class FakeClock:
+    """A settable clock: ``clock.now`` is what the limiter (or the gateway) sees."""
+
+    def __init__(self, now: float) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
 
 
 class FakeUpstream:
@@ -74,6 +85,8 @@ class FakeUpstream:
         how = self.queue.popleft() if self.queue else self.default
         self.in_flight += 1
         try:
+            if how.hold is not None:
+                await how.hold.wait()
             if how.delay:
                 await asyncio.sleep(how.delay)
             if how.body is not None or how.status != 200:

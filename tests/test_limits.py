@@ -9,16 +9,7 @@ import pytest
 from coderouter.config import Quota, RateLimit, Token, TokenGroup
 from coderouter.errors import QuotaExceeded, RateLimited
 from coderouter.limits import Limiter, SeedQuery, Totals, format_reset, period_start
-
-
-class FakeClock:
-    """A settable clock: ``clock.now`` is what the limiter sees."""
-
-    def __init__(self, now: float) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
+from tests.fakes import FakeClock
 
 
 def at(text: str) -> float:
@@ -218,6 +209,44 @@ def test_failed_request_counts_as_a_request_but_no_tokens() -> None:
     assert quota["tokens"] == {"limit": 100, "used": 0, "reserved": 0, "remaining": 100}
     assert quota["requests"] == {"limit": 10, "used": 1, "reserved": 0, "remaining": 9}
     assert quota["cost"] == {"limit": 5.0, "used": 0.0, "reserved": 0.0, "remaining": 5.0}
+
+
+def test_unforwarded_request_counts_nothing() -> None:
+    """Settled with forwarded=False, a request gives back its reservation and its rpm entry."""
+    clock = FakeClock(WED)
+    limiter = Limiter(clock)
+    alice = make_token(quotas=(Quota(period="day", tokens=100, requests=2, cost=5.0),),
+                       rate_limit=RateLimit(rpm=3, concurrent=1))
+    use(limiter, alice, 10)
+    clock.now += 5
+    held = limiter.admit(alice, estimate_tokens=60, estimate_cost=1.0)
+    clock.now += 1
+    held.settle(tokens=40, cost=2.0, forwarded=False)
+    report = limiter.report(alice)
+    assert report["quotas"][0]["tokens"] == {"limit": 100, "used": 10, "reserved": 0,
+                                             "remaining": 90}
+    assert report["quotas"][0]["requests"] == {"limit": 2, "used": 1, "reserved": 0,
+                                               "remaining": 1}
+    assert report["quotas"][0]["cost"] == {"limit": 5.0, "used": 0.0, "reserved": 0.0,
+                                           "remaining": 5.0}
+    assert report["rate_limits"][0]["rpm"] == {"limit": 3, "remaining": 2, "resets_in": 54}
+    assert report["rate_limits"][0]["concurrent"] == {"limit": 1, "remaining": 1,
+                                                      "resets_in": None}
+
+
+def test_unforwarded_request_leaves_other_admissions_in_its_rpm_slot() -> None:
+    """Withdrawing one admission from a shared 100 ms slot keeps the others counted."""
+    clock = FakeClock(WED)
+    limiter = Limiter(clock)
+    alice = make_token(rate_limit=RateLimit(rpm=2))
+    limiter.admit(alice, estimate_tokens=0, estimate_cost=0).settle(tokens=0, cost=0)
+    clock.now += 0.05
+    limiter.admit(alice, estimate_tokens=0, estimate_cost=0).settle(
+        tokens=0, cost=0, forwarded=False)
+    kept = limiter.admit(alice, estimate_tokens=0, estimate_cost=0)
+    assert kept.headers["x-ratelimit-remaining-requests"] == "0"
+    with pytest.raises(RateLimited):
+        limiter.admit(alice, estimate_tokens=0, estimate_cost=0)
 
 
 def test_refused_requests_consume_nothing() -> None:
