@@ -29,8 +29,21 @@ START_USAGE = {"input_tokens": 25, "cache_creation_input_tokens": 7,
                "cache_read_input_tokens": 100, "output_tokens": 1}
 OUTPUT_TOKENS = 15
 COUNTED = 42
+WEATHER_TOOL = {"name": "get_weather", "description": "Get the current weather in a location",
+                "input_schema": {"type": "object",
+                                 "properties": {"location": {"type": "string"}},
+                                 "required": ["location"]}}
+#: The usage row of one default answer: 25 fresh + 7 cache-creation + 100 cache-read input
+#: tokens, 15 output tokens.
+ROW_USAGE = {"prompt_tokens": 132, "completion_tokens": OUTPUT_TOKENS, "total_tokens": 147,
+             "cached_tokens": 100, "usage_source": "upstream"}
 ERROR = {"type": "error", "error": {"type": "invalid_request_error",
                                     "message": "messages: at least one message is required"}}
+
+
+def row_usage(row: dict[str, Any]) -> dict[str, Any]:
+    """The usage columns of a usage row, to compare with ROW_USAGE."""
+    return {k: row[k] for k in ROW_USAGE}
 
 
 @dataclass

@@ -16,20 +16,16 @@ from tests.fake_anthropic import (
     COUNTED,
     ERROR,
     OUTPUT_TOKENS,
+    ROW_USAGE,
     TEXT,
     TOOL_ID,
+    WEATHER_TOOL,
     FakeAnthropic,
     message_body,
+    row_usage,
     stream_events,
 )
 
-WEATHER_TOOL = {"name": "get_weather", "description": "Get the current weather in a location",
-                "input_schema": {"type": "object",
-                                 "properties": {"location": {"type": "string"}},
-                                 "required": ["location"]}}
-# 25 fresh + 7 cache-creation + 100 cache-read input tokens; 15 output tokens
-ROW_USAGE = {"prompt_tokens": 132, "completion_tokens": OUTPUT_TOKENS, "total_tokens": 147,
-             "cached_tokens": 100, "usage_source": "upstream"}
 # per million: 32 fresh input at 3.0, 100 cached at 0.3, 15 output at 15.0
 ROW_COST = (32 * 3.0 + 100 * 0.3 + 15 * 15.0) / 1_000_000
 
@@ -37,10 +33,6 @@ ROW_COST = (32 * 3.0 + 100 * 0.3 + 15 * 15.0) / 1_000_000
 def sdk(gateway: Running, key: str = ALICE) -> anthropic.AsyncAnthropic:
     """The official client, configured as a user would: the gateway's URL without /v1."""
     return anthropic.AsyncAnthropic(base_url=gateway.url, auth_token=key, max_retries=0)
-
-
-def row_usage(row: dict[str, Any]) -> dict[str, Any]:
-    return {k: row[k] for k in ROW_USAGE}
 
 
 async def post(gateway: Running, path: str, body: dict[str, Any],
