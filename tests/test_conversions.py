@@ -12,6 +12,7 @@ import openai
 import orjson
 import pydantic
 
+from coderouter.conversions import ChatViaMessages, MessagesViaChat, sse_events
 from coderouter.estimate import estimate_tokens
 from tests.conftest import ALICE, UPSTREAM_KEY, Running
 from tests.fake_anthropic import (
@@ -387,3 +388,27 @@ async def test_anthropic_error_event_ends_a_chat_stream_with_an_error(
     [row] = await coding_gateway.rows()
     assert (row["status"], row["error"], row["prompt_tokens"]) == (
         502, "upstream stream error: Overloaded", 132)
+
+
+# The adapters on their own
+
+
+def test_sse_events_reads_crlf_multiline_data_and_a_tail_without_blank_line() -> None:
+    """Events are split on blank lines (LF or CRLF); data lines join; comments are skipped."""
+    block = (b": keep-alive\r\n\r\nevent: ping\r\ndata: {\"type\": \"ping\"}\r\n\r\n"
+             b"data: [DONE]\n\ndata: {\"a\":\ndata: 1}")
+    assert list(sse_events(block)) == [("ping", b'{"type": "ping"}'), ("", b"[DONE]"),
+                                       ("", b'{"a":\n1}')]
+
+
+def test_error_bodies_change_shape_and_keep_the_message() -> None:
+    """OpenAI errors become Anthropic ones and back; a non-JSON body keeps its text."""
+    assert orjson.loads(MessagesViaChat().error(404, b'{"error":{"message":"no such model"}}')) \
+        == {"type": "error", "error": {"type": "not_found_error", "message": "no such model"}}
+    assert orjson.loads(MessagesViaChat().error(422, b"<html>Unprocessable</html>")) == {
+        "type": "error", "error": {"type": "invalid_request_error",
+                                   "message": "<html>Unprocessable</html>"}}
+    assert orjson.loads(ChatViaMessages().error(413, b'{"type":"error","error":{"type":'
+                                                     b'"request_too_large","message":"big"}}')) \
+        == {"error": {"message": "big", "type": "request_too_large", "code": None,
+                      "param": None}}
