@@ -128,7 +128,7 @@ async def relay(request: web.Request) -> web.StreamResponse:
         check_model(token, model)
         exchange = Exchange(request=request, dialect=dialect, payload=payload, route=route,
                             record=record)
-        if gw.limiter is not None:
+        if gw.limiter is not None and dialect != "count_tokens":  # counting uses no quota
             prompt = estimate_tokens(payload)
             reserve = prompt + output_allowance(payload)
             price = route.price

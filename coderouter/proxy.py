@@ -22,6 +22,7 @@ from aiohttp import web
 
 from . import mock
 from .config import ModelGroup, Target
+from .conversions import BUILTIN
 from .errors import GatewayError, UpstreamError, UpstreamTimeout
 from .estimate import estimate_output_tokens, estimate_tokens
 from .routing import Health
@@ -59,7 +60,7 @@ class Conversion(Protocol):
 
 
 #: (caller dialect, channel type) -> how to serve it when the channel does not speak it natively.
-CONVERSIONS: dict[tuple[Dialect, str], Conversion] = {}
+CONVERSIONS: dict[tuple[Dialect, str], Conversion] = dict(BUILTIN)
 
 
 @dataclass(slots=True)
@@ -131,6 +132,8 @@ class Forwarder:
         failure: GatewayError | None = None
         candidates = [(t, p) for t in self.health.plan(route)
                       if (p := plan_for(ex.dialect, t)) is not False]
+        if not candidates and ex.dialect == "count_tokens":
+            return self._count_locally(ex)
         if not candidates:
             raise UpstreamError(f"no enabled channel serves '{route.name}' on this endpoint")
         for target, conversion in candidates:
@@ -177,6 +180,14 @@ class Forwarder:
                 headers={"Retry-After": str(max(1, round(wait)))})
         raise type(failure)(f"{failure.message} (after {record.attempts} attempts)")
 
+    def _count_locally(self, ex: Exchange) -> web.Response:
+        """count_tokens with no Anthropic target: answer an estimate, which uses no tokens."""
+        ex.usage, ex.estimated = Usage(), True
+        ex.record.status = 200
+        ex.record.ttfb_ms = (time.monotonic() - ex.started) * 1000
+        return web.Response(body=orjson.dumps({"input_tokens": estimate_tokens(ex.payload)}),
+                            content_type="application/json")
+
     async def _attempt(self, ex: Exchange, target: Target, key: str,
                        conversion: Conversion | None) -> web.StreamResponse:
         channel = target.channel
@@ -200,7 +211,9 @@ class Forwarder:
                 else:
                     request = ex.request
                     upstream = await self.pools.session(channel).post(
-                        url_for(channel, dialect, target.model, request.query_string),
+                        # a caller's query string belongs to its API, not a translated one
+                        url_for(channel, dialect, target.model,
+                                "" if conversion else request.query_string),
                         data=orjson.dumps(body),
                         headers=headers_for(channel, key, request.headers.items(),
                                             ex.record.request_id),
@@ -241,10 +254,10 @@ class Forwarder:
             raise _Failed(UpstreamError(f"upstream answered {status}"))
         ex.record.status = status
         ex.record.error = f"upstream answered {status}"
+        content_type = upstream.content_type or "application/json"
         if conversion:
-            body = conversion.error(status, body)
-        return web.Response(status=status, body=body,
-                            content_type=upstream.content_type or "application/json")
+            body, content_type = conversion.error(status, body), "application/json"
+        return web.Response(status=status, body=body, content_type=content_type)
 
     async def _relay_body(self, ex: Exchange, upstream: Response, idle: float, dialect: Dialect,
                           conversion: Conversion | None) -> web.Response:
@@ -316,6 +329,8 @@ class Forwarder:
             failure = UpstreamError("upstream connection lost mid-stream")
         except ConnectionResetError:
             record.status, record.error = 499, "client disconnected"
+        except GatewayError as exc:  # a converter met an upstream error event
+            failure = exc
         except Exception as exc:  # a converter that meets an upstream it cannot read
             log.exception("stream relay failed")
             failure = UpstreamError(f"stream relay failed: {type(exc).__name__}")

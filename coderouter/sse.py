@@ -25,7 +25,12 @@ class Usage:
 
 
 def usage_from_body(dialect: Dialect, body: Any) -> Usage | None:
-    """The usage of a complete (non-stream) response object, or None when it has none."""
+    """The usage of a complete (non-stream) response object, or None when it has none.
+
+    A count_tokens answer uses no tokens: its usage is zero, never estimated.
+    """
+    if dialect == "count_tokens":
+        return Usage()
     if not isinstance(body, dict):
         return None
     if dialect == "responses":

@@ -48,11 +48,16 @@ class Response(Protocol):
 
 
 def url_for(channel: Channel, dialect: Dialect, model: str, query: str) -> str:
-    """The upstream URL of *dialect* on *channel*; the caller's query string is kept."""
+    """The upstream URL of *dialect* on *channel*; the caller's query string is kept.
+
+    Azure: ``{base_url}/openai/deployments/{model}{path}``, or ``{base_url}/openai/responses``
+    (the deployment goes in the body's ``model``), with the channel's ``api-version`` in place
+    of any the caller sent.
+    """
     path = PATHS[channel.type][dialect]
     if channel.type == "azure":
-        version = f"api-version={channel.api_version}"
-        query = f"{query}&{version}" if query else version
+        kept = [p for p in query.split("&") if p and not p.startswith("api-version=")]
+        query = "&".join([*kept, f"api-version={channel.api_version}"])
         if dialect == "responses":
             return f"{channel.base_url}/openai{path}?{query}"
         return f"{channel.base_url}/openai/deployments/{model}{path}?{query}"

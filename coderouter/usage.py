@@ -249,10 +249,14 @@ def report_rows(by: str, rows: Sequence[Sequence[Any]]) -> list[dict[str, Any]]:
 
 
 def period_totals_query(column: Literal["token", "token_group"]) -> str:
-    """Tokens, forwarded requests and cost per name since a time: seeds the quota counters."""
+    """Tokens, forwarded requests and cost per name since a time: seeds the quota counters.
+
+    count_tokens requests are not counted: they bypass quotas and rate limits.
+    """
     return (f"SELECT {column}, coalesce(sum(total_tokens), 0), count(*), "
             f"coalesce(sum(cost), 0.0) FROM usage "
-            f"WHERE ts >= ? AND attempts > 0 AND {column} IS NOT NULL GROUP BY {column}")
+            f"WHERE ts >= ? AND attempts > 0 AND {column} IS NOT NULL "
+            f"AND endpoint != '/v1/messages/count_tokens' GROUP BY {column}")
 
 
 async def seed_limiter(db: aiosqlite.Connection, limiter: Limiter) -> None:

@@ -17,6 +17,7 @@ from coderouter.app import create_app
 from coderouter.config import hash_key
 from coderouter.reload import ConfigHolder
 from coderouter.state import GATEWAY, Gateway
+from tests.fake_anthropic import FakeAnthropic
 from tests.fakes import FakeUpstream
 
 ALICE = "sk-cr-alice-0123456789abcdefghijklmnop"
@@ -96,3 +97,31 @@ def start_gateway(aiohttp_server: Any, tmp_path: Path) -> StartGateway:
 async def gateway(start_gateway: StartGateway, upstream: FakeUpstream,
                   tmp_path: Path) -> Running:
     return await start_gateway(base_config(upstream.url, tmp_path))
+
+
+@pytest.fixture
+async def anthropic_upstream(aiohttp_server: Any) -> FakeAnthropic:
+    fake = FakeAnthropic()
+    server = await aiohttp_server(fake.app)
+    fake.url = str(server.make_url("")).rstrip("/")
+    return fake
+
+
+def coding_config(upstream_url: str, anthropic_url: str, tmp_path: Path) -> dict[str, Any]:
+    """`base_config` plus an anthropic channel, its group `claude`, and the mock as `mocked`."""
+    config = base_config(upstream_url, tmp_path)
+    config["channels"] += [
+        {"name": "claude", "type": "anthropic", "base_url": anthropic_url,
+         "keys": [UPSTREAM_KEY]},
+        {"name": "mock", "type": "mock"}]
+    config["model_groups"] += [
+        {"name": "claude", "targets": [{"channel": "claude", "model": "claude-upstream"}],
+         "price": {"input": 3.0, "output": 15.0, "cached_input": 0.3}},
+        {"name": "mocked", "targets": [{"channel": "mock", "model": "mock-1"}]}]
+    return config
+
+
+@pytest.fixture
+async def coding_gateway(start_gateway: StartGateway, upstream: FakeUpstream,
+                         anthropic_upstream: FakeAnthropic, tmp_path: Path) -> Running:
+    return await start_gateway(coding_config(upstream.url, anthropic_upstream.url, tmp_path))
