@@ -98,7 +98,7 @@ class Pools:
             connector = aiohttp.TCPConnector(
                 limit=self.limit, limit_per_host=0, keepalive_timeout=60, ttl_dns_cache=300)
             session = aiohttp.ClientSession(
-                connector=connector, trust_env=True, cookie_jar=aiohttp.DummyCookieJar(),
+                connector=connector, trust_env=False, cookie_jar=aiohttp.DummyCookieJar(),
                 timeout=aiohttp.ClientTimeout(total=None, sock_connect=channel.timeout.connect),
                 skip_auto_headers=("User-Agent",))
             self._sessions[channel.name] = session

@@ -14,7 +14,8 @@ import logging
 import re
 import sqlite3
 from collections.abc import Callable, Sequence
-from dataclasses import astuple, dataclass, fields
+from dataclasses import dataclass, fields
+from operator import attrgetter
 from typing import Any, Literal
 
 import aiosqlite
@@ -82,6 +83,7 @@ class Record:
 
 
 COLUMNS = tuple(f.name for f in fields(Record))
+_row = attrgetter(*COLUMNS)  # a flat tuple, without astuple's deep copy
 _INSERT = f"INSERT INTO usage ({', '.join(COLUMNS)}) VALUES ({', '.join('?' * len(COLUMNS))})"
 
 
@@ -117,7 +119,7 @@ class UsageWriter:
 
     def add(self, record: Record) -> None:
         """Queue *record*; never blocks, never raises."""
-        self._queue.append(astuple(record))
+        self._queue.append(_row(record))
         if len(self._queue) >= self.batch:
             self._wake.set()
 
