@@ -249,7 +249,11 @@ class _Parser:
         return read(m[key], where)
 
     def string(self, value: Any, path: str) -> str | None:
-        if isinstance(value, bool) or not isinstance(value, str | int | float):
+        if isinstance(value, bool):
+            self.error(path, f"expected a string, got {str(value).lower()} "
+                             "(YAML reads yes/no/on/off as booleans: quote the value)")
+            return None
+        if not isinstance(value, str | int | float):
             self.error(path, f"expected a string, got {_kind(value)}")
             return None
         return self.interpolate(str(value), path)
