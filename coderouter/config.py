@@ -440,6 +440,17 @@ class _Parser:
             tokens_by_sha256=tokens_by_sha256,
         )
 
+    def lookup(self, table: Mapping[str, Any], name: str | None, path: str, what: str) -> Any:
+        """``table[name]``, or None with a did-you-mean error when *name* is not there."""
+        if name is None:
+            return None
+        found = table.get(name)
+        if found is None:
+            hint = difflib.get_close_matches(name, list(table), n=1)
+            suffix = f"; did you mean '{hint[0]}'?" if hint else ""
+            self.error(path, f"no {what} named '{name}'{suffix}")
+        return found
+
     def unique(self, section: str, named: list[tuple[Any, str]]) -> list[tuple[Any, str]]:
         seen: set[str] = set()
         for item, path in named:
@@ -522,11 +533,7 @@ class _Parser:
         model = self.field(m, path, "model", self.string)
         weight = self.field(m, path, "weight", self.positive, 1.0)
         priority = self.field(m, path, "priority", lambda v, p: self.integer(v, p, -(2**31)), 0)
-        channel = channels.get(channel_name) if channel_name is not None else None
-        if channel_name is not None and channel is None:
-            hint = difflib.get_close_matches(channel_name, list(channels), n=1)
-            suffix = f"; did you mean '{hint[0]}'?" if hint else ""
-            self.error(_join(path, "channel"), f"no channel named '{channel_name}'{suffix}")
+        channel = self.lookup(channels, channel_name, _join(path, "channel"), "channel")
         if channel is None or model is None or weight is None or priority is None:
             return None
         return Target(channel=channel, model=model, weight=weight, priority=priority)
@@ -593,11 +600,7 @@ class _Parser:
             elif hexed is not None:
                 digest = bytes.fromhex(hexed)
         group_name = self.field(m, path, "group", self.string, None)
-        group = groups.get(group_name) if group_name is not None else None
-        if group_name is not None and group is None:
-            hint = difflib.get_close_matches(group_name, list(groups), n=1)
-            suffix = f"; did you mean '{hint[0]}'?" if hint else ""
-            self.error(_join(path, "group"), f"no token group named '{group_name}'{suffix}")
+        group = self.lookup(groups, group_name, _join(path, "group"), "token group")
         models = self.field(m, path, "models", self.strings, None)
         quotas = self.field(m, path, "quota", self.quotas, ())
         rate_limit = self.field(m, path, "rate_limit", self.rate_limit, None)

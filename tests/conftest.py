@@ -70,15 +70,25 @@ def base_config(upstream_url: str, tmp_path: Path) -> dict[str, Any]:
     }
 
 
+MakeUpstream = Callable[[], Awaitable[FakeUpstream]]
+
+
 @pytest.fixture
-async def upstream(aiohttp_server: Any) -> FakeUpstream:
-    fake = FakeUpstream()
-    server = await aiohttp_server(fake.app)
-    fake.url = str(server.make_url("/v1"))
-    return fake
+def make_upstream(aiohttp_server: Any) -> MakeUpstream:
+    """Start another fake OpenAI upstream on loopback."""
+    async def make() -> FakeUpstream:
+        fake = FakeUpstream()
+        server = await aiohttp_server(fake.app)
+        fake.url = str(server.make_url("/v1"))
+        return fake
+    return make
 
 
-#: ``start(config, **create_app_options)``, e.g. ``start(config, clock=FakeClock(...))``.
+@pytest.fixture
+async def upstream(make_upstream: MakeUpstream) -> FakeUpstream:
+    return await make_upstream()
+
+
 StartGateway = Callable[..., Awaitable[Running]]
 
 

@@ -9,16 +9,20 @@ import aiohttp
 import orjson
 import pytest
 
-from tests.conftest import ALICE, UPSTREAM_KEY, UPSTREAM_KEY_2, Running, StartGateway
+from tests.conftest import (
+    ALICE,
+    UPSTREAM_KEY,
+    UPSTREAM_KEY_2,
+    MakeUpstream,
+    Running,
+    StartGateway,
+)
 from tests.fakes import FakeUpstream
 
 
 @pytest.fixture
-async def backup(aiohttp_server: Any) -> FakeUpstream:
-    fake = FakeUpstream()
-    server = await aiohttp_server(fake.app)
-    fake.url = str(server.make_url("/v1"))
-    return fake
+async def backup(make_upstream: MakeUpstream) -> FakeUpstream:
+    return await make_upstream()
 
 
 def two_tier(primary: FakeUpstream, backup: FakeUpstream, tmp_path: Path,
