@@ -7,11 +7,16 @@ import contextlib
 import logging
 import time
 from collections.abc import AsyncIterator, Callable
+from functools import partial
 
 from aiohttp import web
 
 from . import handlers
+from .config import Config
+from .control import reload_route
 from .limits import Limiter
+from .logs import AccessLog
+from .metrics import METRICS, Metrics, metrics_route
 from .proxy import Forwarder
 from .reload import ConfigHolder, install_sighup, watch_config
 from .routing import Health
@@ -34,9 +39,13 @@ def create_app(holder: ConfigHolder, *, watch: bool = False,
                       forwarder=Forwarder(pools, health),
                       writer=UsageWriter(config.database.path),
                       limiter=Limiter(clock), clock=clock)
+    holder.on_swap = partial(_swapped, pools)
     app = web.Application(middlewares=[handlers.errors_middleware])
     app[GATEWAY] = gateway
+    app[METRICS] = Metrics.attach(gateway)
+    gateway.observers.append(AccessLog(holder))
     app.on_response_prepare.append(handlers.on_prepare)
+    app.on_shutdown.append(_drain)
     app.cleanup_ctx.append(_usage_writer)
     app.cleanup_ctx.append(_upstream_pools)
     if watch:
@@ -47,7 +56,20 @@ def create_app(holder: ConfigHolder, *, watch: bool = False,
     app.router.add_get("/v1/usage", handlers.own_usage)
     app.router.add_get("/admin/usage", handlers.admin_usage)
     app.router.add_get("/healthz", handlers.healthz)
+    app.router.add_get("/metrics", metrics_route)
+    app.router.add_post("/admin/reload", reload_route)
     return app
+
+
+def _swapped(pools: Pools, old: Config, new: Config) -> None:
+    """A reload: close the pools of removed or disabled channels after their last request."""
+    pools.retain(channel.name for channel in new.channels if channel.enabled)
+
+
+async def _drain(app: web.Application) -> None:
+    """Let forwarded requests finish within ``shutdown.grace``, then end the rest."""
+    gateway = app[GATEWAY]
+    await gateway.drain.stop(gateway.holder.current.shutdown.grace)
 
 
 async def _usage_writer(app: web.Application) -> AsyncIterator[None]:

@@ -50,10 +50,10 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from aiohttp import web
-
+    from . import logs
     from .app import create_app
     from .reload import ConfigHolder
+    from .serve import run
 
     logging.basicConfig(level=logging.INFO, stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -62,6 +62,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         return 1
     holder = ConfigHolder.from_file(path)
     config = holder.current
+    logs.setup(holder)
     try:
         import uvloop
     except ImportError:
@@ -70,9 +71,12 @@ def cmd_serve(args: argparse.Namespace) -> int:
     listen = config.listen
     log.info("coderouter %s serving %s on http://%s:%d (%s)", __version__, path, listen.host,
              listen.port, config.summary())
-    web.run_app(app, host=listen.host, port=listen.port, print=None, access_log=None,
-                handler_cancellation=True, shutdown_timeout=config.shutdown.grace,
-                loop=uvloop.new_event_loop() if uvloop else None)
+    try:
+        run(app, listen.host, listen.port, status=config.summary(),
+            loop_factory=uvloop.new_event_loop if uvloop else None)
+    except OSError as exc:
+        log.error("cannot listen on %s:%d: %s", listen.host, listen.port, exc.strerror or exc)
+        return 1
     return 0
 
 

@@ -21,9 +21,10 @@ from .errors import (
     ModelNotFound,
     NotFound,
     RequestTooLarge,
+    ServiceUnavailable,
 )
 from .estimate import estimate_tokens
-from .proxy import Exchange
+from .proxy import SHUTTING_DOWN, Exchange
 from .sse import Dialect
 from .state import GATEWAY
 from .usage import GROUPINGS, Record, aggregate, parse_moment
@@ -136,7 +137,14 @@ async def relay(request: web.Request) -> web.StreamResponse:
                 token, estimate_tokens=reserve,
                 estimate_cost=price.cost(prompt, reserve - prompt) if price else 0.0)
             request[RATELIMIT_HEADERS] = admission.headers
-        return await gw.forwarder.forward(exchange)
+        with gw.drain.track(exchange):
+            try:
+                async with asyncio.timeout(None) as exchange.scope:
+                    return await gw.forwarder.forward(exchange)
+            except TimeoutError:
+                if not exchange.stopping:
+                    raise
+                raise ServiceUnavailable(SHUTTING_DOWN) from None
     except GatewayError as exc:
         record.status = exc.status
         record.error = record.error or exc.message

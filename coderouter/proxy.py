@@ -23,7 +23,7 @@ from aiohttp import web
 from . import mock
 from .config import ModelGroup, Target
 from .conversions import BUILTIN
-from .errors import GatewayError, UpstreamError, UpstreamTimeout
+from .errors import GatewayError, ServiceUnavailable, UpstreamError, UpstreamTimeout
 from .estimate import estimate_output_tokens, estimate_tokens
 from .routing import Health
 from .sse import Dialect, StreamMeter, Usage, error_event, usage_from_body
@@ -32,6 +32,8 @@ from .usage import Record
 
 log = logging.getLogger("coderouter.proxy")
 
+#: The error of a request or stream ended by a graceful stop.
+SHUTTING_DOWN = "server shutting down"
 _INJECTS_USAGE: frozenset[Dialect] = frozenset({"chat", "completions"})
 _STREAM_HEADERS = {"Content-Type": "text/event-stream; charset=utf-8",
                    "Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
@@ -63,7 +65,7 @@ class Conversion(Protocol):
 CONVERSIONS: dict[tuple[Dialect, str], Conversion] = dict(BUILTIN)
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, eq=False)
 class Exchange:
     """One caller request on its way through: what was asked and what happened."""
 
@@ -76,10 +78,21 @@ class Exchange:
     usage: Usage | None = None
     estimated: bool = False
     meter: StreamMeter | None = None
+    #: The timeout that ends this exchange early: the request's, then the stream's idle gap.
+    scope: asyncio.Timeout | None = None
+    #: Set by `stop`: the gateway is shutting down and this exchange must end now.
+    stopping: bool = False
 
     @property
     def stream(self) -> bool:
         return self.payload.get("stream") is True
+
+    def stop(self) -> None:
+        """End now (graceful stop): a waiting request gets 503, a stream its error event."""
+        self.stopping = True
+        if self.scope is not None:
+            with contextlib.suppress(RuntimeError):  # already expired or exited: ending anyway
+                self.scope.reschedule(asyncio.get_running_loop().time())
 
     def settle(self) -> None:
         """Put usage and cost in the row: the upstream's, else an estimate, else none."""
@@ -117,7 +130,12 @@ def plan_for(dialect: Dialect, target: Target) -> Conversion | bool | None:
 
 
 class Forwarder:
-    """Sends exchanges upstream with failover; one per app, shared by every request."""
+    """Sends exchanges upstream with failover; one per app, shared by every request.
+
+    *on_attempt(target, kind)* is called before each upstream attempt: kind is ``first`` for a
+    request's first attempt, ``retry`` for another key of the same target, ``failover`` for the
+    first attempt on a further target.
+    """
 
     def __init__(self, pools: Pools, health: Health,
                  on_attempt: Callable[[Target, str], None] | None = None) -> None:
@@ -144,6 +162,7 @@ class Forwarder:
             channel = target.channel
             record.channel, record.upstream_model = channel.name, target.model
             settled = False
+            kind = "failover" if record.attempts else "first"
             try:
                 while attempts:
                     key = self.health.next_key(channel) if channel.type != "mock" else ""
@@ -152,10 +171,12 @@ class Forwarder:
                     attempts -= 1
                     record.attempts += 1
                     if self.on_attempt:
-                        self.on_attempt(target, "retry" if record.attempts > 1 else "first")
+                        self.on_attempt(target, kind)
+                    kind = "retry"
                     try:
-                        response = await self._attempt(
-                            ex, target, key, conversion if conversion is not True else None)
+                        with self.pools.lease(channel.name):
+                            response = await self._attempt(
+                                ex, target, key, conversion if conversion is not True else None)
                     except _Failed as failed:
                         failure = failed.error
                         record.error = f"{channel.name}: {failed.error.message}"
@@ -308,13 +329,15 @@ class Forwarder:
         loop = asyncio.get_running_loop()
         try:
             async with asyncio.timeout(None) as gap:
+                ex.scope = gap
                 while chunk:
                     data = meter.feed(chunk)
                     if convert and data:
                         data = convert.feed(data)
                     if data:
                         await response.write(data)
-                    gap.reschedule(loop.time() + idle)
+                    if not ex.stopping:
+                        gap.reschedule(loop.time() + idle)
                     chunk = await read()
             tail = meter.flush()
             if convert:
@@ -324,7 +347,8 @@ class Forwarder:
             if not meter.done:
                 failure = UpstreamError("upstream closed the stream before it was complete")
         except TimeoutError:
-            failure = UpstreamTimeout(f"upstream stream stalled for more than {idle:g}s")
+            failure = ServiceUnavailable(SHUTTING_DOWN) if ex.stopping else \
+                UpstreamTimeout(f"upstream stream stalled for more than {idle:g}s")
         except aiohttp.ClientPayloadError:
             failure = UpstreamError("upstream connection lost mid-stream")
         except ConnectionResetError:
@@ -338,7 +362,7 @@ class Forwarder:
         if failure is not None:
             record.status, record.error = failure.status, failure.message
             with contextlib.suppress(ConnectionResetError):
-                await response.write(error_event(ex.dialect, failure.message))
+                await response.write(error_event(ex.dialect, failure.message, failure.code))
         return response
 
 

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import watchfiles
 
+from . import systemd
 from .config import Config, parse
 from .errors import ConfigError
 
@@ -48,6 +49,8 @@ class ConfigHolder:
         self.digest: bytes | None = None
         #: True while the file on disk is a version that failed to load.
         self.failing = False
+        #: The (yaml_path, message) problems of the last failed reload; empty after a success.
+        self.problems: list[tuple[str, str]] = []
 
     @classmethod
     def from_file(cls, path: str, on_swap: OnSwap | None = None) -> ConfigHolder:
@@ -60,15 +63,29 @@ class ConfigHolder:
     def reload(self, reason: str) -> bool:
         """Re-read the file and swap in the new config; return True when a new config is live.
 
-        An unreadable, empty or invalid file logs its problems, counts a failure and keeps the
-        current config. Content identical to the live config's is not swapped (False).
+        An unreadable, empty or invalid file logs its problems (also kept in ``problems``),
+        counts a failure and keeps the current config. Content identical to the live config's
+        is not swapped (False). A changed file is bracketed by sd_notify RELOADING=1 and
+        READY=1, so ``systemctl reload`` waits for it.
         """
         try:
             data = _read(self.path)
-            digest = hashlib.sha256(data).digest()
-            if digest == self.digest:
-                self._unchanged(reason)
-                return False
+        except ConfigError as exc:
+            self._failed(reason, exc.problems)
+            return False
+        digest = hashlib.sha256(data).digest()
+        if digest == self.digest:
+            self._unchanged(reason)
+            return False
+        systemd.reloading()
+        try:
+            return self._load(reason, data, digest)
+        finally:
+            systemd.ready(self.current.summary())
+
+    def _load(self, reason: str, data: bytes, digest: bytes) -> bool:
+        """Parse *data* and swap it in; log and count the problems when it is invalid."""
+        try:
             if not data.strip():
                 raise ConfigError([("", "file is empty; refusing to reload to an empty config")])
             new = parse(_decode(data))
@@ -95,9 +112,11 @@ class ConfigHolder:
                                  "keeping the current config", reason)
                 self.reloads_failed += 1
                 self.failing = True
+                self.problems = [("", "the reload hook failed; see the log")]
                 return False
         self.current = new
         self.failing = False
+        self.problems = []
         self.digest = digest
         self.reloads_ok += 1
         logger.info("config reloaded (%s): %s", reason, new.summary())
@@ -107,12 +126,14 @@ class ConfigHolder:
         """Log (at INFO after a failure, else DEBUG) that the file matches the live config."""
         level = logging.INFO if self.failing else logging.DEBUG
         self.failing = False
+        self.problems = []
         logger.log(level, "config unchanged (%s); keeping the current config", reason)
 
     def _failed(self, reason: str, problems: list[tuple[str, str]]) -> None:
         """Log every problem on its own line and count the failure."""
         self.reloads_failed += 1
         self.failing = True
+        self.problems = list(problems)
         logger.error("config reload failed (%s): %d problem%s in %s; keeping the current config",
                      reason, len(problems), "" if len(problems) == 1 else "s", self.path)
         for yaml_path, message in problems:

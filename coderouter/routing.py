@@ -28,6 +28,8 @@ class Health:
                  rng: random.Random | None = None) -> None:
         self.clock = clock
         self.rng = rng or random.Random()
+        #: Called with (channel name, "target" | "key") when a cooldown starts.
+        self.on_cooldown: Callable[[str, str], None] | None = None
         self._targets: dict[tuple[str, str], _Cooldown] = {}
         self._keys: dict[tuple[str, str], float] = {}
         self._rotation: dict[str, Iterator[int]] = {}
@@ -66,6 +68,8 @@ class Health:
         """Put *target* in cooldown for *cooldown* seconds (a cooldown of 0 clears it)."""
         if cooldown > 0:
             self._targets[target.id] = _Cooldown(self.clock() + cooldown)
+            if self.on_cooldown is not None:
+                self.on_cooldown(target.channel.name, "target")
         else:
             self._targets.pop(target.id, None)
 
@@ -99,3 +103,5 @@ class Health:
     def key_failed(self, channel: Channel, key: str, cooldown: float) -> None:
         if cooldown > 0:
             self._keys[(channel.name, key)] = self.clock() + cooldown
+            if self.on_cooldown is not None:
+                self.on_cooldown(channel.name, "key")

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 
 from aiohttp import web
 
+from .drain import Drain
 from .proxy import Forwarder
 from .reload import ConfigHolder
 from .routing import Health
@@ -29,6 +30,8 @@ class Gateway:
     limiter: Limiter | None = None
     #: Unix time for usage rows and the limiter; injected by tests to move days and minutes.
     clock: Callable[[], float] = time.time
+    #: The forwarded requests in flight, for a graceful stop.
+    drain: Drain = field(default_factory=Drain)
     started: float = field(default_factory=time.time)
     #: Called with every finished request's row (metrics, access log); must not block.
     observers: list[Callable[[Record], None]] = field(default_factory=list)

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
-from collections.abc import Iterable, Mapping
+from collections import Counter
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Protocol
 
 import aiohttp
@@ -86,11 +88,19 @@ def headers_for(channel: Channel, key: str, caller: Iterable[tuple[str, str]],
 
 
 class Pools:
-    """One aiohttp ClientSession (a keep-alive pool) per channel name."""
+    """One aiohttp ClientSession (a keep-alive pool) per channel name.
+
+    Requests hold a `lease` on their channel's pool while they use it. A reload that removes
+    or disables a channel `retain`s only the live channels: the pool of a dropped one closes
+    as soon as its last lease ends (at once when nothing uses it), never under a request.
+    """
 
     def __init__(self, limit: int = 2048) -> None:
         self.limit = limit
         self._sessions: dict[str, aiohttp.ClientSession] = {}
+        self._leases: Counter[str] = Counter()
+        self._retiring: set[str] = set()
+        self._closing: set[asyncio.Task[None]] = set()
 
     def session(self, channel: Channel) -> aiohttp.ClientSession:
         session = self._sessions.get(channel.name)
@@ -104,16 +114,42 @@ class Pools:
             self._sessions[channel.name] = session
         return session
 
-    async def retire(self, names: Iterable[str], grace: float) -> None:
-        """Close the pools of channels that no longer exist, after *grace* seconds."""
-        doomed = [self._sessions.pop(n) for n in list(names) if n in self._sessions]
-        if doomed:
-            await asyncio.sleep(grace)
-            await asyncio.gather(*(s.close() for s in doomed))
+    @contextlib.contextmanager
+    def lease(self, name: str) -> Iterator[None]:
+        """Hold channel *name*'s pool open for the duration of the block."""
+        self._leases[name] += 1
+        try:
+            yield
+        finally:
+            self._leases[name] -= 1
+            if not self._leases[name]:
+                del self._leases[name]
+                if name in self._retiring:
+                    self._close_soon(name)
+
+    def retain(self, names: Iterable[str]) -> None:
+        """Keep the pools of channels *names*; close every other one after its last lease."""
+        keep = set(names)
+        self._retiring -= keep
+        for name in set(self._sessions) - keep:
+            if self._leases[name]:
+                self._retiring.add(name)
+            else:
+                self._close_soon(name)
+
+    def _close_soon(self, name: str) -> None:
+        """Forget *name*'s pool and close it in the background."""
+        self._retiring.discard(name)
+        session = self._sessions.pop(name, None)
+        if session is not None:
+            log.info("closing the connection pool of channel %s: no longer in the config", name)
+            task = asyncio.get_running_loop().create_task(session.close())
+            self._closing.add(task)
+            task.add_done_callback(self._closing.discard)
 
     async def close(self) -> None:
         sessions, self._sessions = list(self._sessions.values()), {}
-        await asyncio.gather(*(s.close() for s in sessions))
+        await asyncio.gather(*(s.close() for s in sessions), *self._closing)
 
     def names(self) -> Mapping[str, aiohttp.ClientSession]:
         return self._sessions

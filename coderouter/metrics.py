@@ -1,0 +1,145 @@
+"""Prometheus metrics of one gateway, in its own registry, and the ``GET /metrics`` route.
+
+Counted as requests finish (one observation per usage row), as upstream attempts and cooldowns
+happen, and read at scrape time from the live state (reloads, usage writer, requests in flight).
+The ``model`` label is the routable name asked for, or ``other`` when it is not one, so a
+caller cannot grow the label set with made-up names.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from aiohttp import web
+from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.exposition import choose_encoder
+from prometheus_client.registry import Collector
+
+from .auth import is_admin
+from .config import Target
+from .errors import InvalidApiKey
+from .state import GATEWAY, Gateway
+from .usage import Record
+
+#: Seconds; from a fast cached answer to a long agent turn.
+LATENCY_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0)
+TTFB_BUCKETS = (0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0)
+
+
+class Metrics:
+    """The gateway's metrics; hook `observe`, `attempt` and `cooldown` into its state."""
+
+    def __init__(self, gateway: Gateway) -> None:
+        self.gateway = gateway
+        self.registry = registry = CollectorRegistry(auto_describe=True)
+        self.requests = Counter(
+            "coderouter_requests", "Requests that got past authentication, by final status.",
+            ["model", "channel", "status"], registry=registry)
+        self.prompt_tokens = Counter(
+            "coderouter_prompt_tokens", "Prompt (input) tokens, as in the usage rows.",
+            ["model", "channel"], registry=registry)
+        self.completion_tokens = Counter(
+            "coderouter_completion_tokens", "Completion (output) tokens, as in the usage rows.",
+            ["model", "channel"], registry=registry)
+        self.latency = Histogram(
+            "coderouter_upstream_latency_seconds",
+            "Whole request time of requests that reached a channel.",
+            ["channel"], buckets=LATENCY_BUCKETS, registry=registry)
+        self.ttfb = Histogram(
+            "coderouter_upstream_ttfb_seconds",
+            "Time until the upstream's first byte (answer or first stream event).",
+            ["channel"], buckets=TTFB_BUCKETS, registry=registry)
+        self.retries = Counter(
+            "coderouter_upstream_retries", "Further attempts on the same target (another key).",
+            ["channel"], registry=registry)
+        self.failovers = Counter(
+            "coderouter_upstream_failovers", "Attempts moved on to a further target.",
+            ["channel"], registry=registry)
+        self.cooldowns = Counter(
+            "coderouter_cooldowns", "Cooldowns started, of a target or of a channel key.",
+            ["channel", "kind"], registry=registry)
+        registry.register(_StateCollector(gateway))
+
+    @classmethod
+    def attach(cls, gateway: Gateway) -> Metrics:
+        """Metrics fed by *gateway*'s finished requests, attempts and cooldowns."""
+        metrics = cls(gateway)
+        gateway.observers.append(metrics.observe)
+        gateway.forwarder.on_attempt = metrics.attempt
+        gateway.health.on_cooldown = metrics.cooldown
+        return metrics
+
+    def observe(self, record: Record) -> None:
+        """Count one finished request."""
+        routes = self.gateway.holder.current.routes
+        model = record.model if record.model in routes else "other"
+        channel = record.channel or ""
+        self.requests.labels(model, channel, str(record.status)).inc()
+        if record.prompt_tokens:
+            self.prompt_tokens.labels(model, channel).inc(record.prompt_tokens)
+        if record.completion_tokens:
+            self.completion_tokens.labels(model, channel).inc(record.completion_tokens)
+        if record.channel is not None and record.latency_ms is not None:
+            self.latency.labels(channel).observe(record.latency_ms / 1000)
+        if record.channel is not None and record.ttfb_ms is not None:
+            self.ttfb.labels(channel).observe(record.ttfb_ms / 1000)
+
+    def attempt(self, target: Target, kind: str) -> None:
+        """Count a retry or a failover (`Forwarder.on_attempt`)."""
+        if kind == "retry":
+            self.retries.labels(target.channel.name).inc()
+        elif kind == "failover":
+            self.failovers.labels(target.channel.name).inc()
+
+    def cooldown(self, channel: str, kind: str) -> None:
+        """Count a cooldown (`Health.on_cooldown`)."""
+        self.cooldowns.labels(channel, kind).inc()
+
+    def exposition(self, accept: str | None) -> tuple[bytes, str]:
+        """The metrics in the format *accept* asks for (Prometheus text by default)."""
+        encode, content_type = choose_encoder(accept or "")
+        return encode(self.registry), content_type
+
+
+class _StateCollector(Collector):
+    """Values read from the live gateway at scrape time."""
+
+    def __init__(self, gateway: Gateway) -> None:
+        self.gateway = gateway
+
+    def collect(self) -> Iterator[Metric]:
+        gw = self.gateway
+        reloads = CounterMetricFamily(
+            "coderouter_config_reloads", "Config reloads: ok swapped a new config in, failed "
+            "kept the old one.", labels=["result"])
+        reloads.add_metric(["ok"], gw.holder.reloads_ok)
+        reloads.add_metric(["failed"], gw.holder.reloads_failed)
+        yield reloads
+        active = gw.drain.active
+        yield GaugeMetricFamily("coderouter_requests_in_flight",
+                                "Forwarded requests not finished yet.", value=len(active))
+        yield GaugeMetricFamily("coderouter_streams_in_flight",
+                                "Streams relaying to their callers now.",
+                                value=sum(getattr(ex, "meter", None) is not None
+                                          for ex in active))
+        writer = gw.writer
+        yield GaugeMetricFamily("coderouter_usage_rows_queued",
+                                "Usage rows waiting to be written.", value=writer.queued)
+        yield CounterMetricFamily("coderouter_usage_rows_written",
+                                  "Usage rows written to the database.", value=writer.written)
+        yield CounterMetricFamily("coderouter_usage_write_failures",
+                                  "Failed usage batch writes (the rows are kept and retried).",
+                                  value=writer.failures)
+
+
+METRICS = web.AppKey("metrics", Metrics)
+
+
+async def metrics_route(request: web.Request) -> web.Response:
+    """GET /metrics: Prometheus text; the admin key is required when one is configured."""
+    config = request.app[GATEWAY].holder.current
+    if config.admin.key is not None and not is_admin(config, request.headers):
+        raise InvalidApiKey("the admin key is required for /metrics")
+    body, content_type = request.app[METRICS].exposition(request.headers.get("Accept"))
+    return web.Response(body=body, headers={"Content-Type": content_type})
