@@ -17,7 +17,7 @@ import pytest
 
 from tests.conftest import ALICE, UPSTREAM_KEY, base_config
 from tests.fakes import FakeUpstream
-from tests.service import TIMEOUT, Process, serving, until
+from tests.service import TIMEOUT, serving, until
 
 AUTH = {"Authorization": f"Bearer {ALICE}"}
 STREAM = {"model": "smart", "stream": True, "messages": [{"role": "user", "content": "hi"}]}

@@ -1,0 +1,102 @@
+"""The access log line (plain and JSON), its switch, and the formatter."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import aiohttp
+import orjson
+import pytest
+
+from coderouter.config import parse
+from coderouter.logs import Formatter, access_fields, plain_line
+from coderouter.reload import ConfigHolder
+from coderouter.usage import Record
+from tests.conftest import ALICE, UPSTREAM_KEY, Running, base_config
+from tests.fakes import FakeUpstream
+
+ACCESS = "coderouter.access"
+
+
+def record(**fields: object) -> Record:
+    return Record(**{"ts": 1_700_000_000.0, "request_id": "req_1",
+                     "endpoint": "/v1/chat/completions", **fields})  # type: ignore[arg-type]
+
+
+def holder(fmt: str) -> ConfigHolder:
+    return ConfigHolder("unused.yaml", parse(f"log: {{format: {fmt}}}\n"))
+
+
+def log_record(message: str, **extra: object) -> logging.LogRecord:
+    rec = logging.LogRecord(ACCESS, logging.INFO, __file__, 1, message, None, None)
+    rec.created = 1_700_000_000.25
+    for name, value in extra.items():
+        setattr(rec, name, value)
+    return rec
+
+
+class TestLine:
+    def test_plain_fields_in_order(self) -> None:
+        """method path status model channel tokens latency_ms request_id token."""
+        rec = record(status=200, model="smart", channel="up", total_tokens=15,
+                     latency_ms=231.44, token="alice")
+        assert plain_line(access_fields(rec)) == \
+            "POST /v1/chat/completions 200 smart up 15 231.4 req_1 alice"
+
+    def test_absent_values_are_dashes_and_odd_ones_quoted(self) -> None:
+        """None is '-'; a caller's model with spaces or a newline cannot forge a line."""
+        rec = record(status=404, model='gpt 4\nPOST /x 200', token="alice")
+        assert plain_line(access_fields(rec)) == \
+            'POST /v1/chat/completions 404 "gpt 4\\nPOST /x 200" - 0 - req_1 alice'
+
+
+class TestFormatter:
+    def test_plain(self) -> None:
+        """UTC ISO time, level, logger, message."""
+        line = Formatter(holder("plain")).format(log_record("hello"))
+        assert line == "2023-11-14T22:13:20.250Z INFO coderouter.access: hello"
+
+    def test_json_access_line_carries_the_fields(self) -> None:
+        """A JSON access line is the row's fields, not a message."""
+        fields = access_fields(record(status=200, token="alice"))
+        line = Formatter(holder("json")).format(log_record("ignored", access=fields))
+        assert orjson.loads(line) == {"ts": "2023-11-14T22:13:20.250Z", "level": "INFO",
+                                      "logger": ACCESS, **fields}
+
+    def test_json_other_lines(self) -> None:
+        line = Formatter(holder("json")).format(log_record("hello"))
+        assert orjson.loads(line) == {"ts": "2023-11-14T22:13:20.250Z", "level": "INFO",
+                                      "logger": ACCESS, "message": "hello"}
+
+
+async def test_one_line_per_request_without_keys(
+        gateway: Running, caplog: pytest.LogCaptureFixture) -> None:
+    """Each request logs one access line naming the token; no key appears in any line."""
+    caplog.set_level(logging.INFO)
+    async with aiohttp.ClientSession() as http:
+        for model in ("smart", "nope"):
+            async with http.post(gateway.url + "/v1/chat/completions", json={"model": model},
+                                 headers={"Authorization": f"Bearer {ALICE}"}) as resp:
+                await resp.read()
+    lines = [r.getMessage() for r in caplog.records if r.name == ACCESS]
+    assert [line.split()[:6] for line in lines] == [
+        ["POST", "/v1/chat/completions", "200", "smart", "up", "15"],
+        ["POST", "/v1/chat/completions", "404", "nope", "-", "0"]]
+    assert all(line.endswith(" alice") for line in lines)
+    text = caplog.text
+    assert ALICE not in text
+    assert UPSTREAM_KEY not in text
+
+
+async def test_access_false_turns_it_off(gateway: Running, upstream: FakeUpstream,
+                                         tmp_path: Path,
+                                         caplog: pytest.LogCaptureFixture) -> None:
+    """log.access: false (here by a reload) writes no access lines."""
+    caplog.set_level(logging.INFO)
+    gateway.reconfigure({**base_config(upstream.url, tmp_path), "log": {"access": False}})
+    async with aiohttp.ClientSession() as http:
+        async with http.post(gateway.url + "/v1/chat/completions", json={"model": "smart"},
+                             headers={"Authorization": f"Bearer {ALICE}"}) as resp:
+            assert resp.status == 200
+    assert [r for r in caplog.records if r.name == ACCESS] == []
