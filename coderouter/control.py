@@ -1,7 +1,7 @@
-"""Operator routes under /admin: the admin-key rule, and ``POST /admin/reload``.
+"""``POST /admin/reload``: re-read the config file on an operator's request.
 
-The rule for every /admin route: with no ``admin.key`` configured the routes do not exist
-(404 ``not_found``); with one, a request without that key is refused (401 ``invalid_api_key``).
+Guarded like every /admin route (`auth.require_admin`): with no ``admin.key`` configured it
+answers 404 ``not_found``; with one, a request without that key gets 401 ``invalid_api_key``.
 """
 
 from __future__ import annotations
@@ -9,18 +9,8 @@ from __future__ import annotations
 import orjson
 from aiohttp import web
 
-from .auth import is_admin
-from .errors import InvalidApiKey, NotFound
+from .auth import require_admin
 from .state import GATEWAY
-
-
-def require_admin(request: web.Request) -> None:
-    """Raise unless the caller sent the configured admin key (404 when none is configured)."""
-    config = request.app[GATEWAY].holder.current
-    if config.admin.key is None:
-        raise NotFound(f"no route for {request.method} {request.path}")
-    if not is_admin(config, request.headers):
-        raise InvalidApiKey("the admin key is required")
 
 
 async def reload_route(request: web.Request) -> web.Response:
@@ -32,8 +22,8 @@ async def reload_route(request: web.Request) -> web.Response:
     problem with the whole file, the file's) when the file is invalid and the old
     config keeps serving.
     """
-    require_admin(request)
     holder = request.app[GATEWAY].holder
+    require_admin(holder.current, request.headers, "/admin/reload")
     reloaded = holder.reload("admin")
     errors = [{"path": path or holder.path, "message": message}
               for path, message in holder.problems]

@@ -50,8 +50,7 @@ class Behaviour:
     stall_after: int | None = None      # go silent after this many events
     done: bool = True                   # end the stream with its terminal event
     parts: list[bytes] | None = None    # stream exactly these bytes, one write each
-    hold: asyncio.Event | None = None   # wait for it: after a stream's first event, or
-                                        # before a body's headers
+    pause: asyncio.Event | None = None  # streams: wait for this event after the first one
 
 
 class FakeClock:
@@ -91,8 +90,6 @@ class FakeUpstream:
                 await how.hold.wait()
             if how.delay:
                 await asyncio.sleep(how.delay)
-            if how.hold is not None and not payload_streams(body):
-                await how.hold.wait()
             if how.body is not None or how.status != 200:
                 return web.Response(status=how.status, headers=how.headers,
                                     body=how.body if how.body is not None else orjson.dumps(
@@ -158,16 +155,11 @@ class FakeUpstream:
                 await asyncio.sleep(3600)
             if n and how.chunk_delay:
                 await asyncio.sleep(how.chunk_delay)
-            if n == 1 and how.hold is not None:
-                await how.hold.wait()
+            if n == 1 and how.pause is not None:
+                await how.pause.wait()
             await response.write(event)
         await response.write_eof()
         return response
-
-
-def payload_streams(body: bytes) -> bool:
-    """Whether a request body asks for a stream."""
-    return bool(body) and orjson.loads(body).get("stream") is True
 
 
 def chat_chunk(choices: list[dict[str, Any]], **extra: Any) -> bytes:

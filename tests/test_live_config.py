@@ -47,7 +47,7 @@ async def test_stream_in_flight_finishes_on_its_config_and_pool(
     """A reload that removes the stream's channel: the stream completes on it, new requests
     use the new config, and the old channel's pool closes only after the stream ends."""
     hold = asyncio.Event()
-    upstream.then(hold=hold)
+    upstream.then(pause=hold)
     async with aiohttp.ClientSession() as http:
         async with http.post(gateway.url + "/v1/chat/completions",
                              json={"model": "smart", "stream": True},

@@ -112,7 +112,7 @@ async def test_in_flight_gauges_follow_a_stream(gateway: Running,
                                                 upstream: FakeUpstream) -> None:
     """A stream held open counts as one request and one stream in flight, then none."""
     hold = asyncio.Event()
-    upstream.then(hold=hold)
+    upstream.then(pause=hold)
     async with aiohttp.ClientSession() as http:
         async with http.post(gateway.url + "/v1/chat/completions", headers=AUTH,
                              json={"model": "smart", "stream": True}) as resp:

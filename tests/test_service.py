@@ -52,7 +52,7 @@ class TestGracefulStop:
         """SIGTERM during a stream: no new connections, the stream completes, the row is
         written, the process exits 0 and said STOPPING."""
         hold = asyncio.Event()
-        upstream.then(hold=hold)
+        upstream.then(pause=hold)
         async with serving(base_config(upstream.url, tmp_path), tmp_path) as gw:
             async with aiohttp.ClientSession() as http:
                 async with http.post(gw.url + "/v1/chat/completions", json=STREAM,
@@ -75,7 +75,7 @@ class TestGracefulStop:
         """Past shutdown.grace a stream ends with the error event and a waiting request gets
         503; both rows say so, and the process still exits 0."""
         hold = asyncio.Event()
-        upstream.then(hold=hold).then(hold=hold)
+        upstream.then(pause=hold).then(hold=hold)
         config = {**base_config(upstream.url, tmp_path), "shutdown": {"grace": "200ms"}}
         try:
             async with serving(config, tmp_path) as gw:
