@@ -47,6 +47,7 @@ class Admin:
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Limits:
     max_body: int = 20 * 1024 * 1024
+    body_timeout: float = 60.0  # a caller that stalls mid-body is answered 408
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -402,7 +403,8 @@ class _Parser:
         admin = self.section(m, "admin", Admin, {"key": self.string})
         if admin.key == "":
             admin = Admin()
-        limits = self.section(m, "limits", Limits, {"max_body": self.size})
+        limits = self.section(m, "limits", Limits, {"max_body": self.size,
+                                                               "body_timeout": self.duration})
         shutdown = self.section(m, "shutdown", Shutdown, {"grace": self.duration})
         log = self.section(m, "log", Log, {
             "format": self.choice(("plain", "json")), "access": self.boolean})

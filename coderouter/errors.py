@@ -48,6 +48,11 @@ class InvalidRequest(GatewayError):
         400, "invalid_request_error", "invalid_request", "invalid_request_error")
 
 
+class RequestTimeout(GatewayError):
+    status, type, code, anthropic_type = (
+        408, "invalid_request_error", "request_timeout", "timeout_error")
+
+
 class RequestTooLarge(GatewayError):
     status, type, code, anthropic_type = (
         413, "invalid_request_error", "request_too_large", "request_too_large")

@@ -14,12 +14,14 @@ import orjson
 from aiohttp import web
 
 from .auth import authenticate, check_model, may_use, require_admin
+from .config import Limits
 from .errors import (
     GatewayError,
     InvalidRequest,
     MethodNotAllowed,
     ModelNotFound,
     NotFound,
+    RequestTimeout,
     RequestTooLarge,
     ServiceUnavailable,
 )
@@ -57,18 +59,25 @@ def request_id(request: web.Request) -> str:
     return rid
 
 
-async def read_body(request: web.Request, limit: int) -> bytes:
-    """The whole body, or `RequestTooLarge` as soon as it passes *limit* bytes."""
+async def read_body(request: web.Request, limits: Limits) -> bytes:
+    """The whole body; `RequestTooLarge` as soon as it passes ``limits.max_body`` bytes,
+    `RequestTimeout` when it has not all arrived within ``limits.body_timeout``."""
+    limit = limits.max_body
     length = request.content_length
     if length is not None and length > limit:
         raise RequestTooLarge(f"request body of {length} bytes is over the {limit} byte limit")
     chunks = []
     size = 0
-    async for chunk in request.content.iter_any():
-        size += len(chunk)
-        if size > limit:
-            raise RequestTooLarge(f"request body is over the {limit} byte limit")
-        chunks.append(chunk)
+    try:
+        async with asyncio.timeout(limits.body_timeout):
+            async for chunk in request.content.iter_any():
+                size += len(chunk)
+                if size > limit:
+                    raise RequestTooLarge(f"request body is over the {limit} byte limit")
+                chunks.append(chunk)
+    except TimeoutError:
+        raise RequestTimeout(f"request body did not arrive within "
+                             f"{limits.body_timeout:g}s") from None
     return b"".join(chunks)
 
 
@@ -119,7 +128,7 @@ async def relay(request: web.Request) -> web.StreamResponse:
     exchange: Exchange | None = None
     admission = None
     try:
-        payload = parse_payload(await read_body(request, config.limits.max_body))
+        payload = parse_payload(await read_body(request, config.limits))
         model = payload["model"]
         record.model = model
         record.stream = int(payload.get("stream") is True)

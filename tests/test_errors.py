@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 from typing import Any
 
@@ -136,6 +137,30 @@ async def test_body_over_the_limit_is_413(start_gateway: StartGateway, upstream:
             assert resp.status == 413
     assert upstream.seen == []
     assert [r["status"] for r in await gateway.rows()] == [413, 413]
+
+
+async def test_body_that_stalls_is_408(start_gateway: StartGateway, upstream: FakeUpstream,
+                                       tmp_path: Path) -> None:
+    """A caller that stops sending its body: 408 request_timeout after limits.body_timeout."""
+    config = base_config(upstream.url, tmp_path)
+    config["limits"] = {"body_timeout": "200ms"}
+    gateway = await start_gateway(config)
+    stalled = asyncio.Event()
+
+    async def stalling() -> Any:
+        yield b'{"model": "smart", '
+        await stalled.wait()
+    async with aiohttp.ClientSession() as http:
+        async with http.post(gateway.url + "/v1/chat/completions", data=stalling(),
+                             headers={"Authorization": f"Bearer {ALICE}"}) as resp:
+            status, body = resp.status, await resp.json()
+    stalled.set()
+    assert status == 408
+    assert body == openai_error("request body did not arrive within 0.2s",
+                                "invalid_request_error", "request_timeout")
+    assert upstream.seen == []
+    [row] = await gateway.rows()
+    assert row["status"] == 408
 
 
 async def test_unknown_route_and_method(gateway: Running) -> None:
