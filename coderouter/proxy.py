@@ -231,7 +231,8 @@ class Forwarder:
                     upstream = mock.respond(dialect, body)
                 else:
                     request = ex.request
-                    upstream = await self.pools.session(channel).post(
+                    upstream = await self.pools.post(
+                        channel,
                         # a caller's query string belongs to its API, not a translated one
                         url_for(channel, dialect, target.model,
                                 "" if conversion else request.query_string),

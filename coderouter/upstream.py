@@ -5,9 +5,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import urllib.request
 from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping
-from typing import Protocol
+from typing import Any, Protocol
+from urllib.parse import urlsplit
 
 import aiohttp
 from multidict import CIMultiDict
@@ -87,12 +89,30 @@ def headers_for(channel: Channel, key: str, caller: Iterable[tuple[str, str]],
     return out
 
 
+def proxy_for(base_url: str) -> str | None:
+    """The proxy that ``HTTP_PROXY``/``HTTPS_PROXY`` name for *base_url*, unless ``NO_PROXY``
+    exempts its host; None when there is none.
+
+    Read once per base URL: aiohttp's ``trust_env`` would read the environment (and
+    ~/.netrc) again on every request.
+    """
+    url = urlsplit(base_url)
+    proxies = urllib.request.getproxies_environment()
+    proxy = proxies.get(url.scheme)
+    if not proxy or urllib.request.proxy_bypass_environment(url.netloc, proxies):
+        return None
+    return proxy
+
+
 class Pools:
     """One aiohttp ClientSession (a keep-alive pool) per channel name.
 
     Requests hold a `lease` on their channel's pool while they use it. A reload that removes
     or disables a channel `retain`s only the live channels: the pool of a dropped one closes
     as soon as its last lease ends (at once when nothing uses it), never under a request.
+
+    Channels reach their upstream directly, or through the proxy the environment names for
+    their base URL (`proxy_for`), resolved once.
     """
 
     def __init__(self, limit: int = 2048) -> None:
@@ -101,6 +121,7 @@ class Pools:
         self._leases: Counter[str] = Counter()
         self._retiring: set[str] = set()
         self._closing: set[asyncio.Task[None]] = set()
+        self._proxies: dict[str, str | None] = {}
 
     def session(self, channel: Channel) -> aiohttp.ClientSession:
         session = self._sessions.get(channel.name)
@@ -113,6 +134,13 @@ class Pools:
                 skip_auto_headers=("User-Agent",))
             self._sessions[channel.name] = session
         return session
+
+    def post(self, channel: Channel, url: str, **options: Any) -> Any:
+        """POST on *channel*'s pool, through its proxy if it has one; await or `async with`."""
+        base = channel.base_url
+        if base not in self._proxies:
+            self._proxies[base] = proxy_for(base)
+        return self.session(channel).post(url, proxy=self._proxies[base], **options)
 
     @contextlib.contextmanager
     def lease(self, name: str) -> Iterator[None]:
