@@ -9,6 +9,7 @@ caller cannot grow the label set with made-up names.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 from aiohttp import web
 from prometheus_client import CollectorRegistry, Counter, Histogram
@@ -60,6 +61,7 @@ class Metrics:
             "coderouter_cooldowns", "Cooldowns started, of a target or of a channel key.",
             ["channel", "kind"], registry=registry)
         registry.register(_StateCollector(gateway))
+        self._children: dict[tuple[Any, ...], Any] = {}
 
     @classmethod
     def attach(cls, gateway: Gateway) -> Metrics:
@@ -75,15 +77,23 @@ class Metrics:
         routes = self.gateway.holder.current.routes
         model = record.model if record.model in routes else "other"
         channel = record.channel or ""
-        self.requests.labels(model, channel, str(record.status)).inc()
+        self._series(self.requests, model, channel, str(record.status)).inc()
         if record.prompt_tokens:
-            self.prompt_tokens.labels(model, channel).inc(record.prompt_tokens)
+            self._series(self.prompt_tokens, model, channel).inc(record.prompt_tokens)
         if record.completion_tokens:
-            self.completion_tokens.labels(model, channel).inc(record.completion_tokens)
+            self._series(self.completion_tokens, model, channel).inc(record.completion_tokens)
         if record.channel is not None and record.latency_ms is not None:
-            self.latency.labels(channel).observe(record.latency_ms / 1000)
+            self._series(self.latency, channel).observe(record.latency_ms / 1000)
         if record.channel is not None and record.ttfb_ms is not None:
-            self.ttfb.labels(channel).observe(record.ttfb_ms / 1000)
+            self._series(self.ttfb, channel).observe(record.ttfb_ms / 1000)
+
+    def _series(self, metric: Any, *labels: str) -> Any:
+        """*metric*'s child for *labels*, looked up once: ``labels()`` validates and locks."""
+        key = (metric, *labels)
+        child = self._children.get(key)
+        if child is None:
+            child = self._children[key] = metric.labels(*labels)
+        return child
 
     def attempt(self, target: Target, kind: str) -> None:
         """Count a retry or a failover (`Forwarder.on_attempt`)."""
