@@ -122,7 +122,7 @@ class _Failed(Exception):
         self.cooldown = cooldown
 
 
-def plan_for(dialect: Dialect, target: Target) -> Conversion | bool | None:
+def plan_for(dialect: Dialect, target: Target) -> Conversion | bool:
     """True when *target*'s channel speaks *dialect*, its Conversion, or False."""
     if dialect in PATHS[target.channel.type]:
         return True

@@ -79,10 +79,6 @@ class Health:
         if state is not None:
             state.trial = False
 
-    def cooling(self, target: Target) -> bool:
-        state = self._targets.get(target.id)
-        return state is not None and self.clock() < state.until
-
     def next_key(self, channel: Channel) -> str | None:
         """The channel's next key in rotation that is not cooling down, or None."""
         keys = channel.keys

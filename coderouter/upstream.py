@@ -130,7 +130,9 @@ class Pools:
                 limit=self.limit, limit_per_host=0, keepalive_timeout=60, ttl_dns_cache=300)
             session = aiohttp.ClientSession(
                 connector=connector, trust_env=False, cookie_jar=aiohttp.DummyCookieJar(),
-                timeout=aiohttp.ClientTimeout(total=None, sock_connect=channel.timeout.connect),
+                # no total cap: streams run long; connect and first-byte limits are set per
+                # request from the live config, so a reload changes them at once
+                timeout=aiohttp.ClientTimeout(total=None),
                 skip_auto_headers=("User-Agent",))
             self._sessions[channel.name] = session
         return session
