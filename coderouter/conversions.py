@@ -148,14 +148,14 @@ class MessagesViaChat:
         except TranslationError as exc:
             raise InvalidRequest(str(exc)) from None
 
-    def response(self, body: Json, model: str) -> Json:
+    def response(self, body: Json, payload: Json) -> Json:
         try:
-            return chat_response_to_messages(body, model)
+            return chat_response_to_messages(body, str(payload.get("model")))
         except TranslationError as exc:
             raise UpstreamError(f"upstream answer cannot be translated: {exc}") from None
 
-    def stream(self, model: str, payload: Json) -> ChatEventsToMessages:
-        return ChatEventsToMessages(model, estimate_tokens(payload))
+    def stream(self, payload: Json) -> ChatEventsToMessages:
+        return ChatEventsToMessages(str(payload.get("model")), estimate_tokens(payload))
 
     def error(self, status: int, body: bytes) -> bytes:
         """An upstream's error body as ``{"type": "error", "error": {type, message}}``."""
@@ -176,13 +176,14 @@ class ChatViaMessages:
         except TranslationError as exc:
             raise InvalidRequest(str(exc)) from None
 
-    def response(self, body: Json, model: str) -> Json:
+    def response(self, body: Json, payload: Json) -> Json:
         try:
-            return messages_response_to_chat(body, model)
+            return messages_response_to_chat(body, str(payload.get("model")))
         except TranslationError as exc:
             raise UpstreamError(f"upstream answer cannot be translated: {exc}") from None
 
-    def stream(self, model: str, payload: Json) -> MessagesEventsToChat:
+    def stream(self, payload: Json) -> MessagesEventsToChat:
+        model = str(payload.get("model"))
         options = payload.get("stream_options")
         include = isinstance(options, dict) and options.get("include_usage") is True
         return MessagesEventsToChat(model, include)

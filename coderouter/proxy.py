@@ -23,6 +23,7 @@ from aiohttp import web
 from . import mock
 from .config import ModelGroup, Target
 from .conversions import BUILTIN
+from .dialects import hub
 from .errors import GatewayError, ServiceUnavailable, UpstreamError, UpstreamTimeout
 from .estimate import estimate_output_tokens, estimate_tokens
 from .routing import Health
@@ -54,14 +55,17 @@ class Conversion(Protocol):
 
     def request(self, payload: dict[str, Any]) -> dict[str, Any]: ...
 
-    def response(self, body: dict[str, Any], model: str) -> dict[str, Any]: ...
+    def response(self, body: dict[str, Any], payload: dict[str, Any]) -> dict[str, Any]:
+        """The caller's answer for the upstream's *body*; *payload* is the caller's request."""
+        ...
 
-    def stream(self, model: str, payload: dict[str, Any]) -> StreamConverter: ...
+    def stream(self, payload: dict[str, Any]) -> StreamConverter: ...
 
     def error(self, status: int, body: bytes) -> bytes: ...
 
 
-#: (caller dialect, channel type) -> how to serve it when the channel does not speak it natively.
+#: (caller dialect, channel type) -> how to serve it when the channel does not speak it natively
+#: and the dialect hub has no codec pair for it yet.
 CONVERSIONS: dict[tuple[Dialect, str], Conversion] = dict(BUILTIN)
 
 
@@ -124,9 +128,11 @@ class _Failed(Exception):
 
 def plan_for(dialect: Dialect, target: Target) -> Conversion | bool:
     """True when *target*'s channel speaks *dialect*, its Conversion, or False."""
-    if dialect in PATHS[target.channel.type]:
+    native = PATHS[target.channel.type]
+    if dialect in native:
         return True
-    return CONVERSIONS.get((dialect, target.channel.type)) or False
+    return hub.bridge(dialect, tuple(native)) or CONVERSIONS.get(
+        (dialect, target.channel.type)) or False
 
 
 class Forwarder:
@@ -299,7 +305,7 @@ class Forwarder:
             ex.usage = Usage(estimate_tokens(ex.payload), estimate_output_tokens(obj))
             ex.estimated = True
         if conversion:
-            body = orjson.dumps(conversion.response(obj, str(ex.payload.get("model"))))
+            body = orjson.dumps(conversion.response(obj, ex.payload))
         ex.record.status = 200
         ex.record.ttfb_ms = (time.monotonic() - ex.started) * 1000
         return web.Response(body=body, content_type="application/json")
@@ -319,8 +325,7 @@ class Forwarder:
             raise _Failed(UpstreamError("upstream ended the stream before sending anything"))
 
         meter = ex.meter = StreamMeter(dialect, hide_usage=injected and conversion is None)
-        convert = conversion.stream(str(ex.payload.get("model")), ex.payload) \
-            if conversion else None
+        convert = conversion.stream(ex.payload) if conversion else None
         record = ex.record
         response = web.StreamResponse(headers=_STREAM_HEADERS)
         await response.prepare(ex.request)

@@ -1,0 +1,162 @@
+"""Serving a caller dialect from an upstream that speaks another: two codecs and a Bridge.
+
+A `Bridge` decodes the caller's request to the neutral representation and encodes it in the
+upstream's dialect; answers, stream events and error bodies go the other way. Codecs register
+themselves in `CODECS` by dialect name; a pair is served once both of its codecs are there.
+
+A request that cannot be decoded is the caller's error (`InvalidRequest`, 400); an upstream
+answer or stream that cannot be decoded is the upstream's (`UpstreamError`, 502).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+from ..errors import InvalidRequest, UpstreamError
+from ..estimate import estimate_tokens
+from . import ir
+from .codec import Codec, CodecError, StreamDecoder, StreamEncoder
+
+Json = dict[str, Any]
+
+#: Every codec by the dialect it speaks; each dialect module registers its own.
+CODECS: dict[str, Codec] = {}
+
+#: Which upstream dialect to use, in order of preference, when a channel does not speak the
+#: caller's: Chat is what most OpenAI-compatible servers get right.
+PREFERENCE: tuple[ir.WireDialect, ...] = ("chat", "messages", "responses", "gemini")
+
+
+_BRIDGES: dict[tuple[str, tuple[str, ...]], Bridge | None] = {}
+
+
+def register(codec: Codec) -> Codec:
+    """Make *codec* available to bridges; each dialect module calls it once at import."""
+    CODECS[codec.name] = codec
+    _BRIDGES.clear()
+    return codec
+
+
+def sse_events(block: bytes) -> Iterator[tuple[str, bytes]]:
+    """Yield (event name, joined data) of each event in *block*; the name is "" when absent.
+
+    *block* holds whole events (a last one may lack its blank line); comments and events
+    without data are skipped.
+    """
+    for event in block.replace(b"\r\n", b"\n").split(b"\n\n"):
+        name, data = "", []
+        for line in event.split(b"\n"):
+            if line.startswith(b"event:"):
+                name = line[6:].strip().decode("utf-8", "replace")
+            elif line.startswith(b"data:"):
+                data.append(line[5:].removeprefix(b" "))
+        if data:
+            yield name, b"\n".join(data)
+
+
+class BridgeStream:
+    """A StreamConverter: complete upstream SSE events in, the caller's SSE bytes out."""
+
+    __slots__ = ("_decoder", "_encoder")
+
+    def __init__(self, decoder: StreamDecoder, encoder: StreamEncoder) -> None:
+        self._decoder = decoder
+        self._encoder = encoder
+
+    def feed(self, events: bytes) -> bytes:
+        out = []
+        for name, data in sse_events(events):
+            try:
+                decoded = self._decoder.feed(name, data)
+            except CodecError as exc:
+                raise UpstreamError(f"upstream stream cannot be translated: {exc}") from None
+            out.append(self._encode(decoded))
+        return b"".join(out)
+
+    def finish(self) -> bytes:
+        try:
+            decoded = self._decoder.close()
+        except CodecError as exc:
+            raise UpstreamError(f"upstream stream cannot be translated: {exc}") from None
+        return self._encode(decoded) + self._encoder.close()
+
+    def _encode(self, events: list[ir.Event]) -> bytes:
+        out = []
+        for event in events:
+            if isinstance(event, ir.Failure):
+                # The proxy ends the caller's stream with the error event of its dialect.
+                raise UpstreamError(f"upstream stream error: {event.message}")
+            out.append(self._encoder.feed(event))
+        return b"".join(out)
+
+
+class Bridge:
+    """Serves *client*'s dialect from an upstream speaking *upstream*'s (proxy.Conversion)."""
+
+    __slots__ = ("_client", "_upstream", "upstream")
+
+    def __init__(self, client: Codec, upstream: Codec) -> None:
+        self._client = client
+        self._upstream = upstream
+        self.upstream = upstream.name
+
+    def __repr__(self) -> str:
+        return f"Bridge({self._client.name} <- {self._upstream.name})"
+
+    def decode(self, payload: Json) -> ir.Request:
+        try:
+            return self._client.decode_request(payload)
+        except CodecError as exc:
+            raise InvalidRequest(str(exc)) from None
+
+    def request(self, payload: Json) -> Json:
+        """The upstream body for the caller's *payload*."""
+        request = self.decode(payload)
+        try:
+            return self._upstream.encode_request(request)
+        except CodecError as exc:
+            raise InvalidRequest(str(exc)) from None
+
+    def response(self, body: Json, payload: Json) -> Json:
+        """The caller's answer for the upstream's *body*."""
+        try:
+            answer = self._upstream.decode_response(body)
+        except CodecError as exc:
+            raise UpstreamError(f"upstream answer cannot be translated: {exc}") from None
+        return self._client.encode_response(answer, str(payload.get("model")))
+
+    def stream(self, payload: Json) -> BridgeStream:
+        request = self.decode(payload)
+        encoder = self._client.stream_encoder(str(payload.get("model")), request,
+                                              estimate_tokens(payload))
+        return BridgeStream(self._upstream.stream_decoder(), encoder)
+
+    def error(self, status: int, body: bytes) -> bytes:
+        """An upstream's error body in the caller's error shape, message kept."""
+        message, kind = self._upstream.decode_error(status, body)
+        return self._client.encode_error(status, message, kind)
+
+
+def bridge(client: str, upstreams: tuple[str, ...]) -> Bridge | None:
+    """The Bridge serving *client* from the first of *upstreams* we can translate to, or
+    None when a codec is missing on either side."""
+    key = (client, upstreams)
+    try:
+        return _BRIDGES[key]
+    except KeyError:
+        pass
+    found = None
+    caller = CODECS.get(client)
+    if caller is not None:
+        for name in sorted(upstreams, key=_rank):
+            codec = CODECS.get(name)
+            if codec is not None and name != client:
+                found = Bridge(caller, codec)
+                break
+    _BRIDGES[key] = found
+    return found
+
+
+def _rank(name: str) -> int:
+    return PREFERENCE.index(name) if name in PREFERENCE else len(PREFERENCE)  # type: ignore[arg-type]
