@@ -19,7 +19,14 @@ import orjson
 from . import __version__
 from .config import Config, load
 from .errors import ConfigError
-from .usage import GROUPINGS, REPORT_FIELDS, aggregate_query, parse_moment, report_rows
+from .usage import (
+    GROUPINGS,
+    REPORT_FIELDS,
+    DatabaseUnavailable,
+    aggregate_query,
+    parse_moment,
+    report_rows,
+)
 
 log = logging.getLogger("coderouter")
 
@@ -81,6 +88,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
             loop_factory=uvloop.new_event_loop if uvloop else None)
     except OSError as exc:
         log.error("cannot listen on %s:%d: %s", listen.host, listen.port, exc.strerror or exc)
+        return 1
+    except DatabaseUnavailable as exc:
+        log.error("cannot start: %s", exc)
         return 1
     return 0
 

@@ -81,6 +81,12 @@ class ServiceUnavailable(GatewayError):
         503, "server_error", "shutting_down", "overloaded_error")
 
 
+class StorageUnavailable(ServiceUnavailable):
+    """The usage database (or shared state) cannot answer now; the message says why."""
+
+    code = "storage_unavailable"
+
+
 class ConfigError(ValueError):
     """A config file that cannot be used; ``problems`` holds every ``(yaml_path, message)``."""
 

@@ -24,12 +24,13 @@ from .errors import (
     RequestTimeout,
     RequestTooLarge,
     ServiceUnavailable,
+    StorageUnavailable,
 )
 from .estimate import estimate_tokens
 from .proxy import SHUTTING_DOWN, Exchange
 from .sse import Dialect
 from .state import GATEWAY
-from .usage import GROUPINGS, Record, aggregate, parse_moment
+from .usage import GROUPINGS, DatabaseUnavailable, Record, parse_moment
 
 log = logging.getLogger("coderouter.handlers")
 
@@ -209,9 +210,10 @@ async def admin_usage(request: web.Request) -> web.Response:
         raise InvalidRequest(f"'by' must be one of {', '.join(GROUPINGS)}, got {by!r}")
     now = gw.clock()
     since, until = (_moment(query, name, now) for name in ("since", "until"))
-    await gw.writer.flush()
-    assert gw.writer.db is not None
-    data = await aggregate(gw.writer.db, by, since, until)
+    try:
+        data = await gw.writer.report(by, since, until)
+    except DatabaseUnavailable as exc:
+        raise StorageUnavailable(str(exc)) from None
     body = {"by": by, "since": _iso(since), "until": _iso(until), "data": data}
     return web.Response(body=orjson.dumps(body), headers=_JSON_HEADERS)
 

@@ -11,8 +11,10 @@ import asyncio
 import contextlib
 import datetime as dt
 import logging
+import os
 import re
 import sqlite3
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, fields
 from operator import attrgetter
@@ -21,39 +23,9 @@ from typing import Any, Literal
 import aiosqlite
 
 from .limits import Limiter, Totals
+from .schema import MIGRATIONS, VERSIONS_TABLE, Migration, pending
 
 log = logging.getLogger("coderouter.usage")
-
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS usage (
-    id INTEGER PRIMARY KEY,
-    ts REAL NOT NULL,
-    request_id TEXT NOT NULL,
-    token TEXT,
-    token_group TEXT,
-    endpoint TEXT NOT NULL,
-    model TEXT,
-    channel TEXT,
-    upstream_model TEXT,
-    status INTEGER NOT NULL,
-    stream INTEGER NOT NULL DEFAULT 0,
-    prompt_tokens INTEGER NOT NULL DEFAULT 0,
-    completion_tokens INTEGER NOT NULL DEFAULT 0,
-    total_tokens INTEGER NOT NULL DEFAULT 0,
-    cached_tokens INTEGER NOT NULL DEFAULT 0,
-    cost REAL NOT NULL DEFAULT 0,
-    usage_source TEXT NOT NULL DEFAULT 'none',
-    latency_ms REAL,
-    ttfb_ms REAL,
-    attempts INTEGER NOT NULL DEFAULT 0,
-    error TEXT,
-    client_ip TEXT
-);
-CREATE INDEX IF NOT EXISTS usage_ts ON usage (ts);
-CREATE INDEX IF NOT EXISTS usage_token_ts ON usage (token, ts);
-CREATE INDEX IF NOT EXISTS usage_group_ts ON usage (token_group, ts);
-"""
-
 
 @dataclass(slots=True)
 class Record:
@@ -88,10 +60,71 @@ _INSERT = f"INSERT INTO usage ({', '.join(COLUMNS)}) VALUES ({', '.join('?' * le
 
 
 _PRAGMAS = "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA busy_timeout=5000;"
+#: SQLite's primary result code for a write to a database opened read-only.
+_SQLITE_READONLY = 8
+
+
+class DatabaseUnavailable(RuntimeError):
+    """The usage database cannot be opened or written; the message says why and where."""
+
+
+async def migrate(db: aiosqlite.Connection, migrations: tuple[Migration, ...] = MIGRATIONS,
+                  ) -> list[int]:
+    """Bring *db* to the newest schema in one transaction; return the versions applied.
+
+    ``BEGIN IMMEDIATE`` takes the write lock first, so processes opening one file at once
+    apply each migration exactly once.
+    """
+    await db.execute("BEGIN IMMEDIATE")
+    try:
+        await db.execute(VERSIONS_TABLE)
+        async with db.execute("SELECT coalesce(max(version), 0) FROM schema_migrations") as cur:
+            row = await cur.fetchone()
+        current = int(row[0]) if row else 0
+        applied = []
+        for version, migration in pending(current, migrations):
+            for statement in migration.statements("sqlite"):
+                await db.execute(statement)
+            await db.execute("INSERT INTO schema_migrations (version, name, applied_at) "
+                             "VALUES (?, ?, ?)", (version, migration.name, time.time()))
+            applied.append(version)
+        await db.commit()
+    except BaseException:
+        await db.rollback()
+        raise
+    if current > len(migrations):
+        log.warning("usage database schema is at version %d, newer than this release's %d; "
+                    "writing the columns this release knows", current, len(migrations))
+    return applied
+
+
+async def probe_writable(db: aiosqlite.Connection) -> None:
+    """Raise the database's error unless a row can be written (nothing is kept)."""
+    await db.execute("BEGIN IMMEDIATE")
+    try:
+        await db.execute("INSERT INTO schema_migrations (version, name, applied_at) "
+                         "VALUES (-1, 'write probe', 0)")
+    finally:
+        await db.rollback()
+
+
+def _identity(path: str) -> tuple[int, int] | None:
+    """The (device, inode) of the file at *path*, None when there is none."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return st.st_dev, st.st_ino
 
 
 class UsageWriter:
-    """Queues rows and writes them in batches from one background task."""
+    """Queues rows and writes them in batches from one background task.
+
+    Before every batch the file at *path* is compared with the one opened: a database deleted
+    or replaced while serving is recreated (from the open copy when it was deleted, so no row
+    and no quota is lost) and logged as critical. A write refused as read-only reopens the
+    file before the next try, so fixed permissions are picked up without a restart.
+    """
 
     def __init__(self, path: str, *, batch: int = 512, interval: float = 0.25,
                  on_written: Callable[[int], None] | None = None) -> None:
@@ -101,9 +134,14 @@ class UsageWriter:
         self.on_written = on_written
         self.written = 0
         self.failures = 0
+        #: Why the last write failed, None once a write succeeds again.
+        self.problem: str | None = None
         self.db: aiosqlite.Connection | None = None
+        self._identity: tuple[int, int] | None = None
+        self._reopen = False
         self._queue: list[tuple[Any, ...]] = []
         self._wake = asyncio.Event()
+        self._lock = asyncio.Lock()
         self._task: asyncio.Task[None] | None = None
         self._closing = False
 
@@ -112,10 +150,30 @@ class UsageWriter:
         return len(self._queue)
 
     async def open(self) -> None:
-        self.db = await aiosqlite.connect(self.path)
-        await self.db.executescript(_PRAGMAS + SCHEMA)
-        await self.db.commit()
+        """Open (creating and migrating) the database; `DatabaseUnavailable` unless writable."""
+        try:
+            await self._connect()
+            assert self.db is not None
+            await probe_writable(self.db)
+        except (sqlite3.Error, OSError) as exc:
+            if self.db is not None:
+                await self.db.close()
+                self.db = None
+            raise DatabaseUnavailable(
+                f"the usage database {self.path} is not writable ({exc}): the gateway must "
+                f"write the file and create {self.path}-wal beside it") from None
         self._task = asyncio.create_task(self._run(), name="usage-writer")
+
+    async def _connect(self) -> None:
+        db = await aiosqlite.connect(self.path)
+        try:
+            await db.executescript(_PRAGMAS)
+            await migrate(db)
+        except BaseException:
+            await db.close()
+            raise
+        self.db = db
+        self._identity = _identity(self.path)
 
     def add(self, record: Record) -> None:
         """Queue *record*; never blocks, never raises."""
@@ -125,6 +183,18 @@ class UsageWriter:
 
     async def flush(self) -> None:
         """Write everything queued now; raises the database error when the write fails."""
+        async with self._lock:
+            try:
+                await self._follow_file()
+                await self._write()
+            except sqlite3.Error as exc:
+                self.problem = str(exc)
+                if getattr(exc, "sqlite_errorcode", 0) & 0xFF == _SQLITE_READONLY:
+                    self._reopen = True
+                raise
+            self.problem = None
+
+    async def _write(self) -> None:
         while self._queue:
             rows, self._queue = self._queue, []
             try:
@@ -139,6 +209,53 @@ class UsageWriter:
             self.written += len(rows)
             if self.on_written:
                 self.on_written(len(rows))
+
+    async def _follow_file(self) -> None:
+        """Reopen after a read-only error; recreate a database deleted or replaced under us."""
+        if self.path == ":memory:":
+            return
+        now = _identity(self.path)
+        if self.db is not None and now == self._identity and not self._reopen:
+            return
+        if self.db is not None:
+            old, self.db = self.db, None
+            if now is None:
+                log.critical("usage database %s was deleted while serving: recreating it "
+                             "with the rows written so far", self.path)
+                await self._rescue(old)
+            elif now != self._identity:
+                log.critical("usage database %s was replaced by another file while serving: "
+                             "writing to the new file from now on", self.path)
+            await old.close()
+        self._reopen = False
+        await self._connect()  # when this fails, the next batch tries again
+
+    async def _rescue(self, old: aiosqlite.Connection) -> None:
+        """Copy the deleted database, still open as *old*, back to its path."""
+        copy = f"{self.path}.{os.getpid()}.rescue"
+        try:
+            await old.execute("VACUUM INTO ?", (copy,))
+            os.replace(copy, self.path)
+        except (sqlite3.Error, OSError) as exc:
+            log.critical("could not copy the deleted usage database back (%s): starting an "
+                         "empty one; quotas count from zero after a restart", exc)
+            with contextlib.suppress(OSError):
+                os.unlink(copy)
+
+    async def report(self, by: str, since: float | None,
+                     until: float | None) -> list[dict[str, Any]]:
+        """`aggregate` over every finished request (the queue is written first).
+
+        Raise `DatabaseUnavailable` saying why when the database cannot be written or read.
+        """
+        try:
+            await self.flush()
+            assert self.db is not None
+            return await aggregate(self.db, by, since, until)
+        except sqlite3.Error as exc:
+            raise DatabaseUnavailable(
+                f"the usage database {self.path} is failing ({exc}); {self.queued} rows are "
+                f"kept in memory and written when it recovers") from None
 
     async def _run(self) -> None:
         delay = self.interval

@@ -29,6 +29,12 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+#: Runs a command bound by file permissions even as root (CI runs as root): without the
+#: capabilities that override them, a file's owner cannot write a file it made read-only.
+AS_FILE_OWNER: tuple[str, ...] = (
+    ("setpriv", "--bounding-set=-dac_override,-dac_read_search") if os.geteuid() == 0 else ())
+
+
 def write_atomic(path: Path, text: str) -> None:
     """Save like an editor that writes a temporary file and renames it over *path*."""
     tmp = path.with_name(f".{path.name}.swp")
@@ -87,14 +93,18 @@ class Process:
 
 @contextlib.asynccontextmanager
 async def serving(config: dict[str, Any], tmp_path: Path,
-                  env: dict[str, str] | None = None) -> AsyncIterator[Process]:
-    """Start the gateway on *config* (listen is set here), wait for /healthz, kill it after."""
+                  env: dict[str, str] | None = None,
+                  prefix: tuple[str, ...] = ()) -> AsyncIterator[Process]:
+    """Start the gateway on *config* (listen is set here), wait for /healthz, kill it after.
+
+    *prefix* runs the process through a wrapper command (e.g. `AS_FILE_OWNER`).
+    """
     port = free_port()
     config = {**config, "listen": {"host": "127.0.0.1", "port": port}}
     path = tmp_path / "config.yaml"
     path.write_text(yaml.safe_dump(config))
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "coderouter", "serve", "-c", str(path),
+        *prefix, sys.executable, "-m", "coderouter", "serve", "-c", str(path),
         stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.DEVNULL,
         stderr=asyncio.subprocess.PIPE, env={**os.environ, **(env or {})})
     served = Process(proc, f"http://127.0.0.1:{port}", path, config)
