@@ -20,6 +20,7 @@ from typing import Any, Literal
 import yaml
 
 from .errors import ConfigError
+from .scrub import Scrubber
 
 ChannelType = Literal["openai", "anthropic", "azure", "mock"]
 Period = Literal["day", "week", "month", "total"]
@@ -169,6 +170,8 @@ class Config:
     #: Every routable name: explicit groups, then models listed by enabled channels.
     routes: Mapping[str, ModelGroup] = field(default_factory=dict, repr=False)
     tokens_by_sha256: Mapping[bytes, Token] = field(default_factory=dict, repr=False)
+    #: Replaces every channel key and secret header value in upstream bytes (`scrub`).
+    scrubber: Scrubber = field(default_factory=lambda: Scrubber(()), repr=False, compare=False)
 
     def summary(self) -> str:
         return (f"{len(self.channels)} channels, {len(self.routes)} routable models, "
@@ -228,9 +231,10 @@ class _Parser:
 
     # -- generic readers ------------------------------------------------------------------
 
-    def mapping(self, value: Any, path: str, allowed: tuple[str, ...]) -> dict[str, Any] | None:
+    def mapping(self, value: Any, path: str, allowed: tuple[str, ...],
+                secret: bool = False) -> dict[str, Any] | None:
         if not isinstance(value, dict):
-            self.error(path, f"expected a mapping, got {_kind(value)}")
+            self.error(path, f"expected a mapping, got {_kind(value, secret)}")
             return None
         for key in value:
             if key not in allowed:
@@ -249,15 +253,19 @@ class _Parser:
             return None if default is _MISSING else default
         return read(m[key], where)
 
-    def string(self, value: Any, path: str) -> str | None:
+    def string(self, value: Any, path: str, secret: bool = False) -> str | None:
         if isinstance(value, bool):
             self.error(path, f"expected a string, got {str(value).lower()} "
                              "(YAML reads yes/no/on/off as booleans: quote the value)")
             return None
         if not isinstance(value, str | int | float):
-            self.error(path, f"expected a string, got {_kind(value)}")
+            self.error(path, f"expected a string, got {_kind(value, secret)}")
             return None
         return self.interpolate(str(value), path)
+
+    def secret(self, value: Any, path: str) -> str | None:
+        """A string whose value no error message may quote (a key)."""
+        return self.string(value, path, secret=True)
 
     def interpolate(self, text: str, path: str) -> str:
         def replace(match: re.Match[str]) -> str:
@@ -337,20 +345,25 @@ class _Parser:
             return str(value)
         return read
 
-    def strings(self, value: Any, path: str) -> tuple[str, ...] | None:
+    def strings(self, value: Any, path: str, secret: bool = False) -> tuple[str, ...] | None:
         if not isinstance(value, list):
-            self.error(path, f"expected a list, got {_kind(value)}")
+            self.error(path, f"expected a list, got {_kind(value, secret)}")
             return None
-        items = [self.string(item, f"{path}[{i}]") for i, item in enumerate(value)]
+        items = [self.string(item, f"{path}[{i}]", secret) for i, item in enumerate(value)]
         return tuple(item for item in items if item is not None)
 
+    def secrets(self, value: Any, path: str) -> tuple[str, ...] | None:
+        """A list of strings no error message may quote (keys)."""
+        return self.strings(value, path, secret=True)
+
     def headers(self, value: Any, path: str) -> dict[str, str] | None:
+        """A mapping of header names to values; values may be credentials, never quoted."""
         if not isinstance(value, dict):
-            self.error(path, f"expected a mapping, got {_kind(value)}")
+            self.error(path, f"expected a mapping, got {_kind(value, secret=True)}")
             return None
         out = {}
         for name, item in value.items():
-            text = self.string(item, _join(path, str(name)))
+            text = self.string(item, _join(path, str(name)), secret=True)
             if text is not None:
                 out[str(name)] = text
         return out
@@ -381,7 +394,7 @@ class _Parser:
 
     def section(self, raw: dict[str, Any], key: str, cls: type, spec: dict[str, Callable]) -> Any:
         """Read a flat mapping section whose every key is optional and typed by *spec*."""
-        m = self.mapping(raw.get(key) or {}, key, tuple(spec))
+        m = self.mapping(raw.get(key) or {}, key, tuple(spec), secret=key == "admin")
         if m is None:
             return cls()
         values = {k: read(m[k], _join(key, k)) for k, read in spec.items() if m.get(k) is not None}
@@ -400,7 +413,7 @@ class _Parser:
         if listen.port > 65535:
             self.error("listen.port", f"must be at most 65535, got {listen.port}")
         database = self.section(m, "database", Database, {"path": self.string})
-        admin = self.section(m, "admin", Admin, {"key": self.string})
+        admin = self.section(m, "admin", Admin, {"key": self.secret})
         if admin.key == "":
             admin = Admin()
         limits = self.section(m, "limits", Limits, {"max_body": self.size,
@@ -440,6 +453,7 @@ class _Parser:
             warnings=tuple(self.warnings),
             routes=_routes([c for c, _ in channels], [g for g, _ in groups]),
             tokens_by_sha256=tokens_by_sha256,
+            scrubber=Scrubber.from_channels(c for c, _ in channels),
         )
 
     def lookup(self, table: Mapping[str, Any], name: str | None, path: str, what: str) -> Any:
@@ -474,7 +488,7 @@ class _Parser:
                               _MISSING if needs_upstream else "")
         if base_url and not base_url.startswith(("http://", "https://")):
             self.error(_join(path, "base_url"), "must start with http:// or https://")
-        keys_ = self.field(m, path, "keys", self.strings, _MISSING if needs_upstream else ())
+        keys_ = self.field(m, path, "keys", self.secrets, _MISSING if needs_upstream else ())
         if needs_upstream and keys_ is not None and not [k for k in keys_ if k]:
             self.error(_join(path, "keys"), "needs at least one non-empty key")
         api_version = self.field(m, path, "api_version", self.string,
@@ -588,7 +602,7 @@ class _Parser:
         if ("key" in m) == ("key_sha256" in m):
             self.error(path, "needs exactly one of key_sha256 or key")
         elif "key" in m:
-            key = self.string(m["key"], _join(path, "key"))
+            key = self.secret(m["key"], _join(path, "key"))
             if key is not None and len(key) < 8:
                 self.error(_join(path, "key"), "must be at least 8 characters")
             elif key is not None:
@@ -634,11 +648,14 @@ def _join(path: str, key: str) -> str:
     return f"{path}.{key}" if path else key
 
 
-def _kind(value: Any) -> str:
+def _kind(value: Any, secret: bool = False) -> str:
+    """What *value* is, for an error message; a *secret* one is named by its type only."""
     if value is None:
         return "nothing"
     if isinstance(value, dict):
         return "a mapping"
     if isinstance(value, list):
         return "a list"
+    if secret:
+        return f"a {type(value).__name__} (value not shown)"
     return f"{type(value).__name__} {value!r}"

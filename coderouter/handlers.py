@@ -138,7 +138,7 @@ async def relay(request: web.Request) -> web.StreamResponse:
             raise ModelNotFound(f"the model '{model}' does not exist")
         check_model(token, model)
         exchange = Exchange(request=request, dialect=dialect, payload=payload, route=route,
-                            record=record)
+                            record=record, scrubber=config.scrubber)
         if gw.limiter is not None and dialect != "count_tokens":  # counting uses no quota
             prompt = estimate_tokens(payload)
             reserve = prompt + output_allowance(payload)
@@ -156,6 +156,7 @@ async def relay(request: web.Request) -> web.StreamResponse:
                     raise
                 raise ServiceUnavailable(SHUTTING_DOWN) from None
     except GatewayError as exc:
+        exc.message = config.scrubber.clean_text(exc.message)  # may quote an upstream
         record.status = exc.status
         record.error = record.error or exc.message
         raise
@@ -168,6 +169,8 @@ async def relay(request: web.Request) -> web.StreamResponse:
     finally:
         if exchange is not None:
             exchange.settle()
+        if record.error:
+            record.error = config.scrubber.clean_text(record.error)
         record.latency_ms = round((time.monotonic() - started) * 1000, 3)
         if admission is not None:
             admission.settle(tokens=record.total_tokens, cost=record.cost,

@@ -27,6 +27,7 @@ from .dialects import hub
 from .errors import GatewayError, ServiceUnavailable, UpstreamError, UpstreamTimeout
 from .estimate import estimate_output_tokens, estimate_tokens
 from .routing import Health
+from .scrub import Scrubber
 from .sse import Dialect, StreamMeter, Usage, error_event, usage_from_body
 from .upstream import PATHS, Pools, Response, headers_for, url_for
 from .usage import Record
@@ -86,6 +87,8 @@ class Exchange:
     scope: asyncio.Timeout | None = None
     #: Set by `stop`: the gateway is shutting down and this exchange must end now.
     stopping: bool = False
+    #: The request's config generation's secrets, replaced in every upstream byte relayed.
+    scrubber: Scrubber = field(default_factory=lambda: Scrubber(()))
 
     @property
     def stream(self) -> bool:
@@ -245,6 +248,7 @@ class Forwarder:
                         data=orjson.dumps(body),
                         headers=headers_for(channel, key, request.headers.items(),
                                             ex.record.request_id),
+                        allow_redirects=False,  # a redirect would re-send the key elsewhere
                         timeout=aiohttp.ClientTimeout(total=None,
                                                       sock_connect=timeout.connect))
         except TimeoutError:
@@ -256,6 +260,10 @@ class Forwarder:
         try:
             if upstream.status >= 400:
                 return await self._refused(ex, upstream, timeout.idle, conversion)
+            if upstream.status >= 300:
+                raise _Failed(UpstreamError(
+                    f"upstream answered a redirect ({upstream.status}); redirects are not "
+                    "followed"))
             if ex.stream and upstream.content_type == "text/event-stream":
                 return await self._relay_stream(ex, upstream, deadline, timeout.idle, dialect,
                                                 injected, conversion)
@@ -272,6 +280,7 @@ class Forwarder:
                 body = await upstream.read()
         except (TimeoutError, aiohttp.ClientError):
             body = b""
+        body = ex.scrubber.clean(body)
         if status in (401, 403):
             raise _Failed(UpstreamError(f"upstream refused the channel key ({status})"), key=True)
         if status == 429:
@@ -284,7 +293,8 @@ class Forwarder:
         ex.record.error = f"upstream answered {status}"
         content_type = upstream.content_type or "application/json"
         if conversion:
-            body, content_type = conversion.error(status, body), "application/json"
+            body = ex.scrubber.clean(conversion.error(status, body))
+            content_type = "application/json"
         return web.Response(status=status, body=body, content_type=content_type)
 
     async def _relay_body(self, ex: Exchange, upstream: Response, idle: float, dialect: Dialect,
@@ -296,6 +306,7 @@ class Forwarder:
             raise _Failed(UpstreamTimeout("upstream stalled while sending its answer")) from None
         except aiohttp.ClientError:
             raise _Failed(UpstreamError("upstream connection lost mid-answer")) from None
+        body = ex.scrubber.clean(body)
         try:
             obj = orjson.loads(body)
         except orjson.JSONDecodeError:
@@ -305,7 +316,7 @@ class Forwarder:
             ex.usage = Usage(estimate_tokens(ex.payload), estimate_output_tokens(obj))
             ex.estimated = True
         if conversion:
-            body = orjson.dumps(conversion.response(obj, ex.payload))
+            body = ex.scrubber.clean(orjson.dumps(conversion.response(obj, ex.payload)))
         ex.record.status = 200
         ex.record.ttfb_ms = (time.monotonic() - ex.started) * 1000
         return web.Response(body=body, content_type="application/json")
@@ -327,6 +338,7 @@ class Forwarder:
         meter = ex.meter = StreamMeter(dialect, hide_usage=injected and conversion is None)
         convert = conversion.stream(ex.payload) if conversion else None
         record = ex.record
+        clean = ex.scrubber.clean
         response = web.StreamResponse(headers=_STREAM_HEADERS)
         await response.prepare(ex.request)
         record.ttfb_ms = (time.monotonic() - ex.started) * 1000
@@ -337,17 +349,19 @@ class Forwarder:
             async with asyncio.timeout(None) as gap:
                 ex.scope = gap
                 while chunk:
-                    data = meter.feed(chunk)
-                    if convert and data:
-                        data = convert.feed(data)
+                    data = meter.feed(chunk)  # whole events only: a secret is never split
+                    if data:
+                        data = clean(data)
+                        if convert:
+                            data = clean(convert.feed(data))
                     if data:
                         await response.write(data)
                     if not ex.stopping:
                         gap.reschedule(loop.time() + idle)
                     chunk = await read()
-            tail = meter.flush()
+            tail = clean(meter.flush())
             if convert:
-                tail = convert.feed(tail) + convert.finish() if meter.done else b""
+                tail = clean(convert.feed(tail) + convert.finish()) if meter.done else b""
             if tail:
                 await response.write(tail)
             if not meter.done:
@@ -366,9 +380,10 @@ class Forwarder:
             failure = UpstreamError(f"stream relay failed: {type(exc).__name__}")
         ex.usage = meter.usage
         if failure is not None:
-            record.status, record.error = failure.status, failure.message
+            message = ex.scrubber.clean_text(failure.message)
+            record.status, record.error = failure.status, message
             with contextlib.suppress(ConnectionResetError):
-                await response.write(error_event(ex.dialect, failure.message, failure.code))
+                await response.write(error_event(ex.dialect, message, failure.code))
         return response
 
 
