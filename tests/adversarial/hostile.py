@@ -64,7 +64,8 @@ class Hostile:
         model = str(payload.get("model", ""))
         key = key_of(request.headers)
         if model == "echo":
-            return web.json_response(completion(orjson.dumps({str(k): v for k, v in request.headers.items()}).decode()))
+            echoed = {str(name): value for name, value in request.headers.items()}
+            return web.json_response(completion(orjson.dumps(echoed).decode()))
         if model.startswith("echo-") and model[5:].isdigit():
             return web.json_response(
                 {"error": {"message": f"Incorrect API key provided: {key}. You can find your "
