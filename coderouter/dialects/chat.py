@@ -1,0 +1,788 @@
+"""The OpenAI Chat Completions dialect: ``/v1/chat/completions`` bodies, answers and chunks.
+
+Spoken by most OpenAI-compatible vendors (DeepSeek, Qwen, Kimi, GLM, OpenRouter, vLLM,
+Ollama) and by opencode, qwen-code, aider, Cline and Continue. Reasoning travels as
+``reasoning_content`` (``reasoning`` on some servers); Chat has no slot for opaque state.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from typing import Any, Literal
+
+from . import effort as efforts
+from . import ir
+from .codec import CodecError
+from .wire import (
+    Json,
+    Kind,
+    count,
+    data_uri,
+    dumps,
+    error_body,
+    error_message,
+    kind_of_status,
+    loads_event,
+    need_dict,
+    need_list,
+    need_str,
+    opt_int,
+    opt_number,
+    split_data_uri,
+    sse_data,
+)
+
+_FINISH_IN: dict[str, ir.FinishReason] = {
+    "stop": "stop", "length": "length", "tool_calls": "tool_calls",
+    "function_call": "tool_calls", "content_filter": "content_filter"}
+_FINISH_OUT: dict[str, str] = {
+    "stop": "stop", "length": "length", "tool_calls": "tool_calls",
+    "content_filter": "content_filter", "error": "stop"}
+_CHOICE_IN: dict[str, Literal["auto", "none", "required"]] = {
+    "auto": "auto", "none": "none", "required": "required"}
+_EFFORTS_OUT = {"none": "none", "minimal": "minimal", "low": "low", "medium": "medium",
+                "high": "high", "xhigh": "xhigh", "max": "xhigh"}
+_ERROR_TYPES = {"invalid_request": "invalid_request_error",
+                "authentication": "authentication_error", "rate_limit": "rate_limit_error",
+                "overloaded": "server_error", "context_length": "invalid_request_error",
+                "server_error": "server_error"}
+
+
+def _text_of(content: Any, where: str) -> str:
+    """A string, or the text parts of a list joined by newlines."""
+    if content is None:
+        return ""
+    if isinstance(content, str):
+        return content
+    texts = []
+    for i, part in enumerate(need_list(content, where)):
+        part = need_dict(part, f"{where}[{i}]")
+        if part.get("type") not in ("text", "input_text", "output_text"):
+            raise CodecError(
+                f"{where}[{i}]: expected a text part, got type {part.get('type')!r}")
+        texts.append(need_str(part.get("text"), f"{where}[{i}].text"))
+    return "\n".join(texts)
+
+
+def _reasoning_of(message: Json) -> str | None:
+    """``reasoning_content`` (DeepSeek, Qwen, Kimi, GLM) or ``reasoning`` (vLLM, OpenRouter)."""
+    for key in ("reasoning_content", "reasoning"):
+        value = message.get(key)
+        if isinstance(value, str):
+            return value
+    return None
+
+
+# Requests
+
+
+def _decode_user_part(part: Json, where: str) -> ir.Part | None:
+    kind = part.get("type")
+    if kind == "text":
+        text = need_str(part.get("text"), f"{where}.text")
+        return ir.Text(text) if text else None
+    if kind == "image_url":
+        image_url = part.get("image_url")
+        url = image_url.get("url") if isinstance(image_url, dict) else image_url
+        url = need_str(url, f"{where}.image_url.url")
+        detail = image_url.get("detail") if isinstance(image_url, dict) else None
+        detail = detail if isinstance(detail, str) else None
+        if url.startswith("data:"):
+            media_type, data = split_data_uri(url, f"{where}.image_url.url")
+            return ir.Image(media_type=media_type, data=data, detail=detail)
+        if url.startswith(("http://", "https://")):
+            return ir.Image(url=url, detail=detail)
+        raise CodecError(f"{where}.image_url.url: expected a data: URI or an http(s) URL")
+    if kind == "file":
+        file = need_dict(part.get("file"), f"{where}.file")
+        filename = file.get("filename") if isinstance(file.get("filename"), str) else None
+        if isinstance(file.get("file_data"), str):
+            media_type, data = split_data_uri(file["file_data"], f"{where}.file.file_data")
+            return ir.File(media_type=media_type, data=data, filename=filename)
+        if isinstance(file.get("file_id"), str):
+            return ir.File(file_id=file["file_id"], filename=filename)
+        raise CodecError(f"{where}.file: expected file_data or file_id")
+    if kind in ("input_audio", "audio"):
+        raise CodecError(f"{where}: unsupported content part type {kind!r}")
+    return None  # a part type this gateway does not know: skipped
+
+
+def _decode_user(message: Json, where: str) -> list[ir.Part]:
+    content = message.get("content")
+    if content is None or isinstance(content, str):
+        return [ir.Text(content)] if content else []
+    parts = []
+    for i, part in enumerate(need_list(content, f"{where}.content")):
+        decoded = _decode_user_part(need_dict(part, f"{where}.content[{i}]"),
+                                    f"{where}.content[{i}]")
+        if decoded is not None:
+            parts.append(decoded)
+    return parts
+
+
+def _decode_tool_call(call: Any, where: str) -> ir.ToolCall:
+    call = need_dict(call, where)
+    call_id = need_str(call.get("id"), f"{where}.id")
+    if call.get("type") == "custom":
+        custom = need_dict(call.get("custom"), f"{where}.custom")
+        return ir.ToolCall(call_id, need_str(custom.get("name"), f"{where}.custom.name"),
+                           str(custom.get("input") or ""), kind="custom")
+    function = need_dict(call.get("function"), f"{where}.function")
+    arguments = function.get("arguments")
+    if isinstance(arguments, dict):
+        arguments = dumps(arguments)
+    elif not isinstance(arguments, str) or not arguments:
+        arguments = "{}"
+    return ir.ToolCall(call_id, need_str(function.get("name"), f"{where}.function.name"),
+                       arguments)
+
+
+def _decode_assistant(message: Json, where: str) -> list[ir.Part]:
+    parts: list[ir.Part] = []
+    reasoning = _reasoning_of(message)
+    if reasoning:
+        parts.append(ir.Reasoning(reasoning))
+    content = message.get("content")
+    if isinstance(content, list):
+        content = "".join(p.get("text") or p.get("refusal") or "" for p in content
+                          if isinstance(p, dict))
+    if content:
+        parts.append(ir.Text(need_str(content, f"{where}.content")))
+    calls = need_list(message.get("tool_calls") or [], f"{where}.tool_calls")
+    parts.extend(_decode_tool_call(call, f"{where}.tool_calls[{i}]")
+                 for i, call in enumerate(calls))
+    return parts
+
+
+def _decode_tool_result(message: Json, where: str) -> ir.ToolResult:
+    return ir.ToolResult(
+        need_str(message.get("tool_call_id"), f"{where}.tool_call_id"),
+        _text_of(message.get("content"), f"{where}.content"))
+
+
+def _decode_messages(body: Json) -> list[ir.Message]:
+    out: list[ir.Message] = []
+    for i, message in enumerate(need_list(body.get("messages"), "messages")):
+        where = f"messages[{i}]"
+        message = need_dict(message, where)
+        role = message.get("role")
+        if role in ("system", "developer"):
+            out.append(ir.Message("system", [
+                ir.Text(_text_of(message.get("content"), f"{where}.content"))]))
+        elif role == "user":
+            out.append(ir.Message("user", _decode_user(message, where)))
+        elif role == "assistant":
+            out.append(ir.Message("assistant", _decode_assistant(message, where)))
+        elif role == "tool":
+            result = _decode_tool_result(message, where)
+            previous = out[-1] if out else None
+            if previous and previous.role == "user" and previous.parts and all(
+                    isinstance(p, ir.ToolResult) for p in previous.parts):
+                previous.parts.append(result)  # one turn of results, as the caller meant it
+            else:
+                out.append(ir.Message("user", [result]))
+        else:
+            raise CodecError(f"{where}.role: unsupported role {role!r} "
+                             "(expected system, developer, user, assistant or tool)")
+    return out
+
+
+def _decode_function(function: Json, where: str) -> ir.Tool:
+    parameters = function.get("parameters")
+    strict = function.get("strict")
+    return ir.Tool(need_str(function.get("name"), f"{where}.name"),
+                   description=function.get("description") or None,
+                   parameters=parameters if isinstance(parameters, dict) else None,
+                   strict=strict if isinstance(strict, bool) else None)
+
+
+def _decode_tools(body: Json) -> list[ir.Tool]:
+    tools = []
+    for i, tool in enumerate(need_list(body.get("tools") or [], "tools")):
+        tool = need_dict(tool, f"tools[{i}]")
+        kind = tool.get("type", "function")
+        if kind == "function":
+            tools.append(_decode_function(need_dict(tool.get("function"), f"tools[{i}].function"),
+                                          f"tools[{i}].function"))
+        elif kind == "custom":
+            custom = need_dict(tool.get("custom"), f"tools[{i}].custom")
+            fmt = custom.get("format")
+            tools.append(ir.Tool(need_str(custom.get("name"), f"tools[{i}].custom.name"),
+                                 description=custom.get("description") or None, kind="custom",
+                                 format=fmt if isinstance(fmt, dict) else None))
+        else:
+            tools.append(ir.Tool(str(kind), kind="builtin", raw=tool, dialect="chat"))
+    for i, function in enumerate(need_list(body.get("functions") or [], "functions")):
+        tools.append(_decode_function(need_dict(function, f"functions[{i}]"), f"functions[{i}]"))
+    return tools
+
+
+def _decode_tool_choice(choice: Any) -> ir.ToolChoice | None:
+    if choice is None:
+        return None
+    if isinstance(choice, str) and choice in _CHOICE_IN:
+        return ir.ToolChoice(_CHOICE_IN[choice])
+    if isinstance(choice, dict):
+        kind = choice.get("type")
+        named = choice.get(kind) if kind in ("function", "custom") else choice
+        if isinstance(named, dict) and isinstance(named.get("name"), str):
+            return ir.ToolChoice("tool", named["name"])
+    raise CodecError(f"tool_choice: unsupported value {choice!r}")
+
+
+def _decode_reasoning(body: Json) -> ir.ReasoningConfig | None:
+    effort = body.get("reasoning_effort")
+    thinking = body.get("thinking")  # DeepSeek / GLM: {"type": "enabled" | "disabled"}
+    if isinstance(thinking, dict) and thinking.get("type") == "disabled":
+        return ir.ReasoningConfig(enabled=False)
+    if isinstance(effort, str) and effort in _EFFORTS_OUT:
+        return ir.ReasoningConfig(enabled=effort != "none", effort=effort)  # type: ignore[arg-type]
+    if isinstance(thinking, dict) and thinking.get("type") == "enabled":
+        return ir.ReasoningConfig()
+    return None
+
+
+def _decode_response_format(value: Any) -> Json | None:
+    if not isinstance(value, dict):
+        return None
+    if value.get("type") == "json_object":
+        return {"type": "json"}
+    schema = value.get("json_schema")
+    if value.get("type") == "json_schema" and isinstance(schema, dict):
+        return {k: schema[k] for k in ("name", "schema", "strict") if k in schema}
+    return None
+
+
+def decode_request(body: dict[str, Any]) -> ir.Request:
+    body = need_dict(body, "body")
+    stop = body.get("stop")
+    options = body.get("stream_options")
+    request = ir.Request(
+        model=str(body.get("model") or ""),
+        messages=_decode_messages(body),
+        tools=_decode_tools(body),
+        tool_choice=_decode_tool_choice(body.get("tool_choice", body.get("function_call"))),
+        parallel_tool_calls=body.get("parallel_tool_calls")
+        if isinstance(body.get("parallel_tool_calls"), bool) else None,
+        stream=body.get("stream") is True,
+        max_tokens=opt_int(body, "max_completion_tokens") or opt_int(body, "max_tokens"),
+        temperature=opt_number(body, "temperature"),
+        top_p=opt_number(body, "top_p"),
+        stop=[stop] if isinstance(stop, str) else
+        [need_str(s, "stop[]") for s in need_list(stop, "stop")] if stop else [],
+        seed=opt_int(body, "seed"),
+        reasoning=_decode_reasoning(body),
+        response_format=_decode_response_format(body.get("response_format")),
+        cache_key=body.get("prompt_cache_key")
+        if isinstance(body.get("prompt_cache_key"), str) else None,
+        user=body.get("user") if isinstance(body.get("user"), str) and body["user"] else None)
+    if isinstance(options, dict) and options.get("include_usage") is True:
+        request.hints["include_usage"] = True
+    return request
+
+
+def _encode_part(part: ir.Part) -> Json | None:
+    if isinstance(part, ir.Text):
+        return {"type": "text", "text": part.text}
+    if isinstance(part, ir.Image):
+        url = part.url or data_uri(part.media_type or "image/png", part.data or "")
+        image: Json = {"url": url}
+        if part.detail:
+            image["detail"] = part.detail
+        return {"type": "image_url", "image_url": image}
+    if isinstance(part, ir.File):
+        file: Json = {}
+        if part.data is not None:
+            file["filename"] = part.filename or "document.pdf"
+            file["file_data"] = data_uri(part.media_type or "application/pdf", part.data)
+        elif part.file_id:
+            file["file_id"] = part.file_id
+        else:
+            return {"type": "text", "text": part.url or ""}
+        return {"type": "file", "file": file}
+    return None
+
+
+def _collapse(parts: list[Json]) -> str | list[Json]:
+    """Text-only content as one string (what every server takes), else the parts."""
+    if all(part["type"] == "text" for part in parts):
+        return "\n".join(part["text"] for part in parts)
+    return parts
+
+
+def _encode_tool_result(result: ir.ToolResult) -> tuple[Json, list[Json]]:
+    """The ``tool`` message of a result, and the images it held (for a user message)."""
+    if isinstance(result.content, str):
+        text, images = result.content, []
+    else:
+        text = "\n".join(p.text for p in result.content if isinstance(p, ir.Text))
+        images = [e for p in result.content if isinstance(p, ir.Image)
+                  if (e := _encode_part(p)) is not None]
+    if result.is_error:
+        text = f"Error: {text}"
+    return {"role": "tool", "tool_call_id": result.call_id, "content": text}, images
+
+
+def _encode_user(message: ir.Message) -> list[Json]:
+    out: list[Json] = []
+    parts: list[Json] = []
+    for part in message.parts:
+        if isinstance(part, ir.ToolResult):
+            tool_message, images = _encode_tool_result(part)
+            out.append(tool_message)
+            parts.extend(images)
+        elif (encoded := _encode_part(part)) is not None:
+            parts.append(encoded)
+    if parts:
+        out.append({"role": "user", "content": _collapse(parts)})
+    return out
+
+
+def _encode_tool_call(call: ir.ToolCall) -> Json:
+    if call.kind == "custom":
+        return {"id": call.id, "type": "custom", "custom": {"name": call.name,
+                                                            "input": call.arguments}}
+    return {"id": call.id, "type": "function",
+            "function": {"name": call.name, "arguments": call.arguments or "{}"}}
+
+
+def _encode_assistant(message: ir.Message, thinking: bool) -> list[Json]:
+    texts = [p.text for p in message.parts if isinstance(p, ir.Text)]
+    calls = [_encode_tool_call(p) for p in message.parts if isinstance(p, ir.ToolCall)]
+    reasoning = [p.text for p in message.parts if isinstance(p, ir.Reasoning) and p.text]
+    if not texts and not calls and not reasoning:
+        return []
+    out: Json = {"role": "assistant", "content": "\n".join(texts) if texts else None}
+    if calls:
+        out["tool_calls"] = calls
+    # DeepSeek's thinking mode refuses a tool-call turn without its reasoning_content.
+    if reasoning or (calls and thinking):
+        out["reasoning_content"] = "".join(reasoning)
+    return [out]
+
+
+def _encode_messages(request: ir.Request) -> list[Json]:
+    thinking = request.reasoning is not None and request.reasoning.enabled
+    out: list[Json] = []
+    for message in request.messages:
+        if message.role == "system":
+            text = "\n".join(p.text for p in message.parts if isinstance(p, ir.Text))
+            out.append({"role": "system", "content": text})
+        elif message.role == "user":
+            out.extend(_encode_user(message))
+        else:
+            out.extend(_encode_assistant(message, thinking))
+    return out
+
+
+def _encode_tool(tool: ir.Tool) -> Json | None:
+    if tool.kind == "custom":
+        custom: Json = {"name": tool.name}
+        if tool.description:
+            custom["description"] = tool.description
+        if tool.format:
+            custom["format"] = tool.format
+        return {"type": "custom", "custom": custom}
+    if tool.kind == "builtin":
+        return tool.raw if tool.dialect == "chat" else None
+    function: Json = {"name": tool.name}
+    if tool.description:
+        function["description"] = tool.description
+    function["parameters"] = tool.parameters or {"type": "object", "properties": {}}
+    if tool.strict is not None:
+        function["strict"] = tool.strict
+    return {"type": "function", "function": function}
+
+
+def _encode_tool_choice(choice: ir.ToolChoice, tools: list[ir.Tool]) -> str | Json:
+    if choice.mode != "tool":
+        return choice.mode
+    kind = next((t.kind for t in tools if t.name == choice.name), "function")
+    if kind == "custom":
+        return {"type": "custom", "custom": {"name": choice.name}}
+    return {"type": "function", "function": {"name": choice.name}}
+
+
+def _encode_response_format(value: Json) -> Json:
+    if value.get("type") == "json":
+        return {"type": "json_object"}
+    schema = {"name": value.get("name") or "response", "schema": value.get("schema") or {}}
+    if "strict" in value:
+        schema["strict"] = value["strict"]
+    return {"type": "json_schema", "json_schema": schema}
+
+
+def encode_request(request: ir.Request) -> dict[str, Any]:
+    body: Json = {"model": request.model, "messages": _encode_messages(request)}
+    if request.max_tokens is not None:
+        body["max_tokens"] = request.max_tokens
+    for key in ("temperature", "top_p", "seed"):
+        if getattr(request, key) is not None:
+            body[key] = getattr(request, key)
+    if request.stop:
+        body["stop"] = list(request.stop)
+    if request.user:
+        body["user"] = request.user
+    if request.stream:
+        body["stream"] = True
+        body["stream_options"] = {"include_usage": True}
+    tools = [t for tool in request.tools if (t := _encode_tool(tool)) is not None]
+    if tools:
+        body["tools"] = tools
+    if request.tool_choice is not None:
+        body["tool_choice"] = _encode_tool_choice(request.tool_choice, request.tools)
+    if request.parallel_tool_calls is False and tools:
+        body["parallel_tool_calls"] = False
+    if request.reasoning is not None:
+        effort = efforts.effort(request.reasoning)
+        if effort is not None and effort != "none":
+            body["reasoning_effort"] = _EFFORTS_OUT[effort]
+    if request.response_format:
+        body["response_format"] = _encode_response_format(request.response_format)
+    return body
+
+
+# Answers
+
+
+def _finish(reason: Any, has_tool_calls: bool) -> ir.FinishReason:
+    """Tool calls win over the plain "stop" some servers send with them."""
+    if has_tool_calls and reason in (None, "stop"):
+        return "tool_calls"
+    return _FINISH_IN.get(reason or "stop", "stop")
+
+
+def decode_usage(raw: Any) -> ir.Usage | None:
+    if not isinstance(raw, dict):
+        return None
+    prompt = raw.get("prompt_tokens_details")
+    completion = raw.get("completion_tokens_details")
+    cached = count(prompt.get("cached_tokens")) if isinstance(prompt, dict) else 0
+    return ir.Usage(
+        input_tokens=count(raw.get("prompt_tokens")),
+        output_tokens=count(raw.get("completion_tokens")),
+        cached_tokens=cached or count(raw.get("prompt_cache_hit_tokens")),  # DeepSeek
+        reasoning_tokens=count(completion.get("reasoning_tokens"))
+        if isinstance(completion, dict) else 0)
+
+
+def encode_usage(usage: ir.Usage) -> Json:
+    out: Json = {"prompt_tokens": usage.input_tokens, "completion_tokens": usage.output_tokens,
+                 "total_tokens": usage.total_tokens,
+                 "prompt_tokens_details": {"cached_tokens": usage.cached_tokens}}
+    if usage.reasoning_tokens:
+        out["completion_tokens_details"] = {"reasoning_tokens": usage.reasoning_tokens}
+    return out
+
+
+def decode_response(body: dict[str, Any]) -> ir.Response:
+    body = need_dict(body, "response")
+    choices = need_list(body.get("choices"), "response.choices")
+    if not choices:
+        raise CodecError("response.choices: expected at least one choice")
+    choice = need_dict(choices[0], "response.choices[0]")
+    message = need_dict(choice.get("message"), "response.choices[0].message")
+    parts = _decode_assistant(message, "response.choices[0].message")
+    if not any(isinstance(p, ir.Text) for p in parts) and isinstance(message.get("refusal"), str):
+        parts.insert(0, ir.Text(message["refusal"]))
+    has_calls = any(isinstance(p, ir.ToolCall) for p in parts)
+    return ir.Response(id=str(body.get("id") or uuid.uuid4().hex),
+                       model=str(body.get("model") or ""), parts=parts,
+                       finish=_finish(choice.get("finish_reason"), has_calls),
+                       usage=decode_usage(body.get("usage")))
+
+
+def _chat_id(answer_id: str) -> str:
+    return answer_id if answer_id.startswith("chatcmpl-") else f"chatcmpl-{answer_id}"
+
+
+def encode_response(response: ir.Response, model: str) -> dict[str, Any]:
+    texts = [p.text for p in response.parts if isinstance(p, ir.Text)]
+    calls = [_encode_tool_call(p) for p in response.parts if isinstance(p, ir.ToolCall)]
+    reasoning = [p.text for p in response.parts if isinstance(p, ir.Reasoning) and p.text]
+    message: Json = {"role": "assistant", "content": "".join(texts) if texts else None}
+    if reasoning:
+        message["reasoning_content"] = "".join(reasoning)
+    if calls:
+        message["tool_calls"] = calls
+    return {
+        "id": _chat_id(response.id), "object": "chat.completion", "created": int(time.time()),
+        "model": model,
+        "choices": [{"index": 0, "message": message, "logprobs": None,
+                     "finish_reason": _FINISH_OUT[response.finish]}],
+        "usage": encode_usage(response.usage or ir.Usage()),
+    }
+
+
+# Streams
+
+
+class ChatStreamDecoder:
+    """chat.completion.chunk events in, neutral events out. Parts open in order; a new part
+    ends the one before it."""
+
+    def __init__(self) -> None:
+        self._started = False
+        self._done = False
+        self._next = 0
+        self._open: tuple[str, int] | None = None  # ("text" | "reasoning" | "tool", index)
+        self._tools: dict[int, int] = {}  # the upstream's tool-call index -> part index
+        self._tool_ids: dict[str, int] = {}
+        self._finish: Any = None
+        self._usage: ir.Usage | None = None
+
+    def feed(self, name: str, data: bytes) -> list[ir.Event]:
+        if self._done:
+            return []
+        if data.strip() == b"[DONE]":
+            return self._end()
+        chunk = need_dict(loads_event(data, "chunk"), "chunk")
+        if chunk.get("error") and not chunk.get("choices"):
+            message, kind = _error_of(chunk)
+            self._done = True
+            return [ir.Failure(message, kind)]
+        out: list[ir.Event] = []
+        if not self._started:
+            self._started = True
+            out.append(ir.Start(str(chunk.get("id") or uuid.uuid4().hex),
+                                str(chunk.get("model") or "")))
+        usage = decode_usage(chunk.get("usage"))
+        for choice in chunk.get("choices") or []:
+            if isinstance(choice, dict) and choice.get("index", 0) == 0:
+                self._choice(choice, out)
+        if usage is not None:
+            self._usage = usage
+            out.append(ir.UsageUpdate(usage))
+        return out
+
+    def close(self) -> list[ir.Event]:
+        if self._done:
+            return []
+        self._done = True
+        return [ir.Failure("upstream closed the stream before it was complete")]
+
+    def _end(self) -> list[ir.Event]:
+        self._done = True
+        out: list[ir.Event] = []
+        if not self._started:
+            out.append(ir.Start(uuid.uuid4().hex, ""))
+        self._close_open(out)
+        out.append(ir.Finish(_finish(self._finish, bool(self._tools)), self._usage))
+        return out
+
+    def _close_open(self, out: list[ir.Event]) -> None:
+        if self._open is not None:
+            out.append(ir.PartEnd(self._open[1]))
+            self._open = None
+
+    def _open_part(self, kind: str, part: ir.Text | ir.Reasoning | ir.ToolCall,
+                   out: list[ir.Event]) -> int:
+        self._close_open(out)
+        index = self._next
+        self._next += 1
+        self._open = (kind, index)
+        out.append(ir.PartStart(index, part))
+        return index
+
+    def _choice(self, choice: Json, out: list[ir.Event]) -> None:
+        delta = choice.get("delta") or {}
+        if isinstance(delta, dict):
+            reasoning = _reasoning_of(delta)
+            if reasoning:
+                self._grow("reasoning", ir.Reasoning(), reasoning, out)
+            text = delta.get("content")
+            if isinstance(text, str) and text:
+                self._grow("text", ir.Text(""), text, out)
+            for call in delta.get("tool_calls") or []:
+                if isinstance(call, dict):
+                    self._tool_call(call, out)
+        if choice.get("finish_reason"):
+            self._finish = choice["finish_reason"]
+            self._close_open(out)
+
+    def _grow(self, kind: str, part: ir.Text | ir.Reasoning, text: str,
+              out: list[ir.Event]) -> None:
+        if self._open is None or self._open[0] != kind:
+            self._open_part(kind, part, out)
+        assert self._open is not None
+        out.append(ir.PartDelta(self._open[1], text))
+
+    def _tool_call(self, call: Json, out: list[ir.Event]) -> None:
+        key = self._tool_key(call)
+        function = call.get("function") or call.get("custom") or {}
+        if key not in self._tools:
+            kind: Literal["function", "custom"] = \
+                "custom" if call.get("type") == "custom" else "function"
+            call_id = call.get("id") if isinstance(call.get("id"), str) else \
+                f"call_{uuid.uuid4().hex[:24]}"
+            self._tools[key] = self._open_part(
+                "tool", ir.ToolCall(call_id, str(function.get("name") or ""), kind=kind), out)
+            self._tool_ids[call_id] = key
+        arguments = function.get("arguments", function.get("input"))
+        if isinstance(arguments, dict):
+            arguments = dumps(arguments)
+        if isinstance(arguments, str) and arguments:
+            out.append(ir.PartDelta(self._tools[key], arguments))
+
+    def _tool_key(self, call: Json) -> int:
+        """The upstream's tool-call index, inferred from the id when a server omits it."""
+        if isinstance(call.get("index"), int):
+            return int(call["index"])
+        if call.get("id") in self._tool_ids:
+            return self._tool_ids[call["id"]]
+        if call.get("id") or not self._tools:
+            return len(self._tools)
+        return max(self._tools)
+
+
+class ChatStreamEncoder:
+    """Neutral events in, chat.completion.chunk SSE bytes out."""
+
+    def __init__(self, model: str, include_usage: bool) -> None:
+        self.model = model
+        self.include_usage = include_usage
+        self._id = f"chatcmpl-{uuid.uuid4().hex}"
+        self._created = int(time.time())
+        self._role_sent = False
+        self._ended = False
+        self._finished = False
+        self._kinds: dict[int, str] = {}
+        self._tool_index: dict[int, int] = {}
+        self._usage = ir.Usage()
+
+    def feed(self, event: ir.Event) -> bytes:
+        if self._ended:
+            return b""
+        if isinstance(event, ir.Start):
+            self._id = _chat_id(event.id)
+            return self._role()
+        if isinstance(event, ir.PartStart):
+            return self._start(event)
+        if isinstance(event, ir.PartDelta):
+            return self._delta(event)
+        if isinstance(event, ir.UsageUpdate):
+            self._usage = event.usage
+            return b""
+        if isinstance(event, ir.Finish):
+            return self._finish(event)
+        if isinstance(event, ir.Failure):
+            self._ended = True
+            return self._role() + error_event(event.message, event.kind)
+        return b""  # PartEnd, PartSignature: nothing to say in Chat
+
+    def close(self) -> bytes:
+        """``[DONE]`` after a finished answer; a failed one already ended with its own."""
+        if not self._finished:
+            return b""
+        self._finished = False
+        return b"data: [DONE]\n\n"
+
+    def _chunk(self, choices: list[Json], **extra: Any) -> bytes:
+        return sse_data({"id": self._id, "object": "chat.completion.chunk",
+                         "created": self._created, "model": self.model, "choices": choices,
+                         **extra})
+
+    def _choice(self, delta: Json, finish_reason: str | None = None) -> bytes:
+        return self._role() + self._chunk([{"index": 0, "delta": delta, "logprobs": None,
+                                            "finish_reason": finish_reason}])
+
+    def _role(self) -> bytes:
+        if self._role_sent:
+            return b""
+        self._role_sent = True
+        return self._chunk([{"index": 0, "delta": {"role": "assistant", "content": ""},
+                             "logprobs": None, "finish_reason": None}])
+
+    def _start(self, event: ir.PartStart) -> bytes:
+        part = event.part
+        if isinstance(part, ir.ToolCall):
+            self._kinds[event.index] = "tool"
+            tool_index = self._tool_index[event.index] = len(self._tool_index)
+            call = {"index": tool_index, "id": part.id, "type": "function",
+                    "function": {"name": part.name, "arguments": part.arguments}}
+            return self._choice({"tool_calls": [call]})
+        self._kinds[event.index] = "reasoning" if isinstance(part, ir.Reasoning) else "text"
+        if isinstance(part, ir.Text) and part.text:
+            return self._choice({"content": part.text})
+        if isinstance(part, ir.Reasoning) and part.text:
+            return self._choice({"reasoning_content": part.text})
+        return self._role()
+
+    def _delta(self, event: ir.PartDelta) -> bytes:
+        kind = self._kinds.get(event.index)
+        if not event.text or kind is None:
+            return b""
+        if kind == "tool":
+            call = {"index": self._tool_index[event.index],
+                    "function": {"arguments": event.text}}
+            return self._choice({"tool_calls": [call]})
+        if kind == "reasoning":
+            return self._choice({"reasoning_content": event.text})
+        return self._choice({"content": event.text})
+
+    def _finish(self, event: ir.Finish) -> bytes:
+        self._ended = True
+        usage = event.usage or self._usage
+        out = [self._choice({}, _FINISH_OUT[event.reason])]
+        if self.include_usage:
+            out.append(self._chunk([], usage=encode_usage(usage)))
+        self._finished = True
+        return b"".join(out)
+
+
+# Errors
+
+
+def _error_of(obj: Json) -> tuple[str, Kind]:
+    error = obj.get("error")
+    message = error.get("message") if isinstance(error, dict) else error
+    code = error.get("code") if isinstance(error, dict) else None
+    kind: Kind = "context_length" if code == "context_length_exceeded" else "server_error"
+    return (message if isinstance(message, str) and message else "upstream stream error"), kind
+
+
+def decode_error(status: int, body: bytes) -> tuple[str, str]:
+    parsed = error_body(body)
+    error = parsed.get("error") if isinstance(parsed, dict) else None
+    code = error.get("code") if isinstance(error, dict) else None
+    kind = "context_length" if code == "context_length_exceeded" else kind_of_status(status)
+    return error_message(status, body, parsed), kind
+
+
+def encode_error(status: int, message: str, kind: str) -> bytes:
+    error = {"message": message, "type": _ERROR_TYPES.get(kind, "invalid_request_error"),
+             "code": "context_length_exceeded" if kind == "context_length" else None,
+             "param": None}
+    return dumps({"error": error}).encode()
+
+
+def error_event(message: str, kind: str) -> bytes:
+    """An in-band error chunk, then ``[DONE]``: clients stop reading at either."""
+    code = "context_length_exceeded" if kind == "context_length" else "upstream_error"
+    return sse_data({"error": {"message": message, "type": "upstream_error", "code": code}}) \
+        + b"data: [DONE]\n\n"
+
+
+class ChatCodec:
+    name: ir.WireDialect = "chat"
+    custom_tools = False  # OpenAI's own Chat has them; the compatible servers do not
+    max_tool_name = 64
+
+    decode_request = staticmethod(decode_request)
+    encode_request = staticmethod(encode_request)
+    decode_response = staticmethod(decode_response)
+    encode_response = staticmethod(encode_response)
+    decode_error = staticmethod(decode_error)
+    encode_error = staticmethod(encode_error)
+    error_event = staticmethod(error_event)
+
+    def stream_decoder(self) -> ChatStreamDecoder:
+        return ChatStreamDecoder()
+
+    def stream_encoder(self, model: str, request: ir.Request,
+                       estimated_input_tokens: int) -> ChatStreamEncoder:
+        return ChatStreamEncoder(model, request.hints.get("include_usage") is True)
+
+
+CODEC = ChatCodec()
