@@ -22,7 +22,6 @@ from aiohttp import web
 
 from . import mock
 from .config import ModelGroup, Target
-from .conversions import BUILTIN
 from .dialects import hub
 from .errors import GatewayError, ServiceUnavailable, UpstreamError, UpstreamTimeout
 from .estimate import estimate_output_tokens, estimate_tokens
@@ -65,9 +64,6 @@ class Conversion(Protocol):
     def error(self, status: int, body: bytes) -> bytes: ...
 
 
-#: (caller dialect, channel type) -> how to serve it when the channel does not speak it natively
-#: and the dialect hub has no codec pair for it yet.
-CONVERSIONS: dict[tuple[Dialect, str], Conversion] = dict(BUILTIN)
 
 
 @dataclass(slots=True, eq=False)
@@ -134,8 +130,7 @@ def plan_for(dialect: Dialect, target: Target) -> Conversion | bool:
     native = PATHS[target.channel.type]
     if dialect in native:
         return True
-    return hub.bridge(dialect, tuple(native)) or CONVERSIONS.get(
-        (dialect, target.channel.type)) or False
+    return hub.bridge(dialect, tuple(native)) or False
 
 
 class Forwarder:

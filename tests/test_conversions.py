@@ -12,7 +12,7 @@ import openai
 import orjson
 import pydantic
 
-from coderouter.conversions import ChatViaMessages, MessagesViaChat, sse_events
+from coderouter.dialects.hub import bridge, sse_events
 from coderouter.estimate import estimate_tokens
 from tests.conftest import ALICE, UPSTREAM_KEY, Running
 from tests.fake_anthropic import (
@@ -201,10 +201,10 @@ async def test_untranslatable_request_is_an_anthropic_400(coding_gateway: Runnin
                                                           upstream: FakeUpstream) -> None:
     """A body the translator cannot read is the caller's 400 and never leaves the gateway."""
     status, raw = await post_raw(coding_gateway, "/v1/messages", {
-        "model": "smart", "max_tokens": 5, "messages": [{"role": "system", "content": "x"}]})
+        "model": "smart", "max_tokens": 5, "messages": [{"role": "tool", "content": "x"}]})
     assert (status, orjson.loads(raw)) == (400, {"type": "error", "error": {
         "type": "invalid_request_error",
-        "message": "messages[0].role: expected 'user' or 'assistant', got 'system'"}})
+        "message": "messages[0].role: expected 'user', 'assistant' or 'system', got 'tool'"}})
     assert upstream.seen == []
 
 
@@ -403,12 +403,15 @@ def test_sse_events_reads_crlf_multiline_data_and_a_tail_without_blank_line() ->
 
 def test_error_bodies_change_shape_and_keep_the_message() -> None:
     """OpenAI errors become Anthropic ones and back; a non-JSON body keeps its text."""
-    assert orjson.loads(MessagesViaChat().error(404, b'{"error":{"message":"no such model"}}')) \
+    messages_via_chat = bridge("messages", ("chat",))
+    chat_via_messages = bridge("chat", ("messages",))
+    assert messages_via_chat is not None and chat_via_messages is not None
+    assert orjson.loads(messages_via_chat.error(404, b'{"error":{"message":"no such model"}}')) \
         == {"type": "error", "error": {"type": "not_found_error", "message": "no such model"}}
-    assert orjson.loads(MessagesViaChat().error(422, b"<html>Unprocessable</html>")) == {
+    assert orjson.loads(messages_via_chat.error(422, b"<html>Unprocessable</html>")) == {
         "type": "error", "error": {"type": "invalid_request_error",
                                    "message": "<html>Unprocessable</html>"}}
-    assert orjson.loads(ChatViaMessages().error(413, b'{"type":"error","error":{"type":'
+    assert orjson.loads(chat_via_messages.error(413, b'{"type":"error","error":{"type":'
                                                      b'"request_too_large","message":"big"}}')) \
-        == {"error": {"message": "big", "type": "request_too_large", "code": None,
+        == {"error": {"message": "big", "type": "invalid_request_error", "code": None,
                       "param": None}}

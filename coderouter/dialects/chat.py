@@ -14,6 +14,7 @@ from typing import Any, Literal
 from . import effort as efforts
 from . import ir
 from .codec import CodecError
+from .hub import register
 from .wire import (
     Json,
     Kind,
@@ -786,3 +787,4 @@ class ChatCodec:
 
 
 CODEC = ChatCodec()
+register(CODEC)

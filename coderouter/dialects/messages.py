@@ -16,6 +16,7 @@ import orjson
 from . import effort as efforts
 from . import ir
 from .codec import CodecError
+from .hub import register
 from .wire import (
     Json,
     Kind,
@@ -810,3 +811,4 @@ class MessagesCodec:
 
 
 CODEC = MessagesCodec()
+register(CODEC)
