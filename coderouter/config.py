@@ -20,6 +20,7 @@ from typing import Any, Literal
 import yaml
 
 from .errors import ConfigError
+from .forwarding import invalid_extra
 from .scrub import Scrubber
 
 ChannelType = Literal["openai", "anthropic", "azure", "mock"]
@@ -76,6 +77,8 @@ class Channel:
     base_url: str = field(default="", repr=False)
     keys: tuple[str, ...] = field(default=(), repr=False)
     headers: Mapping[str, str] = field(default_factory=dict, repr=False)
+    #: Caller headers (names, or prefixes ending in *) forwarded beyond `forwarding.ALLOWED`.
+    forward_headers: tuple[str, ...] = ()
     models: tuple[str, ...] = ()
     timeout: Timeouts = Timeouts()
     api_version: str | None = None
@@ -476,8 +479,8 @@ class _Parser:
         return named
 
     def channel(self, raw: Any, path: str) -> tuple[Channel, str] | None:
-        keys = ("name", "type", "base_url", "keys", "headers", "models", "timeout",
-                "api_version", "enabled")
+        keys = ("name", "type", "base_url", "keys", "headers", "forward_headers", "models",
+                "timeout", "api_version", "enabled")
         m = self.mapping(raw, path, keys)
         if m is None:
             return None
@@ -501,13 +504,20 @@ class _Parser:
                       for k, v in timeout_raw.items() if k in Timeouts.__slots__}
             timeout = Timeouts(**{k: v for k, v in values.items() if v})
         headers = self.field(m, path, "headers", self.headers, {})
+        forward = self.field(m, path, "forward_headers", self.strings, ())
+        for i, pattern in enumerate(forward or ()):
+            problem = invalid_extra(pattern)
+            if problem:
+                self.error(f"{_join(path, 'forward_headers')}[{i}]", problem)
         models = self.field(m, path, "models", self.strings, ())
         enabled = self.field(m, path, "enabled", self.boolean, True)
         if name is None or kind is None or None in (base_url, keys_, headers, models, enabled):
             return None
         return Channel(
             name=name, type=kind, base_url=base_url.rstrip("/"),
-            keys=tuple(k for k in keys_ if k), headers=headers, models=models, timeout=timeout,
+            keys=tuple(k for k in keys_ if k), headers=headers,
+            forward_headers=tuple(p.lower() for p in forward or ()), models=models,
+            timeout=timeout,
             api_version=api_version, enabled=enabled), path
 
     def model_group(self, raw: Any, path: str,

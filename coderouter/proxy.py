@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import email.utils
 import logging
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -25,6 +27,7 @@ from .config import ModelGroup, Target
 from .dialects import hub
 from .errors import GatewayError, ServiceUnavailable, UpstreamError, UpstreamTimeout
 from .estimate import estimate_output_tokens, estimate_tokens
+from .forwarding import steering
 from .routing import Health
 from .scrub import Scrubber
 from .sse import Dialect, StreamMeter, Usage, error_event, usage_from_body
@@ -33,6 +36,8 @@ from .usage import Record
 
 log = logging.getLogger("coderouter.proxy")
 
+#: The longest an upstream's ``Retry-After`` may cool a key (a bogus 99999999 would be years).
+MAX_RETRY_AFTER = 600.0
 #: The error of a request or stream ended by a graceful stop.
 SHUTTING_DOWN = "server shutting down"
 _INJECTS_USAGE: frozenset[Dialect] = frozenset({"chat", "completions"})
@@ -242,7 +247,7 @@ class Forwarder:
                                 "" if conversion else request.query_string),
                         data=orjson.dumps(body),
                         headers=headers_for(channel, key, request.headers.items(),
-                                            ex.record.request_id),
+                                            ex.record.request_id, ex.dialect),
                         allow_redirects=False,  # a redirect would re-send the key elsewhere
                         timeout=aiohttp.ClientTimeout(total=None,
                                                       sock_connect=timeout.connect))
@@ -254,7 +259,8 @@ class Forwarder:
                 from None
         try:
             if upstream.status >= 400:
-                return await self._refused(ex, upstream, timeout.idle, conversion)
+                return await self._refused(ex, upstream, timeout.idle, conversion,
+                                           channel.forward_headers)
             if upstream.status >= 300:
                 raise _Failed(UpstreamError(
                     f"upstream answered a redirect ({upstream.status}); redirects are not "
@@ -267,8 +273,14 @@ class Forwarder:
             upstream.close()
 
     async def _refused(self, ex: Exchange, upstream: Response, idle: float,
-                       conversion: Conversion | None) -> web.Response:
-        """An upstream 4xx/5xx: fail over, or hand the caller its own error."""
+                       conversion: Conversion | None,
+                       extra: tuple[str, ...] = ()) -> web.Response:
+        """An upstream 4xx/5xx: fail over, or hand the caller its own error.
+
+        A 401/403 cools the key, unless the request carried a caller header that only the
+        channel's *extra* ``forward_headers`` let through (an organisation or project the key
+        does not belong to): then it is the caller's error, and the key stays in service.
+        """
         status = upstream.status
         try:
             async with asyncio.timeout(idle):
@@ -276,16 +288,18 @@ class Forwarder:
         except (TimeoutError, aiohttp.ClientError):
             body = b""
         body = ex.scrubber.clean(body)
-        if status in (401, 403):
+        steered = steering(extra, ex.request.headers.items()) if status in (401, 403) else []
+        if status in (401, 403) and not steered:
             raise _Failed(UpstreamError(f"upstream refused the channel key ({status})"), key=True)
         if status == 429:
-            retry_after = _seconds(getattr(upstream, "headers", {}).get("Retry-After"))
+            retry_after = retry_after_seconds(getattr(upstream, "headers", {}).get("Retry-After"))
             raise _Failed(UpstreamError("upstream rate limit (429)"), key=True,
                           cooldown=retry_after)
         if status >= 500 or status == 408:
             raise _Failed(UpstreamError(f"upstream answered {status}"))
         ex.record.status = status
-        ex.record.error = f"upstream answered {status}"
+        ex.record.error = f"upstream answered {status}" + (
+            f" to the caller's {', '.join(steered)}" if steered else "")
         content_type = upstream.content_type or "application/json"
         if conversion:
             body = ex.scrubber.clean(conversion.error(status, body))
@@ -382,8 +396,19 @@ class Forwarder:
         return response
 
 
-def _seconds(value: str | None) -> float | None:
-    try:
-        return float(value) if value is not None else None
-    except ValueError:
+def retry_after_seconds(value: str | None, now: float | None = None) -> float | None:
+    """An upstream's ``Retry-After`` (seconds or an HTTP date) clamped to
+    [0, `MAX_RETRY_AFTER`]; None when absent or unreadable."""
+    if value is None:
         return None
+    try:
+        seconds = float(value)
+    except ValueError:
+        try:
+            when = email.utils.parsedate_to_datetime(value)
+        except (TypeError, ValueError, IndexError):
+            return None
+        seconds = when.timestamp() - (time.time() if now is None else now)
+    if math.isnan(seconds):
+        return None
+    return min(max(seconds, 0.0), MAX_RETRY_AFTER)

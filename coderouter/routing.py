@@ -55,11 +55,19 @@ class Health:
         return True
 
     def retry_in(self, targets: list[Target]) -> float:
-        """Seconds until the first of *targets* leaves its cooldown (0 when one is free)."""
+        """Seconds until the first of *targets* may be tried: its own cooldown, and the
+        soonest end of its channel's key cooldowns when every key is cooling (0 when free)."""
         now = self.clock()
-        waits = [max(0.0, s.until - now) if (s := self._targets.get(t.id)) else 0.0
-                 for t in targets]
-        return min(waits, default=0.0)
+        waits = []
+        for target in targets:
+            state = self._targets.get(target.id)
+            wait = max(0.0, state.until - now) if state else 0.0
+            keys = target.channel.keys
+            if keys:
+                ends = [self._keys.get((target.channel.name, key), 0.0) for key in keys]
+                wait = max(wait, min(ends) - now)
+            waits.append(wait)
+        return max(0.0, min(waits, default=0.0))
 
     def succeeded(self, target: Target) -> None:
         self._targets.pop(target.id, None)

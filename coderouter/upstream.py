@@ -15,6 +15,7 @@ import aiohttp
 from multidict import CIMultiDict
 
 from .config import DEFAULT_ANTHROPIC_VERSION, Channel
+from .forwarding import NEVER, policy
 from .sse import Dialect
 
 log = logging.getLogger("coderouter.upstream")
@@ -28,15 +29,6 @@ PATHS: dict[str, dict[Dialect, str]] = {
     "anthropic": {"messages": "/v1/messages", "count_tokens": "/v1/messages/count_tokens"},
     "mock": {"chat": "", "completions": "", "embeddings": "", "responses": ""},
 }
-
-_HOP_BY_HOP = frozenset({
-    "connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te", "trailer",
-    "trailers", "transfer-encoding", "upgrade", "proxy-connection"})
-#: Caller headers never forwarded: credentials, cookies, Host, and what aiohttp sets itself.
-_DROPPED = _HOP_BY_HOP | frozenset({
-    "authorization", "x-api-key", "api-key", "cookie", "host", "content-length",
-    "accept-encoding", "x-request-id"})
-
 
 class Response(Protocol):
     """The part of an upstream response the proxy uses (aiohttp's, or the mock's)."""
@@ -70,11 +62,15 @@ def url_for(channel: Channel, dialect: Dialect, model: str, query: str) -> str:
 
 
 def headers_for(channel: Channel, key: str, caller: Iterable[tuple[str, str]],
-                request_id: str) -> CIMultiDict[str]:
-    """Forwarded caller headers, minus credentials and hop-by-hop ones, plus the channel's."""
+                request_id: str, dialect: str | None = None) -> CIMultiDict[str]:
+    """The caller headers `forwarding` allows for a *dialect* caller on *channel*, then the
+    channel's auth, ``X-Request-Id`` and ``headers``."""
+    allowed = policy(channel.type, dialect, channel.forward_headers)
+    names, prefixes = allowed.names, allowed.prefixes
     out: CIMultiDict[str] = CIMultiDict()
     for name, value in caller:
-        if name.lower() not in _DROPPED:
+        lower = name.lower()
+        if lower in names or (prefixes and lower.startswith(prefixes) and lower not in NEVER):
             out.add(name, value)
     if channel.type == "anthropic":
         out["x-api-key"] = key
