@@ -10,6 +10,8 @@ from typing import Any, Literal
 
 import orjson
 
+from .dialects.responses_items import failed_event
+
 Dialect = Literal["chat", "completions", "embeddings", "responses", "messages", "count_tokens"]
 
 
@@ -198,7 +200,7 @@ def error_event(dialect: Dialect, message: str, code: str = "upstream_error") ->
         payload = {"type": "error", "error": {"type": "api_error", "message": message}}
         return b"event: error\ndata: " + orjson.dumps(payload) + b"\n\n"
     if dialect == "responses":
-        payload = {"type": "error", "code": code, "message": message, "param": None}
-        return b"event: error\ndata: " + orjson.dumps(payload) + b"\n\n"
+        # Codex reads only response.failed (an `error` event leaves it waiting for the end)
+        return failed_event(message, code)
     payload = {"error": {"message": message, "type": "upstream_error", "code": code}}
     return b"data: " + orjson.dumps(payload) + b"\n\n"

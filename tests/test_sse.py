@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import orjson
+
 from coderouter.sse import StreamMeter, Usage, error_event, usage_from_body
 
 CHUNK = b'data: {"id":"c","choices":[{"index":0,"delta":{"content":"hi"}}],"usage":null}\n\n'
@@ -97,3 +99,10 @@ def test_error_events_per_dialect() -> None:
     assert error_event("messages", "boom") == (
         b'event: error\ndata: {"type":"error","error":{"type":"api_error","message":"boom"}}'
         b"\n\n")
+    name, data = error_event("responses", "boom", "rate_limit_exceeded").split(b"\n", 1)
+    assert name == b"event: response.failed"
+    failed = orjson.loads(data.removeprefix(b"data: "))
+    assert failed["type"] == "response.failed"
+    assert failed["response"]["error"] == {"code": "rate_limit_exceeded", "message": "boom"}
+    # a gateway code Codex has no meaning for becomes server_error (retried)
+    assert b'"code":"server_error"' in error_event("responses", "boom", "upstream_error")

@@ -6,6 +6,7 @@ import asyncio
 from pathlib import Path
 
 import aiohttp
+import orjson
 
 from tests.conftest import ALICE, Running, StartGateway, base_config
 from tests.fakes import FakeUpstream
@@ -49,14 +50,20 @@ async def test_stream_without_its_end_is_reported(gateway: Running,
     assert row["prompt_tokens"] == 11  # the usage chunk still arrived before the close
 
 
-async def test_responses_stream_failure_uses_an_error_event(gateway: Running,
-                                                            upstream: FakeUpstream) -> None:
-    """A Responses stream that breaks ends with `event: error`, as that API does."""
+async def test_responses_stream_failure_ends_with_response_failed(
+        gateway: Running, upstream: FakeUpstream) -> None:
+    """A Responses stream that breaks ends with `response.failed` carrying an error code:
+    the terminal event Codex acts on (it ignores `error` events and would wait, then retry)."""
     upstream.then(done=False)
     body = await stream_body(gateway, "/v1/responses")
-    assert body.endswith(b'event: error\ndata: {"type":"error","code":"upstream_error",'
-                         b'"message":"upstream closed the stream before it was complete",'
-                         b'"param":null}\n\n')
+    last = body.rstrip(b"\n").rsplit(b"\n\n", 1)[-1]
+    name, data = last.split(b"\n")
+    assert name == b"event: response.failed"
+    event = orjson.loads(data.removeprefix(b"data: "))
+    assert event["type"] == "response.failed"
+    assert event["response"]["status"] == "failed"
+    assert event["response"]["error"] == {
+        "code": "server_error", "message": "upstream closed the stream before it was complete"}
 
 
 async def test_caller_leaving_cancels_upstream_and_writes_499(

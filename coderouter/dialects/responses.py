@@ -41,6 +41,7 @@ import orjson
 
 from . import ir
 from .codec import CodecError
+from .hub import register
 from .responses_items import (
     ASSISTANT_ITEMS,
     LOCAL_SHELL,
@@ -51,6 +52,7 @@ from .responses_items import (
     decode_usage,
     envelope,
     error_code,
+    failed_event,
     finish_reason,
     item_part,
     kind_of,
@@ -528,12 +530,7 @@ def encode_error(status: int, message: str, kind: str) -> bytes:
 
 def error_event(message: str, kind: str) -> bytes:
     """A ``response.failed`` event ending a stream that has no encoder state."""
-    rid = response_id("")
-    body = envelope(rid, "", status="failed", output=[], usage=None,
-                    created_at=int(time.time()),
-                    error={"code": error_code(kind), "message": message})
-    data = orjson.dumps({"type": "response.failed", "sequence_number": 0, "response": body})
-    return b"event: response.failed\ndata: " + data + b"\n\n"
+    return failed_event(message, error_code(kind))
 
 
 class ResponsesCodec:
@@ -573,3 +570,4 @@ class ResponsesCodec:
 
 
 CODEC = ResponsesCodec()
+register(CODEC)

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import time
 import uuid
 from typing import Any
 
@@ -340,3 +341,18 @@ def envelope(rid: str, model: str, *, status: str, output: list[Json],
     return body
 
 
+
+
+#: The ``error.code`` values Codex gives a meaning (the rest it retries).
+CODEX_ERROR_CODES = frozenset({"context_length_exceeded", "insufficient_quota",
+                               "rate_limit_exceeded", "usage_not_included", "server_error"})
+
+
+def failed_event(message: str, code: str) -> bytes:
+    """A whole ``response.failed`` SSE event for a stream whose state is unknown here."""
+    body = envelope(response_id(""), "", status="failed", output=[], usage=None,
+                    created_at=int(time.time()),
+                    error={"code": code if code in CODEX_ERROR_CODES else "server_error",
+                           "message": message})
+    data = orjson.dumps({"type": "response.failed", "sequence_number": 0, "response": body})
+    return b"event: response.failed\ndata: " + data + b"\n\n"
