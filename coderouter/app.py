@@ -12,7 +12,7 @@ from functools import partial
 from aiohttp import web
 
 from . import handlers
-from .config import Config
+from .config import Config, Database
 from .control import reload_route
 from .limits import Limiter
 from .logs import AccessLog
@@ -22,7 +22,7 @@ from .reload import ConfigHolder, install_sighup, watch_config
 from .routing import Health
 from .state import GATEWAY, Gateway
 from .upstream import Pools
-from .usage import UsageWriter, seed_limiter
+from .usage import UsageStore, UsageWriter
 
 log = logging.getLogger("coderouter")
 
@@ -37,7 +37,7 @@ def create_app(holder: ConfigHolder, *, watch: bool = False,
     pools, health = Pools(), Health()
     gateway = Gateway(holder=holder, pools=pools, health=health,
                       forwarder=Forwarder(pools, health),
-                      writer=UsageWriter(config.database.path),
+                      writer=usage_store(config.database),
                       limiter=Limiter(clock), clock=clock)
     holder.on_swap = partial(_swapped, pools)
     app = web.Application(middlewares=[handlers.errors_middleware])
@@ -61,6 +61,14 @@ def create_app(holder: ConfigHolder, *, watch: bool = False,
     return app
 
 
+def usage_store(database: Database) -> UsageStore:
+    """PostgreSQL when ``database.url`` is set, else the SQLite file at ``database.path``."""
+    if database.url is not None:
+        from .pgusage import PostgresWriter
+        return PostgresWriter(database)
+    return UsageWriter(database.path)
+
+
 def _swapped(pools: Pools, old: Config, new: Config) -> None:
     """A reload: close the pools of removed or disabled channels after their last request."""
     pools.retain(channel.name for channel in new.channels if channel.enabled)
@@ -78,8 +86,7 @@ async def _usage_writer(app: web.Application) -> AsyncIterator[None]:
     writer = gateway.writer
     await writer.open()
     if gateway.limiter is not None:
-        assert writer.db is not None
-        await seed_limiter(writer.db, gateway.limiter)
+        await writer.seed(gateway.limiter)
     yield
     await writer.close()
 

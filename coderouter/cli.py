@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import gc
 import hashlib
 import logging
@@ -120,6 +121,15 @@ def cmd_usage(args: argparse.Namespace) -> int:
         print(f"coderouter usage: {exc}", file=sys.stderr)
         return 2
     database = config.database.path
+    if config.database.url is not None:
+        from .pgusage import report
+        try:
+            report_ = asyncio.run(report(config.database, args.by, since, until))
+        except DatabaseUnavailable as exc:
+            print(f"coderouter usage: {exc}", file=sys.stderr)
+            return 1
+        _print_report(args, report_)
+        return 0
     if not os.path.exists(database):
         print(f"no usage database at {database} yet", file=sys.stderr)
         rows: list[Any] = []
@@ -127,12 +137,15 @@ def cmd_usage(args: argparse.Namespace) -> int:
         sql, params = aggregate_query(args.by, since, until)
         with sqlite3.connect(f"file:{database}?mode=ro", uri=True) as db:
             rows = db.execute(sql, params).fetchall()
-    report = report_rows(args.by, rows)
+    _print_report(args, report_rows(args.by, rows))
+    return 0
+
+
+def _print_report(args: argparse.Namespace, report: list[dict[str, Any]]) -> None:
     if args.json:
         sys.stdout.write(orjson.dumps(report, option=orjson.OPT_INDENT_2).decode() + "\n")
     else:
         print_table(args.by, report)
-    return 0
 
 
 def print_table(by: str, report: Sequence[dict[str, Any]]) -> None:

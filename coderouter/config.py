@@ -39,6 +39,11 @@ class Listen:
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Database:
     path: str = "./coderouter.sqlite"
+    #: ``postgresql://…``: usage rows go to PostgreSQL instead of the SQLite *path*.
+    url: str | None = field(default=None, repr=False)
+    #: Rows kept in memory while PostgreSQL is down, before they go to files in *spool*.
+    buffer: int = 100_000
+    spool: str = "./coderouter-spool"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -179,6 +184,9 @@ class Config:
     def summary(self) -> str:
         return (f"{len(self.channels)} channels, {len(self.routes)} routable models, "
                 f"{len(self.token_groups)} token groups, {len(self.tokens)} tokens")
+
+
+_POSTGRES_SCHEMES = ("postgresql://", "postgres://")
 
 
 def hash_key(key: str) -> bytes:
@@ -415,7 +423,11 @@ class _Parser:
             "host": self.string, "port": lambda v, p: self.integer(v, p, 1)})
         if listen.port > 65535:
             self.error("listen.port", f"must be at most 65535, got {listen.port}")
-        database = self.section(m, "database", Database, {"path": self.string})
+        database = self.section(m, "database", Database, {
+            "path": self.string, "url": self.secret, "spool": self.string,
+            "buffer": lambda v, p: self.integer(v, p, 1)})
+        if database.url is not None and not database.url.startswith(_POSTGRES_SCHEMES):
+            self.error("database.url", "must start with postgresql://")
         admin = self.section(m, "admin", Admin, {"key": self.secret})
         if admin.key == "":
             admin = Admin()

@@ -138,6 +138,12 @@ class _StateCollector(Collector):
                                 "Usage rows waiting to be written.", value=writer.queued)
         yield CounterMetricFamily("coderouter_usage_rows_written",
                                   "Usage rows written to the database.", value=writer.written)
+        yield GaugeMetricFamily("coderouter_usage_rows_spooled",
+                                "Usage rows parked on local disk while the database is down.",
+                                value=writer.spooled)
+        yield GaugeMetricFamily("coderouter_usage_database_up",
+                                "1 while usage writes succeed, 0 after a failed one.",
+                                value=0 if writer.problem else 1)
         yield CounterMetricFamily("coderouter_usage_write_failures",
                                   "Failed usage batch writes (the rows are kept and retried).",
                                   value=writer.failures)

@@ -14,7 +14,7 @@ from .proxy import Forwarder
 from .reload import ConfigHolder
 from .routing import Health
 from .upstream import Pools
-from .usage import Record, UsageWriter
+from .usage import Record, UsageStore
 
 if TYPE_CHECKING:
     from .limits import Limiter
@@ -26,7 +26,7 @@ class Gateway:
     pools: Pools
     health: Health
     forwarder: Forwarder
-    writer: UsageWriter
+    writer: UsageStore
     limiter: Limiter | None = None
     #: Unix time for usage rows and the limiter; injected by tests to move days and minutes.
     clock: Callable[[], float] = time.time

@@ -15,15 +15,15 @@ import os
 import re
 import sqlite3
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, fields
 from operator import attrgetter
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 import aiosqlite
 
 from .limits import Limiter, Totals
-from .schema import MIGRATIONS, VERSIONS_TABLE, Migration, pending
+from .schema import MIGRATIONS, VERSIONS_TABLE, Engine, Migration, pending
 
 log = logging.getLogger("coderouter.usage")
 
@@ -55,7 +55,7 @@ class Record:
 
 
 COLUMNS = tuple(f.name for f in fields(Record))
-_row = attrgetter(*COLUMNS)  # a flat tuple, without astuple's deep copy
+row_of = attrgetter(*COLUMNS)  # a flat tuple, without astuple's deep copy
 _INSERT = f"INSERT INTO usage ({', '.join(COLUMNS)}) VALUES ({', '.join('?' * len(COLUMNS))})"
 
 
@@ -66,6 +66,34 @@ _SQLITE_READONLY = 8
 
 class DatabaseUnavailable(RuntimeError):
     """The usage database cannot be opened or written; the message says why and where."""
+
+
+class UsageStore(Protocol):
+    """Where finished requests' rows go and where usage is read back: SQLite or PostgreSQL."""
+
+    written: int
+    failures: int
+    #: Why the last write failed, None while writes succeed.
+    problem: str | None
+
+    @property
+    def queued(self) -> int: ...
+
+    @property
+    def spooled(self) -> int: ...
+
+    async def open(self) -> None: ...
+
+    def add(self, record: Record) -> None: ...
+
+    async def flush(self) -> None: ...
+
+    async def close(self) -> None: ...
+
+    async def seed(self, limiter: Limiter) -> None: ...
+
+    async def report(self, by: str, since: float | None,
+                     until: float | None) -> list[dict[str, Any]]: ...
 
 
 async def migrate(db: aiosqlite.Connection, migrations: tuple[Migration, ...] = MIGRATIONS,
@@ -149,6 +177,9 @@ class UsageWriter:
     def queued(self) -> int:
         return len(self._queue)
 
+    #: Rows parked on disk: never for SQLite, whose rows wait in memory (see `PostgresWriter`).
+    spooled = 0
+
     async def open(self) -> None:
         """Open (creating and migrating) the database; `DatabaseUnavailable` unless writable."""
         try:
@@ -177,7 +208,7 @@ class UsageWriter:
 
     def add(self, record: Record) -> None:
         """Queue *record*; never blocks, never raises."""
-        self._queue.append(_row(record))
+        self._queue.append(row_of(record))
         if len(self._queue) >= self.batch:
             self._wake.set()
 
@@ -242,6 +273,16 @@ class UsageWriter:
             with contextlib.suppress(OSError):
                 os.unlink(copy)
 
+    async def fetch(self, sql: str, params: Sequence[Any]) -> Sequence[Sequence[Any]]:
+        """Every row of one read query."""
+        assert self.db is not None
+        async with self.db.execute(sql, params) as cursor:
+            return list(await cursor.fetchall())
+
+    async def seed(self, limiter: Limiter) -> None:
+        """Rebuild *limiter*'s counters from this table (`seed_limiter`)."""
+        await seed_limiter(self.fetch, limiter)
+
     async def report(self, by: str, since: float | None,
                      until: float | None) -> list[dict[str, Any]]:
         """`aggregate` over every finished request (the queue is written first).
@@ -298,19 +339,34 @@ GROUPINGS = {
     "group": "token_group",
     "model": "model",
     "channel": "channel",
-    "day": "strftime('%Y-%m-%d', ts, 'unixepoch')",
+    "day": "",  # per engine, see _DAY
+}
+_DAY: dict[Engine, str] = {
+    "sqlite": "strftime('%Y-%m-%d', ts, 'unixepoch')",
+    "postgres": "to_char(to_timestamp(ts) AT TIME ZONE 'UTC', 'YYYY-MM-DD')",
 }
 
 _AGGREGATES = ("count(*) AS requests, coalesce(sum(prompt_tokens), 0), "
                "coalesce(sum(completion_tokens), 0), coalesce(sum(total_tokens), 0), "
-               "coalesce(sum(cost), 0.0), coalesce(sum(status >= 400), 0)")
+               "coalesce(sum(cost), 0.0), "
+               "coalesce(sum(CASE WHEN status >= 400 THEN 1 ELSE 0 END), 0)")
 REPORT_FIELDS = ("requests", "prompt_tokens", "completion_tokens", "total_tokens", "cost",
                  "errors")
 
 
-def aggregate_query(by: str, since: float | None, until: float | None) -> tuple[str, list[float]]:
+def placeholders(sql: str, engine: Engine) -> str:
+    """*sql* written with ``?`` parameters, in *engine*'s style (``$1, $2`` for PostgreSQL)."""
+    if engine == "sqlite":
+        return sql
+    parts = sql.split("?")
+    return "".join(part + (f"${i}" if i < len(parts) else "")
+                   for i, part in enumerate(parts, start=1))
+
+
+def aggregate_query(by: str, since: float | None, until: float | None,
+                    engine: Engine = "sqlite") -> tuple[str, list[float]]:
     """SQL and parameters totalling usage per value of *by* (one of GROUPINGS)."""
-    expr = GROUPINGS[by]
+    expr = GROUPINGS[by] or _DAY[engine]
     where, params = [], []
     if since is not None:
         where.append("ts >= ?")
@@ -320,8 +376,8 @@ def aggregate_query(by: str, since: float | None, until: float | None) -> tuple[
         params.append(until)
     clause = f" WHERE {' AND '.join(where)}" if where else ""
     sql = (f"SELECT {expr} AS key, {_AGGREGATES} FROM usage{clause} "
-           f"GROUP BY key ORDER BY key")
-    return sql, params
+           f"GROUP BY key ORDER BY key NULLS FIRST")
+    return placeholders(sql, engine), params
 
 
 _SPAN = re.compile(r"^(\d+(?:\.\d+)?)([smhdw])$")
@@ -359,26 +415,31 @@ async def aggregate(db: aiosqlite.Connection, by: str, since: float | None,
 def report_rows(by: str, rows: Sequence[Sequence[Any]]) -> list[dict[str, Any]]:
     """Shape aggregate rows as ``[{by: value, requests, prompt_tokens, …}]``."""
     out = []
-    for key, *values in rows:
-        item: dict[str, Any] = {by: key}
-        item.update(zip(REPORT_FIELDS, values, strict=True))
-        item["cost"] = round(item["cost"], 6)
-        out.append(item)
+    for key, requests, prompt, completion, total, cost, errors in rows:
+        out.append({by: key, "requests": int(requests), "prompt_tokens": int(prompt),
+                    "completion_tokens": int(completion), "total_tokens": int(total),
+                    "cost": round(float(cost), 6), "errors": int(errors)})
     return out
 
 
-def period_totals_query(column: Literal["token", "token_group"]) -> str:
+def period_totals_query(column: Literal["token", "token_group"],
+                        engine: Engine = "sqlite") -> str:
     """Tokens, forwarded requests and cost per name since a time: seeds the quota counters.
 
     count_tokens requests are not counted: they bypass quotas and rate limits.
     """
-    return (f"SELECT {column}, coalesce(sum(total_tokens), 0), count(*), "
-            f"coalesce(sum(cost), 0.0) FROM usage "
-            f"WHERE ts >= ? AND attempts > 0 AND {column} IS NOT NULL "
-            f"AND endpoint != '/v1/messages/count_tokens' GROUP BY {column}")
+    return placeholders(
+        f"SELECT {column}, coalesce(sum(total_tokens), 0), count(*), "
+        f"coalesce(sum(cost), 0.0) FROM usage "
+        f"WHERE ts >= ? AND attempts > 0 AND {column} IS NOT NULL "
+        f"AND endpoint != '/v1/messages/count_tokens' GROUP BY {column}", engine)
 
 
-async def seed_limiter(db: aiosqlite.Connection, limiter: Limiter) -> None:
+#: Runs one query with its parameters and returns every row.
+Fetch = Callable[[str, Sequence[Any]], Awaitable[Sequence[Sequence[Any]]]]
+
+
+async def seed_limiter(fetch: Fetch, limiter: Limiter, engine: Engine = "sqlite") -> None:
     """Rebuild *limiter*'s counters from the table, one indexed query per scope and period.
 
     Only rows of forwarded requests count (see `period_totals_query`), so the counters equal
@@ -388,7 +449,6 @@ async def seed_limiter(db: aiosqlite.Connection, limiter: Limiter) -> None:
     for query in limiter.seed_plan():
         column: Literal["token", "token_group"] = (
             "token" if query.scope == "token" else "token_group")
-        async with db.execute(period_totals_query(column), (query.since,)) as cursor:
-            rows = await cursor.fetchall()
+        rows = await fetch(period_totals_query(column, engine), (query.since,))
         limiter.seed(query, {name: Totals(int(tokens), int(requests), float(cost))
                              for name, tokens, requests, cost in rows})

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import itertools
+import os
 import sqlite3
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,6 +21,7 @@ from coderouter.reload import ConfigHolder
 from coderouter.state import GATEWAY, Gateway
 from tests.fake_anthropic import FakeAnthropic
 from tests.fakes import FakeUpstream
+from tests.servers import Postgres
 
 ALICE = "sk-cr-alice-0123456789abcdefghijklmnop"
 BOB = "sk-cr-bob-0123456789abcdefghijklmnopqrs"
@@ -135,3 +138,21 @@ def coding_config(upstream_url: str, anthropic_url: str, tmp_path: Path) -> dict
 async def coding_gateway(start_gateway: StartGateway, upstream: FakeUpstream,
                          anthropic_upstream: FakeAnthropic, tmp_path: Path) -> Running:
     return await start_gateway(coding_config(upstream.url, anthropic_upstream.url, tmp_path))
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[Postgres]:
+    """One PostgreSQL cluster for the session (see tests/servers.py)."""
+    server = Postgres()
+    yield server
+    server.close()
+
+
+@pytest.fixture
+def postgres_url(postgres_server: Postgres, request: pytest.FixtureRequest) -> str:
+    """A new, empty database in the session's cluster."""
+    name = "t_" + "".join(c if c.isalnum() else "_" for c in request.node.name)[-50:].lower()
+    return postgres_server.database(f"{name}_{os.getpid()}_{next(_DATABASES)}")
+
+
+_DATABASES = itertools.count()
