@@ -42,8 +42,10 @@ _FINISH_OUT: dict[str, str] = {
     "content_filter": "content_filter", "error": "stop"}
 _CHOICE_IN: dict[str, Literal["auto", "none", "required"]] = {
     "auto": "auto", "none": "none", "required": "required"}
-_EFFORTS_OUT = {"none": "none", "minimal": "minimal", "low": "low", "medium": "medium",
-                "high": "high", "xhigh": "xhigh", "max": "xhigh"}
+_EFFORTS_IN = ("none", "minimal", "low", "medium", "high", "xhigh", "max")
+#: What every Chat server that reasons accepts: low, medium, high.
+_EFFORTS_OUT = {"minimal": "low", "low": "low", "medium": "medium", "high": "high",
+                "xhigh": "high", "max": "high"}
 _ERROR_TYPES = {"invalid_request": "invalid_request_error",
                 "authentication": "authentication_error", "rate_limit": "rate_limit_error",
                 "overloaded": "server_error", "context_length": "invalid_request_error",
@@ -237,7 +239,7 @@ def _decode_reasoning(body: Json) -> ir.ReasoningConfig | None:
     thinking = body.get("thinking")  # DeepSeek / GLM: {"type": "enabled" | "disabled"}
     if isinstance(thinking, dict) and thinking.get("type") == "disabled":
         return ir.ReasoningConfig(enabled=False)
-    if isinstance(effort, str) and effort in _EFFORTS_OUT:
+    if isinstance(effort, str) and effort in _EFFORTS_IN:
         return ir.ReasoningConfig(enabled=effort != "none", effort=effort)  # type: ignore[arg-type]
     if isinstance(thinking, dict) and thinking.get("type") == "enabled":
         return ir.ReasoningConfig()
@@ -431,9 +433,15 @@ def encode_request(request: ir.Request) -> dict[str, Any]:
     tools = [t for tool in request.tools if (t := _encode_tool(tool)) is not None]
     if tools:
         body["tools"] = tools
-    if request.tool_choice is not None:
-        body["tool_choice"] = _encode_tool_choice(request.tool_choice, request.tools)
-    if request.parallel_tool_calls is False and tools:
+    choice = request.tool_choice
+    named = {t["function"]["name"] if t["type"] == "function" else t.get("custom", {}).get("name")
+             for t in tools}
+    # With only server tools offered, or one of them named, Chat has nothing to choose.
+    if choice is not None and tools and (choice.mode != "tool" or choice.name in named):
+        body["tool_choice"] = _encode_tool_choice(choice, request.tools)
+        if request.parallel_tool_calls is False:
+            body["parallel_tool_calls"] = False
+    elif request.parallel_tool_calls is False and tools:
         body["parallel_tool_calls"] = False
     if request.reasoning is not None:
         effort = efforts.effort(request.reasoning)

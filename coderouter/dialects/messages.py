@@ -8,6 +8,7 @@ tools) are not part of the neutral request, so no other dialect ever sees them.
 
 from __future__ import annotations
 
+import hashlib
 import uuid
 from typing import Any
 
@@ -156,8 +157,7 @@ def _decode_system(system: Any) -> list[ir.Message]:
     for i, block in enumerate(need_list(system, "system")):
         block = need_dict(block, f"system[{i}]")
         if block.get("type") != "text":
-            raise CodecError(f"system[{i}]: expected a text block, got type "
-                             f"{block.get('type')!r}")
+            continue  # a block type newer than this gateway
         parts.append(ir.Text(need_str(block.get("text"), f"system[{i}].text"),
                              cache=isinstance(block.get("cache_control"), dict)))
     return [ir.Message("system", parts)]
@@ -224,11 +224,18 @@ def _decode_reasoning(body: Json) -> ir.ReasoningConfig | None:
         return ir.ReasoningConfig(enabled=False)
     if kind == "enabled":
         budget = thinking.get("budget_tokens")
-        budget = budget if isinstance(budget, int) and not isinstance(budget, bool) else None
+        if not isinstance(budget, int) or isinstance(budget, bool):
+            return ir.ReasoningConfig(effort=effort or "medium", summary=summary)
         return ir.ReasoningConfig(effort=effort, budget=budget, summary=summary)
     if kind == "adaptive":
         return ir.ReasoningConfig(effort=effort, summary=summary)
     return None
+
+
+def hashed_user(user_id: str) -> str:
+    """A short stable stand-in for a caller's ``metadata.user_id`` (Claude Code's is ~150
+    characters of JSON: longer than some servers allow in ``user``, and not theirs to read)."""
+    return "user_" + hashlib.sha256(user_id.encode()).hexdigest()[:32]
 
 
 def session_of(user_id: str) -> str | None:
@@ -265,8 +272,8 @@ def decode_request(body: dict[str, Any]) -> ir.Request:
         stop=[need_str(s, "stop_sequences[]") for s in need_list(stops, "stop_sequences")]
         if stops else [],
         reasoning=_decode_reasoning(body),
-        # metadata.user_id is a long blob in current Claude Code: only its session is kept
-        cache_key=session_of(user_id) if isinstance(user_id, str) else None)
+        cache_key=session_of(user_id) if isinstance(user_id, str) else None,
+        user=hashed_user(user_id) if isinstance(user_id, str) and user_id else None)
 
 
 def _cache(block: Json, on: bool) -> Json:

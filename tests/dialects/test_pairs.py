@@ -16,6 +16,7 @@ from coderouter.dialects import ir
 from coderouter.dialects.chat import CODEC as CHAT
 from coderouter.dialects.codec import CodecError
 from coderouter.dialects.messages import CODEC as MESSAGES
+from coderouter.dialects.messages import hashed_user
 
 
 def messages_request_to_chat(body: Any) -> dict[str, Any]:
@@ -350,14 +351,14 @@ def test_disable_parallel_tool_use_sets_parallel_tool_calls_false() -> None:
 
 def test_request_parameters_map_and_unsupported_ones_are_dropped() -> None:
     """Sampling, stop and stream map; thinking becomes reasoning_effort (1024 tokens: low);
-    top_k goes; metadata.user_id (a blob in Claude Code) never becomes user."""
+    top_k goes; metadata.user_id (a blob in Claude Code) is hashed into user."""
     body = {"model": "m", "max_tokens": 256, "messages": [], "temperature": 0.2, "top_p": 0.9,
             "top_k": 5, "stop_sequences": ["END"], "metadata": {"user_id": "u-1"},
             "stream": True, "thinking": {"type": "enabled", "budget_tokens": 1024}}
     assert messages_request_to_chat(body) == {
         "model": "m", "messages": [], "max_tokens": 256, "temperature": 0.2, "top_p": 0.9,
         "stop": ["END"], "stream": True, "stream_options": {"include_usage": True},
-        "reasoning_effort": "low",
+        "reasoning_effort": "low", "user": hashed_user("u-1"),
     }
 
 
