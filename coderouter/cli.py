@@ -18,7 +18,7 @@ from typing import Any
 import orjson
 
 from . import __version__
-from .config import Config, load
+from .config import Channel, Config, load, serves_responses_by_default
 from .errors import ConfigError
 from .usage import (
     GROUPINGS,
@@ -55,7 +55,21 @@ def cmd_check(args: argparse.Namespace) -> int:
     if config is None:
         return 1
     print(f"{path}: ok: {config.summary()}")
+    for channel in config.channels:
+        if channel.type in ("openai", "azure"):
+            print(f"  {responses_note(channel)}")
     return 0
+
+
+def responses_note(channel: Channel) -> str:
+    """What an openai/azure channel does with /v1/responses, and why."""
+    said = "set" if channel.responses != serves_responses_by_default(
+        channel.type, channel.base_url) else "default for this base_url"
+    if channel.responses:
+        return (f"channel '{channel.name}': Chat Completions and Responses API "
+                f"(responses: true, {said}); /v1/responses passes through")
+    return (f"channel '{channel.name}': Chat Completions only (responses: false, {said}); "
+            "/v1/responses is translated to Chat Completions")
 
 
 def cmd_serve(args: argparse.Namespace) -> int:

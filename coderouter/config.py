@@ -88,6 +88,19 @@ class Channel:
     timeout: Timeouts = Timeouts()
     api_version: str | None = None
     enabled: bool = True
+    #: openai/azure: the upstream serves the Responses API too (``responses:``; the default is
+    #: true for api.openai.com and Azure, false for other OpenAI-compatible servers, which
+    #: then get /v1/responses translated to Chat Completions).
+    responses: bool = False
+
+
+def serves_responses_by_default(kind: str, base_url: str) -> bool:
+    """Whether a channel without ``responses:`` has the Responses API: OpenAI's own API and
+    Azure do; most OpenAI-compatible servers (DeepSeek, Qwen, vLLM, Ollama...) do not."""
+    if kind == "azure":
+        return True
+    host = base_url.split("://", 1)[-1].split("/", 1)[0].split(":", 1)[0].lower()
+    return kind == "openai" and host == "api.openai.com"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -492,7 +505,7 @@ class _Parser:
 
     def channel(self, raw: Any, path: str) -> tuple[Channel, str] | None:
         keys = ("name", "type", "base_url", "keys", "headers", "forward_headers", "models",
-                "timeout", "api_version", "enabled")
+                "timeout", "api_version", "enabled", "responses")
         m = self.mapping(raw, path, keys)
         if m is None:
             return None
@@ -523,14 +536,19 @@ class _Parser:
                 self.error(f"{_join(path, 'forward_headers')}[{i}]", problem)
         models = self.field(m, path, "models", self.strings, ())
         enabled = self.field(m, path, "enabled", self.boolean, True)
+        responses = self.field(m, path, "responses", self.boolean, None)
+        if responses is not None and kind not in ("openai", "azure"):
+            self.error(_join(path, "responses"), "only for openai and azure channels")
         if name is None or kind is None or None in (base_url, keys_, headers, models, enabled):
             return None
+        if responses is None:
+            responses = serves_responses_by_default(kind, base_url)
         return Channel(
             name=name, type=kind, base_url=base_url.rstrip("/"),
             keys=tuple(k for k in keys_ if k), headers=headers,
             forward_headers=tuple(p.lower() for p in forward or ()), models=models,
             timeout=timeout,
-            api_version=api_version, enabled=enabled), path
+            api_version=api_version, enabled=enabled, responses=responses), path
 
     def model_group(self, raw: Any, path: str,
                     channels: dict[str, Channel]) -> tuple[ModelGroup, str] | None:

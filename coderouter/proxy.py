@@ -31,7 +31,7 @@ from .forwarding import steering
 from .routing import Health
 from .scrub import Scrubber
 from .sse import Dialect, StreamMeter, Usage, error_event, usage_from_body
-from .upstream import PATHS, Pools, Response, headers_for, url_for
+from .upstream import Pools, Response, headers_for, url_for
 from .usage import Record
 
 log = logging.getLogger("coderouter.proxy")
@@ -132,7 +132,7 @@ class _Failed(Exception):
 
 def plan_for(dialect: Dialect, target: Target) -> Conversion | bool:
     """True when *target*'s channel speaks *dialect*, its Conversion, or False."""
-    native = PATHS[target.channel.type]
+    native = hub.dialects_of(target.channel)
     if dialect in native:
         return True
     return hub.bridge(dialect, tuple(native)) or False

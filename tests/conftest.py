@@ -63,7 +63,8 @@ def base_config(upstream_url: str, tmp_path: Path) -> dict[str, Any]:
     return {
         "database": {"path": str(tmp_path / "usage.sqlite")},
         "channels": [{"name": "up", "type": "openai", "base_url": upstream_url,
-                      "keys": [UPSTREAM_KEY], "headers": {"X-Channel": "up"}}],
+                      "keys": [UPSTREAM_KEY], "headers": {"X-Channel": "up"},
+                      "responses": True}],
         "model_groups": [{"name": "smart", "targets": [
             {"channel": "up", "model": "upstream-model"}],
             "price": {"input": 1.0, "output": 2.0, "cached_input": 0.5}}],

@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
+from ..config import Channel
 from ..errors import InvalidRequest, UpstreamError
 from ..estimate import estimate_tokens
 from . import ir
@@ -29,6 +30,24 @@ PREFERENCE: tuple[ir.WireDialect, ...] = ("chat", "messages", "responses", "gemi
 
 
 _BRIDGES: dict[tuple[str, tuple[str, ...]], Bridge | None] = {}
+
+#: The dialects (gateway endpoints) each channel type's upstream serves as they are; a caller
+#: dialect not listed is translated by a Bridge. An openai or azure channel drops
+#: "responses" when its ``responses:`` setting says the upstream has no Responses API.
+CHANNEL_DIALECTS: dict[str, tuple[str, ...]] = {
+    "openai": ("chat", "completions", "embeddings", "responses"),
+    "azure": ("chat", "completions", "embeddings", "responses"),
+    "anthropic": ("messages", "count_tokens"),
+    "mock": ("chat", "completions", "embeddings", "responses"),
+}
+
+
+def dialects_of(channel: Channel) -> tuple[str, ...]:
+    """What *channel*'s upstream serves natively."""
+    native = CHANNEL_DIALECTS.get(channel.type, ())
+    if channel.type in ("openai", "azure") and not channel.responses:
+        return tuple(d for d in native if d != "responses")
+    return native
 
 
 def register(codec: Codec) -> Codec:
