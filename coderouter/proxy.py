@@ -52,6 +52,10 @@ class StreamConverter(Protocol):
 
     def finish(self) -> bytes: ...
 
+    def error_event(self, message: str, code: str) -> bytes:
+        """The caller-dialect events that end the stream with an error after what was sent."""
+        ...
+
 
 class Conversion(Protocol):
     """Serves a caller dialect from a channel that speaks another one."""
@@ -392,7 +396,9 @@ class Forwarder:
             message = ex.scrubber.clean_text(failure.message)
             record.status, record.error = failure.status, message
             with contextlib.suppress(ConnectionResetError):
-                await response.write(error_event(ex.dialect, message, failure.code))
+                await response.write(clean(convert.error_event(message, failure.code))
+                                     if convert else
+                                     error_event(ex.dialect, message, failure.code))
         return response
 
 

@@ -74,40 +74,64 @@ def sse_events(block: bytes) -> Iterator[tuple[str, bytes]]:
             yield name, b"\n".join(data)
 
 
+#: The neutral kind of a gateway error code that ends a stream.
+_KIND_OF_CODE = {"rate_limit_exceeded": "rate_limit", "context_length_exceeded": "context_length"}
+
+
 class BridgeStream:
     """A StreamConverter: complete upstream SSE events in, the caller's SSE bytes out."""
 
-    __slots__ = ("_decoder", "_encoder")
+    __slots__ = ("_decoder", "_encoder", "_kind", "_unsent")
 
     def __init__(self, decoder: StreamDecoder, encoder: StreamEncoder) -> None:
         self._decoder = decoder
         self._encoder = encoder
+        self._kind: str | None = None  # the neutral kind of an upstream failure met
+        self._unsent = b""  # what was encoded before a failure interrupted a feed
 
     def feed(self, events: bytes) -> bytes:
-        out = []
-        for name, data in sse_events(events):
-            try:
-                decoded = self._decoder.feed(name, data)
-            except CodecError as exc:
-                raise UpstreamError(f"upstream stream cannot be translated: {exc}") from None
-            out.append(self._encode(decoded))
+        out: list[bytes] = []
+        try:
+            for name, data in sse_events(events):
+                try:
+                    decoded = self._decoder.feed(name, data)
+                except CodecError as exc:
+                    raise UpstreamError(f"upstream stream cannot be translated: {exc}") from None
+                self._encode(decoded, out)
+        except UpstreamError:
+            self._unsent = b"".join(out)
+            raise
         return b"".join(out)
 
     def finish(self) -> bytes:
+        out: list[bytes] = []
         try:
-            decoded = self._decoder.close()
-        except CodecError as exc:
-            raise UpstreamError(f"upstream stream cannot be translated: {exc}") from None
-        return self._encode(decoded) + self._encoder.close()
+            try:
+                decoded = self._decoder.close()
+            except CodecError as exc:
+                raise UpstreamError(f"upstream stream cannot be translated: {exc}") from None
+            self._encode(decoded, out)
+        except UpstreamError:
+            self._unsent = b"".join(out)
+            raise
+        return b"".join(out) + self._encoder.close()
 
-    def _encode(self, events: list[ir.Event]) -> bytes:
-        out = []
+    def _encode(self, events: list[ir.Event], out: list[bytes]) -> None:
         for event in events:
             if isinstance(event, ir.Failure):
-                # The proxy ends the caller's stream with the error event of its dialect.
+                # The proxy records the failure, then ends the stream with `error_event`.
+                self._kind = event.kind
                 raise UpstreamError(f"upstream stream error: {event.message}")
             out.append(self._encoder.feed(event))
-        return b"".join(out)
+
+    def error_event(self, message: str, code: str) -> bytes:
+        """The caller-dialect events that end this stream with an error, after whatever was
+        encoded before the failure (a Responses caller gets ``response.failed`` with the
+        next sequence number and a code it acts on)."""
+        kind = self._kind or _KIND_OF_CODE.get(code, "server_error")
+        failure = ir.Failure(message, kind)  # type: ignore[arg-type]
+        unsent, self._unsent = self._unsent, b""
+        return unsent + self._encoder.feed(failure) + self._encoder.close()
 
 
 class Bridge:
