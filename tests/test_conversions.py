@@ -368,7 +368,8 @@ async def test_anthropic_upstream_error_reaches_a_chat_caller_openai_shaped(
 
 async def test_anthropic_error_event_ends_a_chat_stream_with_an_error(
         coding_gateway: Running, anthropic_upstream: FakeAnthropic) -> None:
-    """An upstream error event mid-stream ends the chat stream with an error chunk, not [DONE]."""
+    """An upstream error event mid-stream ends the chat stream with an error chunk (then the
+    chat codec's ``[DONE]``, which clients stop at too), never a clean finish."""
     start = event("message_start", {"type": "message_start", "message": {
         "id": "msg_1", "type": "message", "role": "assistant", "model": "claude-upstream",
         "content": [], "stop_reason": None, "stop_sequence": None, "usage": START_USAGE}})
@@ -384,7 +385,9 @@ async def test_anthropic_error_event_ends_a_chat_stream_with_an_error(
     assert orjson.loads(frames[0].removeprefix(b"data: "))["choices"][0]["delta"] == {
         "role": "assistant", "content": ""}
     assert frames[1:] == [b'data: {"error":{"message":"upstream stream error: Overloaded",'
-                          b'"type":"upstream_error","code":"upstream_error"}}']
+                          b'"type":"upstream_error","code":"upstream_error"}}',
+                          b"data: [DONE]"]
+    assert b"\"finish_reason\":\"stop\"" not in raw
     [row] = await coding_gateway.rows()
     assert (row["status"], row["error"], row["prompt_tokens"]) == (
         502, "upstream stream error: Overloaded", 132)
