@@ -6,4 +6,4 @@ pass through untouched. Each dialect module registers its codec with `hub.regist
 imported; the imports below are that registration.
 """
 
-from . import chat, hub, messages, responses  # noqa: F401
+from . import chat, gemini, hub, messages, responses  # noqa: F401

@@ -32,6 +32,7 @@ import orjson
 
 from . import ir
 from .codec import CodecError
+from .hub import register
 
 Json = dict[str, Any]
 
@@ -998,4 +999,4 @@ class GeminiCodec:
         return _error_chunk(message, kind)
 
 
-CODEC = GeminiCodec()
+CODEC = register(GeminiCodec())
