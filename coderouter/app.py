@@ -11,7 +11,7 @@ from functools import partial
 
 from aiohttp import web
 
-from . import handlers
+from . import gemini_routes, handlers
 from .config import Config, Database
 from .control import reload_route
 from .limits import Limiter
@@ -52,7 +52,7 @@ def create_app(holder: ConfigHolder, *, watch: bool = False,
         app.cleanup_ctx.append(_config_watch)
     for path in handlers.ENDPOINTS:
         app.router.add_post(path, handlers.relay)
-    app.router.add_get("/v1/models", handlers.models)
+    gemini_routes.add_routes(app.router)  # with GET /v1/models (OpenAI's list)
     app.router.add_get("/v1/usage", handlers.own_usage)
     app.router.add_get("/admin/usage", handlers.admin_usage)
     app.router.add_get("/healthz", handlers.healthz)

@@ -27,7 +27,17 @@ def presented_key(headers: Mapping[str, str]) -> str | None:
 
 def authenticate(config: Config, headers: Mapping[str, str], now: float | None = None) -> Token:
     """The enabled, unexpired token whose key the caller presented; else `InvalidApiKey`."""
-    key = presented_key(headers)
+    return authenticate_key(config, presented_key(headers), now)
+
+
+def gemini_key(headers: Mapping[str, str], query: Mapping[str, str]) -> str | None:
+    """The key of a Gemini API caller: ``x-goog-api-key``, the ``key`` query parameter, or
+    any header `presented_key` reads."""
+    return headers.get("x-goog-api-key") or query.get("key") or presented_key(headers)
+
+
+def authenticate_key(config: Config, key: str | None, now: float | None = None) -> Token:
+    """The enabled, unexpired token of *key*; else `InvalidApiKey`."""
     if key is None:
         raise InvalidApiKey("missing API key: send it as 'Authorization: Bearer KEY'")
     token = config.tokens_by_sha256.get(hash_key(key))

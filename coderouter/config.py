@@ -23,9 +23,9 @@ from .errors import ConfigError
 from .forwarding import invalid_extra
 from .scrub import Scrubber
 
-ChannelType = Literal["openai", "anthropic", "azure", "mock"]
+ChannelType = Literal["openai", "anthropic", "azure", "gemini", "mock"]
 Period = Literal["day", "week", "month", "total"]
-CHANNEL_TYPES = ("openai", "anthropic", "azure", "mock")
+CHANNEL_TYPES = ("openai", "anthropic", "azure", "gemini", "mock")
 PERIODS = ("day", "week", "month", "total")
 DEFAULT_ANTHROPIC_VERSION = "2023-06-01"
 
@@ -511,11 +511,15 @@ class _Parser:
             return None
         name = self.field(m, path, "name", self.string)
         kind = self.field(m, path, "type", self.choice(CHANNEL_TYPES))
-        needs_upstream = kind in ("openai", "anthropic", "azure")
+        needs_upstream = kind in ("openai", "anthropic", "azure", "gemini")
         base_url = self.field(m, path, "base_url", self.string,
                               _MISSING if needs_upstream else "")
         if base_url and not base_url.startswith(("http://", "https://")):
             self.error(_join(path, "base_url"), "must start with http:// or https://")
+        elif kind == "gemini" and base_url and base_url.rstrip("/").endswith(("/v1beta", "/v1")):
+            self.error(_join(path, "base_url"), "a gemini base_url has no API version: "
+                       "give it as Google's SDK takes it (https://generativelanguage.googleapis.com)"
+                       "; the gateway appends /v1beta/models/{model}:…")
         keys_ = self.field(m, path, "keys", self.secrets, _MISSING if needs_upstream else ())
         if needs_upstream and keys_ is not None and not [k for k in keys_ if k]:
             self.error(_join(path, "keys"), "needs at least one non-empty key")

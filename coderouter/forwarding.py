@@ -39,7 +39,8 @@ ALLOWED: dict[str, tuple[str, ...]] = {
 #: The dialect family each caller route speaks.
 DIALECT_FAMILY: dict[str, str] = {
     "chat": "openai", "completions": "openai", "embeddings": "openai", "responses": "openai",
-    "messages": "anthropic", "count_tokens": "anthropic", "gemini": "gemini"}
+    "messages": "anthropic", "count_tokens": "anthropic", "gemini": "gemini",
+    "gemini_count": "gemini"}
 
 #: The dialect family each channel type speaks.
 CHANNEL_FAMILY: dict[str, str] = {

@@ -7,14 +7,22 @@ import datetime as dt
 import logging
 import os
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import orjson
 from aiohttp import web
 
-from .auth import authenticate, check_model, may_use, require_admin
+from .auth import (
+    authenticate,
+    authenticate_key,
+    check_model,
+    may_use,
+    presented_key,
+    require_admin,
+)
 from .config import Limits
+from .dialects import gemini
 from .errors import (
     GatewayError,
     InvalidRequest,
@@ -28,7 +36,7 @@ from .errors import (
 )
 from .estimate import estimate_tokens
 from .proxy import SHUTTING_DOWN, Exchange
-from .sse import Dialect
+from .sse import COUNTING, Dialect
 from .state import GATEWAY
 from .usage import GROUPINGS, DatabaseUnavailable, Record, parse_moment
 
@@ -113,15 +121,25 @@ def output_allowance(payload: dict[str, Any]) -> int:
         value = payload.get(field)
         if isinstance(value, int) and value > 0:
             return value
-    return 0
+    config = payload.get("generationConfig")  # Gemini
+    value = config.get("maxOutputTokens") if isinstance(config, dict) else None
+    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 0
 
 
-async def relay(request: web.Request) -> web.StreamResponse:
-    """POST /v1/…: route by ``model`` and forward; one usage row whatever happens."""
+async def relay(request: web.Request, *, dialect: Dialect | None = None,
+                key: Callable[[web.Request], str | None] | None = None,
+                parse: Callable[[bytes], dict[str, Any]] = parse_payload,
+                raw: bool = False) -> web.StreamResponse:
+    """POST /v1/…: route by ``model`` and forward; one usage row whatever happens.
+
+    Other APIs' routes (Gemini's) pass their *dialect*, how to find the caller's *key*, and
+    how to *parse* a body into a payload with ``model`` (and ``stream``); with *raw*, the body
+    as it came is what a same-dialect upstream gets.
+    """
     gw = request.app[GATEWAY]
     config = gw.holder.current
-    dialect = ENDPOINTS[request.path]
-    token = authenticate(config, request.headers)
+    dialect = dialect or ENDPOINTS[request.path]
+    token = authenticate_key(config, key(request) if key else presented_key(request.headers))
     started = time.monotonic()
     record = Record(ts=gw.clock(), request_id=request_id(request), endpoint=request.path,
                     token=token.name, token_group=token.group.name if token.group else None,
@@ -129,7 +147,8 @@ async def relay(request: web.Request) -> web.StreamResponse:
     exchange: Exchange | None = None
     admission = None
     try:
-        payload = parse_payload(await read_body(request, config.limits))
+        body = await read_body(request, config.limits)
+        payload = parse(body)
         model = payload["model"]
         record.model = model
         record.stream = int(payload.get("stream") is True)
@@ -138,8 +157,9 @@ async def relay(request: web.Request) -> web.StreamResponse:
             raise ModelNotFound(f"the model '{model}' does not exist")
         check_model(token, model)
         exchange = Exchange(request=request, dialect=dialect, payload=payload, route=route,
-                            record=record, scrubber=config.scrubber)
-        if gw.limiter is not None and dialect != "count_tokens":  # counting uses no quota
+                            record=record, scrubber=config.scrubber,
+                            raw=body if raw else None)
+        if gw.limiter is not None and dialect not in COUNTING:  # counting uses no quota
             prompt = estimate_tokens(payload)
             reserve = prompt + output_allowance(payload)
             price = route.price
@@ -243,7 +263,11 @@ async def healthz(request: web.Request) -> web.Response:
 
 
 def error_body(request: web.Request, error: GatewayError) -> bytes:
-    """OpenAI-shaped, or Anthropic-shaped on the /v1/messages routes."""
+    """OpenAI-shaped, Anthropic-shaped on the /v1/messages routes, Google-shaped on the
+    Gemini API's (/v1beta/…)."""
+    if request.path.startswith("/v1beta/") or (
+            request.path.startswith("/v1/models/") and ":" in request.path):
+        return gemini.error_body(error.status, error.message)
     if request.path.startswith("/v1/messages"):
         return orjson.dumps({"type": "error", "error": {
             "type": error.anthropic_type, "message": error.message}})

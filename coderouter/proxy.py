@@ -30,7 +30,7 @@ from .estimate import estimate_output_tokens, estimate_tokens
 from .forwarding import steering
 from .routing import Health
 from .scrub import Scrubber
-from .sse import Dialect, StreamMeter, Usage, error_event, usage_from_body
+from .sse import COUNTING, Dialect, StreamMeter, Usage, error_event, usage_from_body
 from .upstream import Pools, Response, headers_for, url_for
 from .usage import Record
 
@@ -41,6 +41,8 @@ MAX_RETRY_AFTER = 600.0
 #: The error of a request or stream ended by a graceful stop.
 SHUTTING_DOWN = "server shutting down"
 _INJECTS_USAGE: frozenset[Dialect] = frozenset({"chat", "completions"})
+#: Upstream dialects whose model is in the URL, never in the body.
+_MODEL_IN_URL: frozenset[Dialect] = frozenset({"gemini", "gemini_count"})
 _STREAM_HEADERS = {"Content-Type": "text/event-stream; charset=utf-8",
                    "Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 
@@ -88,6 +90,9 @@ class Exchange:
     usage: Usage | None = None
     estimated: bool = False
     meter: StreamMeter | None = None
+    #: The caller's body as it came, forwarded untouched when its dialect passes through
+    #: without a model in the body (Gemini: the model is in the URL).
+    raw: bytes | None = None
     #: The timeout that ends this exchange early: the request's, then the stream's idle gap.
     scope: asyncio.Timeout | None = None
     #: Set by `stop`: the gateway is shutting down and this exchange must end now.
@@ -163,7 +168,7 @@ class Forwarder:
         failure: GatewayError | None = None
         candidates = [(t, p) for t in self.health.plan(route)
                       if (p := plan_for(ex.dialect, t)) is not False]
-        if not candidates and ex.dialect == "count_tokens":
+        if not candidates and ex.dialect in COUNTING:
             return self._count_locally(ex)
         if not candidates:
             raise UpstreamError(f"no enabled channel serves '{route.name}' on this endpoint")
@@ -215,26 +220,38 @@ class Forwarder:
         raise type(failure)(f"{failure.message} (after {record.attempts} attempts)")
 
     def _count_locally(self, ex: Exchange) -> web.Response:
-        """count_tokens with no Anthropic target: answer an estimate, which uses no tokens."""
+        """count_tokens (countTokens) with no Anthropic (Gemini) target: answer an estimate,
+        which uses no tokens."""
         ex.usage, ex.estimated = Usage(), True
         ex.record.status = 200
         ex.record.ttfb_ms = (time.monotonic() - ex.started) * 1000
-        return web.Response(body=orjson.dumps({"input_tokens": estimate_tokens(ex.payload)}),
-                            content_type="application/json")
+        tokens = estimate_tokens(ex.payload)
+        answer = {"totalTokens": tokens} if ex.dialect == "gemini_count" \
+            else {"input_tokens": tokens}
+        return web.Response(body=orjson.dumps(answer), content_type="application/json")
 
     async def _attempt(self, ex: Exchange, target: Target, key: str,
                        conversion: Conversion | None) -> web.StreamResponse:
         channel = target.channel
         dialect = conversion.upstream if conversion else ex.dialect
-        body = conversion.request(ex.payload) if conversion else dict(ex.payload)
-        body["model"] = target.model
+        # a codec encoding for the upstream decides by the model it will reach
+        body = conversion.request({**ex.payload, "model": target.model}) if conversion \
+            else dict(ex.payload)
         injected = False
-        if ex.stream and dialect in _INJECTS_USAGE:
-            options = body.get("stream_options")
-            options = dict(options) if isinstance(options, dict) else {}
-            injected = options.get("include_usage") is not True
-            options["include_usage"] = True
-            body["stream_options"] = options
+        if dialect in _MODEL_IN_URL:
+            # as it came, unless it names the model inside (countTokens' generateContentRequest)
+            untouched = ex.raw is not None and not conversion \
+                and "generateContentRequest" not in body
+            data = ex.raw if untouched else orjson.dumps(gemini_body(body, target.model))
+        else:
+            body["model"] = target.model
+            if ex.stream and dialect in _INJECTS_USAGE:
+                options = body.get("stream_options")
+                options = dict(options) if isinstance(options, dict) else {}
+                injected = options.get("include_usage") is not True
+                options["include_usage"] = True
+                body["stream_options"] = options
+            data = orjson.dumps(body)
         timeout = channel.timeout
         deadline = asyncio.get_running_loop().time() + timeout.first_byte
         upstream: Response
@@ -248,8 +265,8 @@ class Forwarder:
                         channel,
                         # a caller's query string belongs to its API, not a translated one
                         url_for(channel, dialect, target.model,
-                                "" if conversion else request.query_string),
-                        data=orjson.dumps(body),
+                                "" if conversion else request.query_string, ex.stream),
+                        data=data,
                         headers=headers_for(channel, key, request.headers.items(),
                                             ex.record.request_id, ex.dialect),
                         allow_redirects=False,  # a redirect would re-send the key elsewhere
@@ -400,6 +417,16 @@ class Forwarder:
                                      if convert else
                                      error_event(ex.dialect, message, failure.code))
         return response
+
+
+def gemini_body(body: dict[str, Any], model: str) -> dict[str, Any]:
+    """A Gemini upstream's body: without the ``model`` and ``stream`` the gateway keeps beside
+    a Gemini caller's request; a countTokens ``generateContentRequest`` names *model*."""
+    out = {k: v for k, v in body.items() if k not in ("model", "stream")}
+    inner = out.get("generateContentRequest")
+    if isinstance(inner, dict):
+        out["generateContentRequest"] = {**inner, "model": f"models/{model}"}
+    return out
 
 
 def retry_after_seconds(value: str | None, now: float | None = None) -> float | None:

@@ -12,7 +12,10 @@ import orjson
 
 from .dialects.responses_items import failed_event
 
-Dialect = Literal["chat", "completions", "embeddings", "responses", "messages", "count_tokens"]
+Dialect = Literal["chat", "completions", "embeddings", "responses", "messages", "count_tokens",
+                  "gemini", "gemini_count"]
+#: Dialects whose requests only count tokens: they use none and pass no quota.
+COUNTING: frozenset[Dialect] = frozenset({"count_tokens", "gemini_count"})
 
 
 @dataclass(slots=True)
@@ -31,10 +34,12 @@ def usage_from_body(dialect: Dialect, body: Any) -> Usage | None:
 
     A count_tokens answer uses no tokens: its usage is zero, never estimated.
     """
-    if dialect == "count_tokens":
+    if dialect in COUNTING:
         return Usage()
     if not isinstance(body, dict):
         return None
+    if dialect == "gemini":
+        return _gemini_usage(body.get("usageMetadata"))
     if dialect == "responses":
         return _responses_usage(body.get("usage"))
     if dialect == "messages":
@@ -79,6 +84,15 @@ def _anthropic_usage(raw: Any, into: Usage) -> Usage | None:
     return into
 
 
+def _gemini_usage(raw: Any) -> Usage | None:
+    """``usageMetadata``: the prompt counts the tool-use prompt, the answer its thoughts."""
+    if not isinstance(raw, dict):
+        return None
+    return Usage(_int(raw.get("promptTokenCount")) + _int(raw.get("toolUsePromptTokenCount")),
+                 _int(raw.get("candidatesTokenCount")) + _int(raw.get("thoughtsTokenCount")),
+                 _int(raw.get("cachedContentTokenCount")))
+
+
 def _has_usage_object(data: bytes) -> bool:
     """Whether *data* holds ``"usage": {`` (not the ``"usage":null`` of ordinary chunks)."""
     at = data.find(b'"usage"')
@@ -97,6 +111,7 @@ _TERMINAL: dict[str, tuple[bytes, ...]] = {
     "completions": (b"data: [DONE]", b"data:[DONE]"),
     "responses": (b"response.completed", b"response.incomplete", b"response.failed"),
     "messages": (b"message_stop",),
+    "gemini": (b'"finishReason"',),
 }
 
 
@@ -138,6 +153,10 @@ class StreamMeter:
         self.events += block.count(b"data:")
         if not self.done:
             self.done = any(marker in block for marker in self.terminal)
+        if self.dialect == "gemini":
+            if b'"usageMetadata"' in block:
+                self._gemini(block)
+            return block
         if b'"usage"' not in block:
             return block
         if not _has_usage_object(block):
@@ -145,6 +164,19 @@ class StreamMeter:
                 return block.replace(b',"usage":null', b"")
             return block
         return b"".join(self._event(event) for event in _split_events(block))
+
+    def _gemini(self, block: bytes) -> None:
+        """Gemini repeats its running usage in every chunk: the last one in *block* counts."""
+        for event in reversed(_split_events(block)):
+            if b'"usageMetadata"' not in event:
+                continue
+            try:
+                obj = orjson.loads(_data_of(event))
+            except orjson.JSONDecodeError:
+                continue
+            if isinstance(obj, dict):
+                self.usage = _gemini_usage(obj.get("usageMetadata")) or self.usage
+                return
 
     def _event(self, event: bytes) -> bytes:
         if not _has_usage_object(event):
@@ -202,5 +234,9 @@ def error_event(dialect: Dialect, message: str, code: str = "upstream_error") ->
     if dialect == "responses":
         # Codex reads only response.failed (an `error` event leaves it waiting for the end)
         return failed_event(message, code)
+    if dialect in ("gemini", "gemini_count"):
+        status = 503 if code == "shutting_down" else 502
+        payload = {"error": {"code": status, "message": message, "status": "UNAVAILABLE"}}
+        return b"data: " + orjson.dumps(payload) + b"\r\n\r\n"
     payload = {"error": {"message": message, "type": "upstream_error", "code": code}}
     return b"data: " + orjson.dumps(payload) + b"\n\n"

@@ -27,6 +27,7 @@ PATHS: dict[str, dict[Dialect, str]] = {
     "azure": {"chat": "/chat/completions", "completions": "/completions",
               "embeddings": "/embeddings", "responses": "/responses"},
     "anthropic": {"messages": "/v1/messages", "count_tokens": "/v1/messages/count_tokens"},
+    "gemini": {"gemini": ":generateContent", "gemini_count": ":countTokens"},
     "mock": {"chat": "", "completions": "", "embeddings": "", "responses": ""},
 }
 
@@ -43,8 +44,12 @@ class Response(Protocol):
     def close(self) -> None: ...
 
 
-def url_for(channel: Channel, dialect: Dialect, model: str, query: str) -> str:
+def url_for(channel: Channel, dialect: Dialect, model: str, query: str,
+            stream: bool = False) -> str:
     """The upstream URL of *dialect* on *channel*; the caller's query string is kept.
+
+    Gemini: ``{base_url}/v1beta/models/{model}:{method}``, streams always as ``alt=sse``, and a
+    caller's ``key`` parameter never forwarded.
 
     Azure: ``{base_url}/openai/deployments/{model}{path}``, or ``{base_url}/openai/responses``
     (the deployment goes in the body's ``model``), with the channel's ``api-version`` in place
@@ -57,6 +62,12 @@ def url_for(channel: Channel, dialect: Dialect, model: str, query: str) -> str:
         if dialect == "responses":
             return f"{channel.base_url}/openai{path}?{query}"
         return f"{channel.base_url}/openai/deployments/{model}{path}?{query}"
+    if channel.type == "gemini":
+        kept = [p for p in query.split("&") if p and not p.startswith(("key=", "alt="))]
+        if stream and dialect == "gemini":
+            path, kept = ":streamGenerateContent", [*kept, "alt=sse"]
+        query = "&".join(kept)
+        path = f"/v1beta/models/{model}{path}"
     url = channel.base_url + path
     return f"{url}?{query}" if query else url
 
@@ -77,6 +88,8 @@ def headers_for(channel: Channel, key: str, caller: Iterable[tuple[str, str]],
         out.setdefault("anthropic-version", DEFAULT_ANTHROPIC_VERSION)
     elif channel.type == "azure":
         out["api-key"] = key
+    elif channel.type == "gemini":
+        out["x-goog-api-key"] = key
     else:
         out["Authorization"] = f"Bearer {key}"
     out["Content-Type"] = "application/json"

@@ -426,13 +426,15 @@ def period_totals_query(column: Literal["token", "token_group"],
                         engine: Engine = "sqlite") -> str:
     """Tokens, forwarded requests and cost per name since a time: seeds the quota counters.
 
-    count_tokens requests are not counted: they bypass quotas and rate limits.
+    count_tokens and Gemini countTokens requests are not counted: they bypass quotas and
+    rate limits.
     """
     return placeholders(
         f"SELECT {column}, coalesce(sum(total_tokens), 0), count(*), "
         f"coalesce(sum(cost), 0.0) FROM usage "
         f"WHERE ts >= ? AND attempts > 0 AND {column} IS NOT NULL "
-        f"AND endpoint != '/v1/messages/count_tokens' GROUP BY {column}", engine)
+        f"AND endpoint != '/v1/messages/count_tokens' "
+        f"AND endpoint NOT LIKE '%:countTokens' GROUP BY {column}", engine)
 
 
 #: Runs one query with its parameters and returns every row.

@@ -32,7 +32,7 @@ tokens:
 """)
     assert found == [
         ("listn", "unknown key 'listn'; did you mean 'listen'?"),
-        ("channels[1].type", "expected one of openai, anthropic, azure, mock, got 'opnai'"),
+        ("channels[1].type", "expected one of openai, anthropic, azure, gemini, mock, got 'opnai'"),
         ("model_groups[0].targets[0].wieght", "unknown key 'wieght'; did you mean 'weight'?"),
         ("model_groups[0].targets[0].channel", "no channel named 'azur'; did you mean 'azure'?"),
         ("model_groups[0].cooldown",

@@ -38,6 +38,7 @@ CHANNEL_DIALECTS: dict[str, tuple[str, ...]] = {
     "openai": ("chat", "completions", "embeddings", "responses"),
     "azure": ("chat", "completions", "embeddings", "responses"),
     "anthropic": ("messages", "count_tokens"),
+    "gemini": ("gemini", "gemini_count"),
     "mock": ("chat", "completions", "embeddings", "responses"),
 }
 
