@@ -41,6 +41,7 @@ import orjson
 
 from . import ir
 from .codec import CodecError
+from .effort import effort_of_budget
 from .hub import register
 from .responses_items import (
     ASSISTANT_ITEMS,
@@ -375,9 +376,10 @@ def _effort(config: ir.ReasoningConfig) -> str | None:
         return _EFFORT_TO_OPENAI.get(config.effort, config.effort)
     if config.budget is None:
         return None
-    if config.budget < 2048:
-        return "low"
-    return "medium" if config.budget < 8192 else "high"
+    # A thinking budget (Claude Code) names no effort: keep to the ones every reasoning
+    # model takes, since xhigh is refused by most.
+    effort = effort_of_budget(config.budget)
+    return "high" if effort in ("xhigh", "max") else effort
 
 
 def encode_request(request: ir.Request) -> Json:

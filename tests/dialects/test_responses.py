@@ -344,7 +344,8 @@ class TestEncodeRequest:
             "store": False, "stream": False}
 
     def test_budget_becomes_effort(self) -> None:
-        for budget, effort in ((1024, "low"), (4096, "medium"), (32000, "high")):
+        for budget, effort in ((512, "minimal"), (1024, "low"), (2048, "medium"),
+                               (4096, "high"), (32000, "high")):
             body = CODEC.encode_request(ir.Request(
                 model="m", reasoning=ir.ReasoningConfig(budget=budget)))
             assert body["reasoning"] == {"effort": effort}

@@ -1,5 +1,6 @@
-"""Responses callers on a Messages upstream, end to end: the official openai SDK's
-``client.responses.create`` against the real gateway and a fake Anthropic upstream.
+"""Responses callers (Codex, opencode with @ai-sdk/openai) on a Messages upstream and on a
+chat-only OpenAI-compatible upstream, end to end: the official openai SDK's
+``client.responses.create`` against the real gateway and a fake upstream of each dialect.
 
 Each test asserts what the upstream received (its exact JSON body) and what the caller got
 (every event, validated against the SDK's own types), plus the usage row.
@@ -14,7 +15,7 @@ import openai
 import orjson
 import pytest
 
-from tests.conftest import ALICE, Running
+from tests.conftest import ALICE, Running, StartGateway, coding_config
 from tests.dialects.test_responses import validate_event
 from tests.fake_anthropic import (
     MESSAGE_ID,
@@ -27,6 +28,7 @@ from tests.fake_anthropic import (
     event,
     row_usage,
 )
+from tests.fakes import FakeUpstream, chat_chunk
 
 WEATHER = {"type": "function", "name": "get_weather", "strict": False,
            "description": WEATHER_TOOL["description"],
@@ -48,10 +50,31 @@ async def sdk(coding_gateway: Running) -> AsyncIterator[openai.AsyncOpenAI]:
     await client.close()
 
 
-async def stream(sdk: openai.AsyncOpenAI, **body: Any) -> list[dict[str, Any]]:
+@pytest.fixture
+async def chat_gateway(start_gateway: StartGateway, upstream: FakeUpstream,
+                       anthropic_upstream: FakeAnthropic, tmp_path: Any) -> Running:
+    """The coding gateway plus group ``chatty`` on a chat-only channel (``responses: false``)."""
+    config = coding_config(upstream.url, anthropic_upstream.url, tmp_path)
+    config["channels"].append({"name": "chat-only", "type": "openai", "base_url": upstream.url,
+                               "keys": ["sk-chat-only"], "responses": False})
+    config["model_groups"].append({"name": "chatty", "targets": [
+        {"channel": "chat-only", "model": "deepseek-chat"}]})
+    return await start_gateway(config)
+
+
+@pytest.fixture
+async def chat_sdk(chat_gateway: Running) -> AsyncIterator[openai.AsyncOpenAI]:
+    client = openai.AsyncOpenAI(base_url=chat_gateway.url + "/v1", api_key=ALICE,
+                                max_retries=0)
+    yield client
+    await client.close()
+
+
+async def stream(sdk: openai.AsyncOpenAI, model: str = "claude",
+                 **body: Any) -> list[dict[str, Any]]:
     """Every event of a streamed ``responses.create``, each validated with the SDK's types."""
     events = []
-    async with await sdk.responses.create(model="claude", stream=True, **body) as response:
+    async with await sdk.responses.create(model=model, stream=True, **body) as response:
         async for item in response:
             data = item.to_dict()
             validate_event(data)
@@ -268,3 +291,121 @@ class TestFailures:
             "code": "server_error", "message": "upstream stream error: Overloaded"}
         [row] = await coding_gateway.rows()
         assert (row["status"], row["error"]) == (502, "upstream stream error: Overloaded")
+
+
+def chat_tool_stream(calls: list[tuple[str, str, list[str]]]) -> list[bytes]:
+    """A Chat stream answering with one tool call per (id, name, argument pieces)."""
+    def chunk(delta: dict[str, Any], finish: str | None = None) -> bytes:
+        return chat_chunk([{"index": 0, "delta": delta, "finish_reason": finish}], usage=None)
+
+    events = [chunk({"role": "assistant", "content": None})]
+    for n, (call_id, name, pieces) in enumerate(calls):
+        events.append(chunk({"tool_calls": [{"index": n, "id": call_id, "type": "function",
+                                             "function": {"name": name, "arguments": ""}}]}))
+        events += [chunk({"tool_calls": [{"index": n, "function": {"arguments": piece}}]})
+                   for piece in pieces]
+    return [*events, chunk({}, "tool_calls"),
+            chat_chunk([], usage={"prompt_tokens": 50, "completion_tokens": 9,
+                                  "total_tokens": 59,
+                                  "prompt_tokens_details": {"cached_tokens": 20},
+                                  "completion_tokens_details": {"reasoning_tokens": 4}}),
+            b"data: [DONE]\n\n"]
+
+
+class TestOnChat:
+    """A chat-only channel (DeepSeek, vLLM, Ollama ...) serving /v1/responses."""
+
+    async def test_text(self, chat_sdk: openai.AsyncOpenAI, chat_gateway: Running,
+                        upstream: FakeUpstream) -> None:
+        events = await stream(chat_sdk, "chatty", instructions="Be brief.", input="hi",
+                              max_output_tokens=300, reasoning={"effort": "high"})
+        seen = upstream.seen[-1]
+        assert seen.path == "/v1/chat/completions"
+        assert seen.headers["Authorization"] == "Bearer sk-chat-only"
+        assert seen.json == {
+            "model": "deepseek-chat",
+            "messages": [{"role": "system", "content": "Be brief."},
+                         {"role": "user", "content": "hi"}],
+            "stream": True, "stream_options": {"include_usage": True},
+            "max_tokens": 300, "reasoning_effort": "high"}
+        assert [e["type"] for e in events] == [
+            "response.created", "response.in_progress", "response.output_item.added",
+            "response.content_part.added", *["response.output_text.delta"] * 4,
+            "response.output_text.done", "response.content_part.done",
+            "response.output_item.done", "response.completed"]
+        completed = events[-1]["response"]
+        assert completed["id"] == "resp_chatcmpl-1" and completed["model"] == "chatty"
+        assert completed["output"][0]["content"][0]["text"] == "Hello from upstream!"
+        assert completed["usage"] == {
+            "input_tokens": 11, "output_tokens": 4, "total_tokens": 15,
+            "input_tokens_details": {"cached_tokens": 3, "cache_write_tokens": 0},
+            "output_tokens_details": {"reasoning_tokens": 0}}
+        [row] = await chat_gateway.rows()
+        assert (row["channel"], row["endpoint"], row["status"]) == (
+            "chat-only", "/v1/responses", 200)
+        assert (row["prompt_tokens"], row["completion_tokens"], row["cached_tokens"]) == (
+            11, 4, 3)
+
+    async def test_not_streamed(self, chat_sdk: openai.AsyncOpenAI,
+                                upstream: FakeUpstream) -> None:
+        response = await chat_sdk.responses.create(model="chatty", input="hi")
+        assert upstream.seen[-1].json == {
+            "model": "deepseek-chat", "messages": [{"role": "user", "content": "hi"}]}
+        assert response.output_text == "Hello from upstream!"
+        assert response.id == "resp_chatcmpl-1"
+
+    async def test_parallel_tool_round_trip(self, chat_sdk: openai.AsyncOpenAI,
+                                            upstream: FakeUpstream) -> None:
+        upstream.then(parts=chat_tool_stream([
+            ("call_a", "shell", ['{"command":', '["ls"]}']),
+            ("call_b", "shell", ['{"command":["pwd"]}'])]))
+        shell = {"type": "function", "name": "shell", "strict": False,
+                 "parameters": {"type": "object", "properties": {
+                     "command": {"type": "array", "items": {"type": "string"}}}}}
+        first = await stream(chat_sdk, "chatty", input="look around", tools=[shell],
+                             parallel_tool_calls=True)
+        assert upstream.seen[-1].json["tools"] == [{"type": "function", "function": {
+            "name": "shell", "parameters": shell["parameters"], "strict": False}}]
+        calls = [e["item"] for e in first if e["type"] == "response.output_item.done"]
+        assert [(c["type"], c["call_id"], c["arguments"]) for c in calls] == [
+            ("function_call", "call_a", '{"command":["ls"]}'),
+            ("function_call", "call_b", '{"command":["pwd"]}')]
+        assert first[-1]["response"]["usage"] == {
+            "input_tokens": 50, "output_tokens": 9, "total_tokens": 59,
+            "input_tokens_details": {"cached_tokens": 20, "cache_write_tokens": 0},
+            "output_tokens_details": {"reasoning_tokens": 4}}
+
+        await stream(chat_sdk, "chatty", tools=[shell], input=[
+            {"role": "user", "content": "look around"}, *calls,
+            {"type": "function_call_output", "call_id": "call_a", "output": "a.py"},
+            {"type": "function_call_output", "call_id": "call_b", "output": "/w"}])
+        assert upstream.seen[-1].json["messages"] == [
+            {"role": "user", "content": "look around"},
+            {"role": "assistant", "content": None, "tool_calls": [
+                {"id": "call_a", "type": "function",
+                 "function": {"name": "shell", "arguments": '{"command":["ls"]}'}},
+                {"id": "call_b", "type": "function",
+                 "function": {"name": "shell", "arguments": '{"command":["pwd"]}'}}]},
+            {"role": "tool", "tool_call_id": "call_a", "content": "a.py"},
+            {"role": "tool", "tool_call_id": "call_b", "content": "/w"}]
+
+    async def test_upstream_error(self, chat_sdk: openai.AsyncOpenAI,
+                                  upstream: FakeUpstream) -> None:
+        upstream.then(status=400, body=orjson.dumps({"error": {
+            "message": "This model's maximum context length is 65536 tokens",
+            "type": "invalid_request_error", "code": "context_length_exceeded"}}))
+        with pytest.raises(openai.BadRequestError) as caught:
+            await stream(chat_sdk, "chatty", input="hi")
+        assert caught.value.body == {
+            "message": "This model's maximum context length is 65536 tokens",
+            "type": "invalid_request_error", "param": None, "code": "context_length_exceeded"}
+
+    async def test_cut_stream(self, chat_sdk: openai.AsyncOpenAI, chat_gateway: Running,
+                              upstream: FakeUpstream) -> None:
+        upstream.then(cut_after=3)
+        events = await stream(chat_sdk, "chatty", input="hi")
+        assert events[-1]["type"] == "response.failed"
+        assert [e["delta"] for e in events if e["type"] == "response.output_text.delta"] == [
+            "Hello", " from"]
+        [row] = await chat_gateway.rows()
+        assert row["status"] == 502
