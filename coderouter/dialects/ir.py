@@ -106,6 +106,8 @@ class ToolResult:
     is_error: bool = False
     #: The called tool's name, when the dialect carries it (Gemini needs it).
     name: str | None = None
+    #: A prompt-cache breakpoint after this part (Anthropic ``cache_control``).
+    cache: bool = False
 
 
 Part = Text | Image | File | Reasoning | ToolCall | ToolResult

@@ -128,7 +128,7 @@ def _decode_block(block: Json, where: str) -> ir.Part | None:
         return ir.ToolResult(
             need_str(block.get("tool_use_id"), f"{where}.tool_use_id"),
             _decode_result_content(block.get("content"), f"{where}.content"),
-            is_error=block.get("is_error") is True)
+            is_error=block.get("is_error") is True, cache=cache)
     if kind == "thinking":
         return ir.Reasoning(block.get("thinking") if isinstance(block.get("thinking"), str)
                             else "", signature=_signature(block.get("signature")))
@@ -305,7 +305,7 @@ def _encode_result(result: ir.ToolResult) -> Json:
         block["content"] = [b for p in result.content if (b := _encode_block(p)) is not None]
     if result.is_error:
         block["is_error"] = True
-    return block
+    return _cache(block, result.cache)
 
 
 def _encode_block(part: ir.Part) -> Json | None:

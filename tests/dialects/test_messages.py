@@ -83,6 +83,7 @@ def test_claude_code_turn_decodes_with_thinking_signatures_and_session() -> None
         ir.Reasoning("Look first.", ir.Opaque("messages", SIGNATURE)),
         ir.Reasoning(signature=ir.Opaque("messages", "EmwKAhgB"), redacted=True),
         ir.ToolCall("toolu_1", "Read", '{"file_path":"/a.py"}')]
+    assert request.messages[3].parts == [ir.ToolResult("toolu_1", "print(1)", cache=True)]
     assert request.reasoning == ir.ReasoningConfig(effort="high")
     assert request.cache_key == "8f2c1d4e-aaaa-bbbb-cccc-0123456789ab"
     assert request.user == hashed_user(CLAUDE_CODE_USER)
