@@ -34,7 +34,8 @@ from .errors import (
     ServiceUnavailable,
     StorageUnavailable,
 )
-from .estimate import estimate_tokens
+from .estimate import MAX_DEPTH, scan_body
+from .logs import log_unserved
 from .proxy import SHUTTING_DOWN, Exchange
 from .sse import COUNTING, Dialect
 from .state import GATEWAY
@@ -149,6 +150,11 @@ async def relay(request: web.Request, *, dialect: Dialect | None = None,
     try:
         body = await read_body(request, config.limits)
         payload = parse(body)
+        scan = scan_body(payload)
+        if scan.too_deep:
+            raise InvalidRequest(f"request body nests arrays and objects more than {MAX_DEPTH} "
+                                 "levels deep")
+        prompt = scan.tokens
         model = payload["model"]
         record.model = model
         record.stream = int(payload.get("stream") is True)
@@ -158,9 +164,8 @@ async def relay(request: web.Request, *, dialect: Dialect | None = None,
         check_model(token, model)
         exchange = Exchange(request=request, dialect=dialect, payload=payload, route=route,
                             record=record, scrubber=config.scrubber,
-                            raw=body if raw else None)
+                            raw=body if raw else None, prompt_estimate=prompt)
         if gw.limiter is not None and dialect not in COUNTING:  # counting uses no quota
-            prompt = estimate_tokens(payload)
             reserve = prompt + output_allowance(payload)
             price = route.price
             admission = gw.limiter.admit(
@@ -262,6 +267,11 @@ async def healthz(request: web.Request) -> web.Response:
     return web.Response(body=b'{"status":"ok"}', headers=_JSON_HEADERS)
 
 
+async def root(request: web.Request) -> web.Response:
+    """GET and HEAD /: 200, no auth (Claude Code probes it to check the base URL)."""
+    return web.Response(body=b'{"service":"coderouter","status":"ok"}', headers=_JSON_HEADERS)
+
+
 def error_body(request: web.Request, error: GatewayError) -> bytes:
     """OpenAI-shaped, Anthropic-shaped on the /v1/messages routes, Google-shaped on the
     Gemini API's (/v1beta/…)."""
@@ -297,6 +307,9 @@ async def errors_middleware(request: web.Request, handler: Any) -> web.StreamRes
 
 
 def _http_error(request: web.Request, exc: web.HTTPException) -> GatewayError:
+    if exc.status in (404, 405):
+        log_unserved(request.app[GATEWAY].holder, request.method, request.path, exc.status,
+                     request_id(request), request.remote)
     if exc.status == 404:
         return NotFound(f"no route for {request.method} {request.path}")
     if exc.status == 405:

@@ -26,7 +26,7 @@ from . import mock
 from .config import ModelGroup, Target
 from .dialects import hub
 from .errors import GatewayError, ServiceUnavailable, UpstreamError, UpstreamTimeout
-from .estimate import estimate_output_tokens, estimate_tokens
+from .estimate import estimate_output_tokens
 from .forwarding import steering
 from .routing import Health
 from .scrub import Scrubber
@@ -86,6 +86,8 @@ class Exchange:
     payload: dict[str, Any]
     route: ModelGroup
     record: Record
+    #: The prompt's token estimate (`estimate.scan_body`), taken once when the body was read.
+    prompt_estimate: int = 0
     started: float = field(default_factory=time.monotonic)
     usage: Usage | None = None
     estimated: bool = False
@@ -115,7 +117,7 @@ class Exchange:
         """Put usage and cost in the row: the upstream's, else an estimate, else none."""
         usage = self.usage
         if usage is None and self.meter is not None:
-            usage = Usage(estimate_tokens(self.payload), max(0, self.meter.events - 3))
+            usage = Usage(self.prompt_estimate, max(0, self.meter.events - 3))
             self.estimated = True
         if usage is None:
             return
@@ -225,7 +227,7 @@ class Forwarder:
         ex.usage, ex.estimated = Usage(), True
         ex.record.status = 200
         ex.record.ttfb_ms = (time.monotonic() - ex.started) * 1000
-        tokens = estimate_tokens(ex.payload)
+        tokens = ex.prompt_estimate
         answer = {"totalTokens": tokens} if ex.dialect == "gemini_count" \
             else {"input_tokens": tokens}
         return web.Response(body=orjson.dumps(answer), content_type="application/json")
@@ -237,6 +239,8 @@ class Forwarder:
         # a codec encoding for the upstream decides by the model it will reach
         body = conversion.request({**ex.payload, "model": target.model}) if conversion \
             else dict(ex.payload)
+        if conversion and not ex.route.reasoning:
+            body.pop("reasoning_effort", None)  # the group's models have no such setting
         injected = False
         if dialect in _MODEL_IN_URL:
             # as it came, unless it names the model inside (countTokens' generateContentRequest)
@@ -343,7 +347,7 @@ class Forwarder:
             raise _Failed(UpstreamError("upstream answered with invalid JSON")) from None
         ex.usage = usage_from_body(dialect, obj)
         if ex.usage is None:
-            ex.usage = Usage(estimate_tokens(ex.payload), estimate_output_tokens(obj))
+            ex.usage = Usage(ex.prompt_estimate, estimate_output_tokens(obj))
             ex.estimated = True
         if conversion:
             body = ex.scrubber.clean(orjson.dumps(conversion.response(obj, ex.payload)))
