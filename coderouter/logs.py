@@ -8,6 +8,8 @@ logger. It names the token, never a key: its fields all come from the usage row.
 Plain: ``2026-11-25T10:00:00.123Z INFO coderouter.access: POST /v1/chat/completions 200 smart
 openai 15 231.4 req_ab12 alice`` (method, path, status, model, channel, total tokens,
 latency ms, request id, token; ``-`` when absent; values with spaces are JSON-quoted).
+A request for a route the gateway does not serve gets a line too (``GET /v1/files 404 - - - -
+req_cd34 -``): it writes no usage row, but an operator can see what a client tried.
 JSON: one object per line with ``ts``, ``level``, ``logger`` and ``message``, or for the
 access log the row's fields instead of a message.
 """
@@ -57,6 +59,17 @@ def _plain(value: Any) -> str:
     if any(c.isspace() or not c.isprintable() or c == '"' for c in text):
         return orjson.dumps(text).decode()
     return text
+
+
+def log_unserved(holder: ConfigHolder, method: str, path: str, status: int, request_id: str,
+                 client_ip: str | None) -> None:
+    """Write the access line of a request for a route or method the gateway does not serve."""
+    if not holder.current.log.access or not ACCESS.isEnabledFor(logging.INFO):
+        return
+    fields = access_fields(Record(ts=0.0, request_id=request_id, endpoint=path, status=status,
+                                  client_ip=client_ip, error="no such route"))
+    fields.update(method=method, tokens=None)
+    ACCESS.info(plain_line(fields), extra={"access": fields})
 
 
 class AccessLog:

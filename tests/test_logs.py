@@ -100,3 +100,21 @@ async def test_access_false_turns_it_off(gateway: Running, upstream: FakeUpstrea
                              headers={"Authorization": f"Bearer {ALICE}"}) as resp:
             assert resp.status == 200
     assert [r for r in caplog.records if r.name == ACCESS] == []
+
+
+async def test_a_route_not_served_gets_an_access_line(
+        gateway: Running, caplog: pytest.LogCaptureFixture) -> None:
+    """A request for an unknown path or method names method, path and status in the access
+    log (and writes no row); the query string, which may carry a key, is left out."""
+    caplog.set_level(logging.INFO)
+    async with aiohttp.ClientSession() as http:
+        async with http.get(gateway.url + "/v1beta/models/gemini:generateContent?key=secret",
+                            headers={"x-request-id": "req_probe"}) as resp:
+            assert resp.status == 404
+        async with http.delete(gateway.url + "/v1/chat/completions") as resp:
+            assert resp.status == 405
+    lines = [r.getMessage() for r in caplog.records if r.name == ACCESS]
+    assert lines[0] == "GET /v1beta/models/gemini:generateContent 404 - - - - req_probe -"
+    assert lines[1].split()[:3] == ["DELETE", "/v1/chat/completions", "405"]
+    assert len(lines) == 2
+    assert await gateway.rows() == []
