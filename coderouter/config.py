@@ -138,6 +138,9 @@ class ModelGroup:
     attempts: int = 3
     cooldown: float = 30.0
     price: Price | None = None
+    #: False: the models of this group have no reasoning setting; a translated request's
+    #: thinking is dropped instead of becoming ``reasoning_effort``.
+    reasoning: bool = True
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -556,7 +559,8 @@ class _Parser:
 
     def model_group(self, raw: Any, path: str,
                     channels: dict[str, Channel]) -> tuple[ModelGroup, str] | None:
-        m = self.mapping(raw, path, ("name", "targets", "retry", "cooldown", "price"))
+        m = self.mapping(raw, path, ("name", "targets", "retry", "cooldown", "price",
+                                     "reasoning"))
         if m is None:
             return None
         name = self.field(m, path, "name", self.string)
@@ -580,10 +584,11 @@ class _Parser:
                     self.error(price_path, "needs both input and output (USD per 1M tokens)")
                 elif None not in values.values():
                     price = Price(**values)
-        if name is None or cooldown is None:
+        reasoning = self.field(m, path, "reasoning", self.boolean, True)
+        if name is None or cooldown is None or reasoning is None:
             return None
         return ModelGroup(name=name, targets=tuple(targets), attempts=attempts,
-                          cooldown=cooldown, price=price), path
+                          cooldown=cooldown, price=price, reasoning=reasoning), path
 
     def target(self, raw: Any, path: str, channels: dict[str, Channel]) -> Target | None:
         m = self.mapping(raw, path, ("channel", "model", "weight", "priority"))
@@ -684,7 +689,8 @@ def _routes(channels: list[Channel], groups: list[ModelGroup]) -> dict[str, Mode
     for group in groups:
         enabled = tuple(t for t in group.targets if t.channel.enabled)
         routes[group.name] = ModelGroup(name=group.name, targets=enabled, attempts=group.attempts,
-                                        cooldown=group.cooldown, price=group.price)
+                                        cooldown=group.cooldown, price=group.price,
+                                        reasoning=group.reasoning)
     return routes
 
 

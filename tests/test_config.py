@@ -176,3 +176,17 @@ tokens: [{name: a, key: sk-cr-tokensecret}]
     text = repr(config)
     for secret in ("admin-secret", "sk-upstream-secret", hash_key("sk-cr-tokensecret").hex()):
         assert secret not in text
+
+
+def test_model_group_reasoning_flag() -> None:
+    """``reasoning`` defaults to true, takes a boolean, and reaches the route."""
+    text = """
+channels: [{name: o, type: mock}]
+model_groups:
+  - {name: plain, reasoning: false, targets: [{channel: o, model: m}]}
+  - {name: smart, targets: [{channel: o, model: m}]}
+"""
+    config = parse(text)
+    assert (config.routes["plain"].reasoning, config.routes["smart"].reasoning) == (False, True)
+    assert problems(text.replace("reasoning: false", "reasoning: no-thanks")) == [
+        ("model_groups[0].reasoning", "expected true or false, got str 'no-thanks'")]
