@@ -130,6 +130,26 @@ class Exchange:
             record.cost = round(price.cost(usage.prompt, usage.completion, usage.cached), 10)
 
 
+#: Where each upstream dialect's request asks for reasoning (Gemini's is nested).
+_REASONING_FIELDS = ("reasoning_effort", "reasoning", "thinking")
+
+
+def drop_reasoning(body: dict[str, Any]) -> None:
+    """Take every reasoning setting and replayed reasoning text out of a translated request,
+    for a model group whose models have none (``reasoning: false``): an upstream model without
+    reasoning may refuse them with a 400."""
+    for key in _REASONING_FIELDS:
+        body.pop(key, None)
+    config = body.get("generationConfig")
+    if isinstance(config, dict):
+        config.pop("thinkingConfig", None)
+    messages = body.get("messages")
+    if isinstance(messages, list):
+        for message in messages:
+            if isinstance(message, dict):
+                message.pop("reasoning_content", None)
+
+
 class _Failed(Exception):
     """An attempt failed in a way another key or target may fix."""
 
@@ -240,7 +260,7 @@ class Forwarder:
         body = conversion.request({**ex.payload, "model": target.model}) if conversion \
             else dict(ex.payload)
         if conversion and not ex.route.reasoning:
-            body.pop("reasoning_effort", None)  # the group's models have no such setting
+            drop_reasoning(body)
         injected = False
         if dialect in _MODEL_IN_URL:
             # as it came, unless it names the model inside (countTokens' generateContentRequest)

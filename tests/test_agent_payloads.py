@@ -11,7 +11,6 @@ content blocks Chat has no form for.
 from __future__ import annotations
 
 import copy
-import hashlib
 from pathlib import Path
 from typing import Any
 
@@ -123,14 +122,15 @@ CLAUDE_CODE_AS_CHAT = {
         {"role": "user", "content": f"{REMINDER}\n{TASK}"},
         {"role": "assistant", "content": "I'll create the file.", "tool_calls": [
             {"id": "toolu_01A", "type": "function",
-             "function": {"name": "Write", "arguments": orjson.dumps(WRITE_INPUT).decode()}}]},
+             "function": {"name": "Write", "arguments": orjson.dumps(WRITE_INPUT).decode()}}],
+         # DeepSeek-style servers refuse a tool-call turn without its reasoning replayed
+         "reasoning_content": "The user wants a file."},
         {"role": "tool", "tool_call_id": "toolu_01A", "content": WRITTEN},
         {"role": "system", "content": MODE_NOTE},
         {"role": "user", "content": "Now say done."},
     ],
     "max_tokens": 32000,
     "reasoning_effort": "high",
-    "user": "user_" + hashlib.sha256(CLAUDE_CODE_USER_ID.encode()).hexdigest()[:32],
     "stream": True,
     "stream_options": {"include_usage": True},
     "tools": [function("Bash", "Executes a bash command.", BASH_SCHEMA),
@@ -295,13 +295,15 @@ async def test_claude_code_turn_on_an_openai_channel(agents_gateway: Running,
                                                      upstream: FakeUpstream) -> None:
     """System blocks and a mid-conversation system message become system messages in place;
     thinking and output_config become reasoning_effort; Anthropic-only fields, beta tool fields
-    and server tools stay behind; user_id is hashed; the answer is an Anthropic stream."""
+    and server tools stay behind, and so does metadata.user_id (~150 characters of JSON, over
+    what some servers take in ``user``); the answer is an Anthropic stream."""
     status, raw = await post(agents_gateway, "/v1/messages?beta=true",
                              claude_code_body("smart"), CLAUDE_CODE_HEADERS)
     assert status == 200, raw
     [seen] = upstream.seen
     assert (seen.path, seen.query) == ("/v1/chat/completions", "")
     assert seen.json == CLAUDE_CODE_AS_CHAT
+    assert b"device_id" not in seen.body
     assert anthropic_events(raw)[0] == "message_start"
     assert anthropic_events(raw)[-2:] == ["message_delta", "message_stop"]
     [row] = await agents_gateway.rows()
@@ -398,19 +400,22 @@ async def test_history_with_server_tool_and_unknown_blocks_keeps_what_chat_can_c
     ({"type": "adaptive"}, None, None),
     ({"type": "adaptive", "display": "summarized"}, {"effort": "low"}, "low"),
     ({"type": "adaptive"}, {"effort": "medium"}, "medium"),
-    ({"type": "adaptive"}, {"effort": "max"}, "high"),
+    ({"type": "adaptive"}, {"effort": "max"}, "xhigh"),
     ({"type": "enabled", "budget_tokens": 1024}, None, "low"),
     ({"type": "enabled", "budget_tokens": 2047}, None, "low"),
     ({"type": "enabled", "budget_tokens": 2048}, None, "medium"),
     ({"type": "enabled", "budget_tokens": 4096}, None, "high"),
-    ({"type": "enabled", "budget_tokens": 31999}, None, "high"),
+    ({"type": "enabled", "budget_tokens": 8191}, None, "high"),
+    ({"type": "enabled", "budget_tokens": 8192}, None, "xhigh"),
+    ({"type": "enabled", "budget_tokens": 31999}, None, "xhigh"),
     ({"type": "disabled"}, None, None),
 ])
 async def test_thinking_becomes_reasoning_effort(
         agents_gateway: Running, upstream: FakeUpstream, thinking: dict[str, Any],
         output_config: dict[str, Any] | None, effort: str | None) -> None:
-    """Budgets map to low/medium/high; adaptive takes output_config.effort or the upstream's
-    default; disabled sends nothing."""
+    """Budgets map to low/medium/high/xhigh (LiteLLM's buckets; Chat's top level is xhigh);
+    adaptive takes output_config.effort or leaves the upstream's default; disabled sends
+    nothing."""
     body: dict[str, Any] = {"model": "smart", "max_tokens": 32000, "thinking": thinking,
                             "messages": [{"role": "user", "content": "hi"}]}
     if output_config is not None:
@@ -426,11 +431,14 @@ async def test_thinking_becomes_reasoning_effort(
 
 async def test_thinking_is_dropped_for_a_group_without_reasoning(
         agents_gateway: Running, upstream: FakeUpstream) -> None:
-    """A group with ``reasoning: false``: the whole Claude Code turn minus reasoning_effort."""
+    """A group with ``reasoning: false``: the whole Claude Code turn without reasoning_effort
+    and without replayed reasoning_content, which a model without reasoning may refuse."""
     status, raw = await post(agents_gateway, "/v1/messages?beta=true",
                              claude_code_body("plain"), CLAUDE_CODE_HEADERS)
     assert status == 200, raw
-    expected = {k: v for k, v in CLAUDE_CODE_AS_CHAT.items() if k != "reasoning_effort"}
+    expected = copy.deepcopy({k: v for k, v in CLAUDE_CODE_AS_CHAT.items()
+                              if k != "reasoning_effort"})
+    del expected["messages"][2]["reasoning_content"]
     assert upstream.seen[0].json == expected
 
 
