@@ -11,6 +11,7 @@ content blocks Chat has no form for.
 from __future__ import annotations
 
 import copy
+import hashlib
 from pathlib import Path
 from typing import Any
 
@@ -131,6 +132,7 @@ CLAUDE_CODE_AS_CHAT = {
     ],
     "max_tokens": 32000,
     "reasoning_effort": "high",
+    "user": "user_" + hashlib.sha256(CLAUDE_CODE_USER_ID.encode()).hexdigest()[:32],
     "stream": True,
     "stream_options": {"include_usage": True},
     "tools": [function("Bash", "Executes a bash command.", BASH_SCHEMA),
@@ -295,8 +297,9 @@ async def test_claude_code_turn_on_an_openai_channel(agents_gateway: Running,
                                                      upstream: FakeUpstream) -> None:
     """System blocks and a mid-conversation system message become system messages in place;
     thinking and output_config become reasoning_effort; Anthropic-only fields, beta tool fields
-    and server tools stay behind, and so does metadata.user_id (~150 characters of JSON, over
-    what some servers take in ``user``); the answer is an Anthropic stream."""
+    and server tools stay behind; metadata.user_id (~150 characters of JSON, over what some
+    servers take in ``user``) becomes a short stable hash; the answer is an Anthropic
+    stream."""
     status, raw = await post(agents_gateway, "/v1/messages?beta=true",
                              claude_code_body("smart"), CLAUDE_CODE_HEADERS)
     assert status == 200, raw
@@ -400,22 +403,20 @@ async def test_history_with_server_tool_and_unknown_blocks_keeps_what_chat_can_c
     ({"type": "adaptive"}, None, None),
     ({"type": "adaptive", "display": "summarized"}, {"effort": "low"}, "low"),
     ({"type": "adaptive"}, {"effort": "medium"}, "medium"),
-    ({"type": "adaptive"}, {"effort": "max"}, "xhigh"),
+    ({"type": "adaptive"}, {"effort": "max"}, "high"),
     ({"type": "enabled", "budget_tokens": 1024}, None, "low"),
     ({"type": "enabled", "budget_tokens": 2047}, None, "low"),
     ({"type": "enabled", "budget_tokens": 2048}, None, "medium"),
     ({"type": "enabled", "budget_tokens": 4096}, None, "high"),
-    ({"type": "enabled", "budget_tokens": 8191}, None, "high"),
-    ({"type": "enabled", "budget_tokens": 8192}, None, "xhigh"),
-    ({"type": "enabled", "budget_tokens": 31999}, None, "xhigh"),
+    ({"type": "enabled", "budget_tokens": 8192}, None, "high"),
+    ({"type": "enabled", "budget_tokens": 31999}, None, "high"),
     ({"type": "disabled"}, None, None),
 ])
 async def test_thinking_becomes_reasoning_effort(
         agents_gateway: Running, upstream: FakeUpstream, thinking: dict[str, Any],
         output_config: dict[str, Any] | None, effort: str | None) -> None:
-    """Budgets map to low/medium/high/xhigh (LiteLLM's buckets; Chat's top level is xhigh);
-    adaptive takes output_config.effort or leaves the upstream's default; disabled sends
-    nothing."""
+    """Budgets map to low/medium/high (Chat's levels every server takes); adaptive takes
+    output_config.effort or leaves the upstream's default; disabled sends nothing."""
     body: dict[str, Any] = {"model": "smart", "max_tokens": 32000, "thinking": thinking,
                             "messages": [{"role": "user", "content": "hi"}]}
     if output_config is not None:
