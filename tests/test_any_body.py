@@ -3,10 +3,12 @@
 
 Hypothesis draws bodies of three kinds: any JSON value (or bytes that are not JSON), objects
 made of the keys the APIs use with arbitrary values, and real agent bodies (Claude Code, Codex,
-qwen-code) with one part replaced by an arbitrary value or removed. Each goes to one POST
-route. Every answer must be a non-500 status with an error body in the caller's shape, the
-process must stay up, and every request must leave exactly one usage row (checked once all
-examples ran, so the examples go at the speed of the gateway, not of the database commits).
+qwen-code, Gemini CLI) with one part replaced by an arbitrary value or removed. Each goes to
+one POST route (the Gemini API's included) for a model on an OpenAI, Anthropic, Gemini or mock
+channel, or one that does not exist. Every answer must be a non-500 status with an error body
+in the caller's shape, the process must stay up, and every request must leave exactly one
+usage row (checked once all examples ran, so the examples go at the speed of the gateway, not
+of the database commits).
 """
 
 from __future__ import annotations
@@ -22,23 +24,46 @@ import orjson
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.conftest import ALICE, coding_config
+from tests.conftest import ALICE, UPSTREAM_KEY, coding_config
 from tests.fake_anthropic import FakeAnthropic
+from tests.fake_gemini import FakeGemini
 from tests.fakes import FakeUpstream
 from tests.service import serving
 from tests.test_agent_payloads import CODEX_BODY, QWEN_BODY, claude_code_body
 
 ADMIN = "sk-cr-admin-0123456789abcdefghijklmn"
+MODELS = ["smart", "claude", "mocked", "gem", "nope"]
 ROUTES = ["/v1/chat/completions", "/v1/completions", "/v1/embeddings", "/v1/responses",
-          "/v1/messages", "/v1/messages/count_tokens", "/v1/messages?beta=true"]
-MODELS = ["smart", "claude", "mocked", "nope"]
+          "/v1/messages", "/v1/messages/count_tokens", "/v1/messages?beta=true"] + [
+    f"/v1beta/models/{model}:{method}" for model in MODELS
+    for method in ("generateContent", "streamGenerateContent?alt=sse", "countTokens")]
 KEYS = ["model", "messages", "role", "content", "type", "text", "tools", "tool_choice",
         "tool_calls", "function", "name", "arguments", "parameters", "input_schema", "input",
         "instructions", "system", "prompt", "stream", "stream_options", "include_usage",
         "max_tokens", "max_completion_tokens", "max_output_tokens", "thinking",
         "budget_tokens", "metadata", "user_id", "source", "data", "media_type", "image_url",
         "url", "tool_use_id", "tool_call_id", "id", "properties", "items", "output_config",
-        "context_management", "reasoning", "temperature", "stop_sequences", "file"]
+        "context_management", "reasoning", "temperature", "stop_sequences", "file",
+        "contents", "parts", "systemInstruction", "generationConfig", "functionCall",
+        "functionResponse", "inlineData", "thoughtSignature", "generateContentRequest"]
+GEMINI_CLI_BODY = {  # agents-wire.md §3.2
+    "contents": [
+        {"role": "user", "parts": [{"text": "Write hello.txt containing 'hi'"}]},
+        {"role": "model", "parts": [
+            {"thought": True, "text": "Use the write tool."},
+            {"functionCall": {"name": "write_file", "args": {"file_path": "hello.txt",
+                                                             "content": "hi"}},
+             "thoughtSignature": "skip_thought_signature_validator"}]},
+        {"role": "user", "parts": [{"functionResponse": {
+            "id": "c1", "name": "write_file", "response": {"output": "written"}}}]}],
+    "systemInstruction": {"parts": [{"text": "You are Gemini CLI."}]},
+    "tools": [{"functionDeclarations": [{
+        "name": "write_file", "description": "Writes a file.",
+        "parametersJsonSchema": {"type": "object", "properties": {
+            "file_path": {"type": "string"}, "content": {"type": ["string", "null"]}}}}]}],
+    "generationConfig": {"temperature": 1, "topP": 0.95, "topK": 64,
+                         "thinkingConfig": {"includeThoughts": True, "thinkingBudget": 8192}},
+}
 
 scalars = (st.none() | st.booleans() | st.integers(min_value=-(2**63), max_value=2**64 - 1)
            | st.floats(allow_nan=False, allow_infinity=False) | st.text(max_size=20)
@@ -53,7 +78,8 @@ api_shaped = st.fixed_dictionaries(
     {"model": st.sampled_from(MODELS)},
     optional={key: json_values for key in KEYS if key != "model"})
 AGENT_BODIES = [claude_code_body("smart"), claude_code_body("claude"), CODEX_BODY,
-                {**CODEX_BODY, "model": "mocked"}, QWEN_BODY, {**QWEN_BODY, "model": "claude"}]
+                {**CODEX_BODY, "model": "mocked"}, QWEN_BODY, {**QWEN_BODY, "model": "claude"},
+                GEMINI_CLI_BODY]
 
 
 def mutate(data: st.DataObject, value: Any) -> Any:
@@ -82,9 +108,16 @@ def error_shape_holds(path: str, status: int, body: bytes) -> bool:
 
 
 async def test_no_body_is_a_500_and_every_request_leaves_one_row(
-        make_upstream: Any, anthropic_upstream: FakeAnthropic, tmp_path: Path) -> None:
+        make_upstream: Any, anthropic_upstream: FakeAnthropic, aiohttp_server: Any,
+        tmp_path: Path) -> None:
     upstream: FakeUpstream = await make_upstream()
+    gemini = FakeGemini()
+    gemini_url = str((await aiohttp_server(gemini.app)).make_url("")).rstrip("/")
     config = coding_config(upstream.url, anthropic_upstream.url, tmp_path)
+    config["channels"].append({"name": "google", "type": "gemini", "base_url": gemini_url,
+                               "keys": [UPSTREAM_KEY]})
+    config["model_groups"].append(
+        {"name": "gem", "targets": [{"channel": "google", "model": "gemini-2.5-flash"}]})
     config["admin"] = {"key": ADMIN}
     alice = config["tokens"][0]
     alice["quota"] = {"tokens": 10**12, "period": "day"}

@@ -108,13 +108,13 @@ async def test_a_route_not_served_gets_an_access_line(
     log (and writes no row); the query string, which may carry a key, is left out."""
     caplog.set_level(logging.INFO)
     async with aiohttp.ClientSession() as http:
-        async with http.get(gateway.url + "/v1beta/models/gemini:generateContent?key=secret",
+        async with http.get(gateway.url + "/v1/files?key=secret",
                             headers={"x-request-id": "req_probe"}) as resp:
             assert resp.status == 404
         async with http.delete(gateway.url + "/v1/chat/completions") as resp:
             assert resp.status == 405
     lines = [r.getMessage() for r in caplog.records if r.name == ACCESS]
-    assert lines[0] == "GET /v1beta/models/gemini:generateContent 404 - - - - req_probe -"
+    assert lines[0] == "GET /v1/files 404 - - - - req_probe -"
     assert lines[1].split()[:3] == ["DELETE", "/v1/chat/completions", "405"]
     assert len(lines) == 2
     assert await gateway.rows() == []
