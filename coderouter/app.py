@@ -22,7 +22,7 @@ from .reload import ConfigHolder, install_sighup, watch_config
 from .routing import Health
 from .state import GATEWAY, Gateway
 from .upstream import Pools
-from .usage import UsageStore, UsageWriter
+from .usage import UsageStore, UsageWriter, seed_totals
 
 log = logging.getLogger("coderouter")
 
@@ -47,6 +47,14 @@ def create_app(holder: ConfigHolder, *, watch: bool = False,
     app.on_response_prepare.append(handlers.on_prepare)
     app.on_shutdown.append(_drain)
     app.cleanup_ctx.append(_usage_writer)
+    if config.state.redis is not None:
+        from .shared import SharedLimiter
+        writer = gateway.writer
+        gateway.shared = SharedLimiter(
+            config.state, seed_source=partial(seed_totals, writer.fetch, engine=writer.engine),
+            flush_rows=writer.flush, config=lambda: holder.current, health=health, clock=clock)
+        health.on_change = gateway.shared.share_cooldown
+        app.cleanup_ctx.append(_shared_state)
     app.cleanup_ctx.append(_upstream_pools)
     if watch:
         app.cleanup_ctx.append(_config_watch)
@@ -90,6 +98,15 @@ async def _usage_writer(app: web.Application) -> AsyncIterator[None]:
         await writer.seed(gateway.limiter)
     yield
     await writer.close()
+
+
+async def _shared_state(app: web.Application) -> AsyncIterator[None]:
+    """Connect to Redis (after the usage table, which seeds it); settle everything at stop."""
+    shared = app[GATEWAY].shared
+    assert shared is not None
+    await shared.open()
+    yield
+    await shared.close()
 
 
 async def _upstream_pools(app: web.Application) -> AsyncIterator[None]:

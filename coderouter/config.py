@@ -47,6 +47,19 @@ class Database:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class State:
+    """Where quota counters, reservations and cooldowns live: this process, or Redis."""
+
+    redis: str | None = field(default=None, repr=False)
+    #: Redis unreachable: ``closed`` refuses requests (503), ``open`` admits and counts locally.
+    on_state_failure: Literal["closed", "open"] = "closed"
+    #: A reservation of a process that stopped renewing it is released after this long.
+    lease: float = 30.0
+    #: Prefix of every Redis key, so gateways of separate deployments can share a server.
+    prefix: str = "coderouter"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Admin:
     key: str | None = field(default=None, repr=False)
 
@@ -182,6 +195,9 @@ class Token:
 class Config:
     listen: Listen = Listen()
     database: Database = Database()
+    state: State = State()
+    #: Processes serving the port (SO_REUSEPORT); more than one needs ``state.redis``.
+    workers: int = 1
     admin: Admin = Admin()
     limits: Limits = Limits()
     shutdown: Shutdown = Shutdown()
@@ -203,6 +219,7 @@ class Config:
 
 
 _POSTGRES_SCHEMES = ("postgresql://", "postgres://")
+_REDIS_SCHEMES = ("redis://", "rediss://", "unix://")
 
 
 def hash_key(key: str) -> bytes:
@@ -430,7 +447,7 @@ class _Parser:
     # -- the document ---------------------------------------------------------------------
 
     def config(self, raw: Any) -> Config:
-        top = ("listen", "database", "admin", "limits", "shutdown", "log",
+        top = ("listen", "database", "state", "workers", "admin", "limits", "shutdown", "log",
                "channels", "model_groups", "token_groups", "tokens")
         m = self.mapping(raw, "", top)
         if m is None:
@@ -444,6 +461,16 @@ class _Parser:
             "buffer": lambda v, p: self.integer(v, p, 1)})
         if database.url is not None and not database.url.startswith(_POSTGRES_SCHEMES):
             self.error("database.url", "must start with postgresql://")
+        state = self.section(m, "state", State, {
+            "redis": self.secret, "on_state_failure": self.choice(("closed", "open")),
+            "lease": self.positive, "prefix": self.string})
+        if state.redis is not None and not state.redis.startswith(_REDIS_SCHEMES):
+            self.error("state.redis", "must start with redis://, rediss:// or unix://")
+        workers = self.workers(m.get("workers"))
+        if workers > 1 and state.redis is None:
+            self.error("workers", f"{workers} workers need state.redis: each process would "
+                                  "count quotas, rate limits and cooldowns on its own, so "
+                                  "every limit would be multiplied by the number of workers")
         admin = self.section(m, "admin", Admin, {"key": self.secret})
         if admin.key == "":
             admin = Admin()
@@ -475,7 +502,8 @@ class _Parser:
                 self.error(path, f"token '{token.name}' has the same key as '{other.name}'")
 
         return Config(
-            listen=listen, database=database, admin=admin, limits=limits, shutdown=shutdown,
+            listen=listen, database=database, state=state, workers=workers, admin=admin,
+            limits=limits, shutdown=shutdown,
             log=log,
             channels=tuple(c for c, _ in channels),
             model_groups=tuple(g for g, _ in groups),
@@ -486,6 +514,14 @@ class _Parser:
             tokens_by_sha256=tokens_by_sha256,
             scrubber=Scrubber.from_channels(c for c, _ in channels),
         )
+
+    def workers(self, value: Any) -> int:
+        """``workers``: a whole number of processes, or ``auto`` for one per core."""
+        if value is None:
+            return 1
+        if value == "auto":
+            return os.cpu_count() or 1
+        return self.integer(value, "workers", 1) or 1
 
     def lookup(self, table: Mapping[str, Any], name: str | None, path: str, what: str) -> Any:
         """``table[name]``, or None with a did-you-mean error when *name* is not there."""

@@ -168,9 +168,13 @@ async def relay(request: web.Request, *, dialect: Dialect | None = None,
         if gw.limiter is not None and dialect not in COUNTING:  # counting uses no quota
             reserve = prompt + output_allowance(payload)
             price = route.price
-            admission = gw.limiter.admit(
-                token, estimate_tokens=reserve,
-                estimate_cost=price.cost(prompt, reserve - prompt) if price else 0.0)
+            estimate_cost = price.cost(prompt, reserve - prompt) if price else 0.0
+            if gw.shared is None:
+                admission = gw.limiter.admit(token, estimate_tokens=reserve,
+                                             estimate_cost=estimate_cost)
+            else:
+                admission = await gw.shared.admit(token, estimate_tokens=reserve,
+                                                  estimate_cost=estimate_cost)
             request[RATELIMIT_HEADERS] = admission.headers
         with gw.drain.track(exchange):
             try:
@@ -220,7 +224,8 @@ async def own_usage(request: web.Request) -> web.Response:
     gw = request.app[GATEWAY]
     token = authenticate(gw.holder.current, request.headers)
     assert gw.limiter is not None
-    return web.Response(body=orjson.dumps(gw.limiter.report(token)), headers=_JSON_HEADERS)
+    report = gw.limiter.report(token) if gw.shared is None else await gw.shared.report(token)
+    return web.Response(body=orjson.dumps(report), headers=_JSON_HEADERS)
 
 
 async def admin_usage(request: web.Request) -> web.Response:

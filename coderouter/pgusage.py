@@ -19,7 +19,7 @@ from typing import Any
 
 from .config import Database
 from .limits import Limiter
-from .schema import MIGRATIONS, VERSIONS_TABLE, Migration, pending
+from .schema import MIGRATIONS, VERSIONS_TABLE, Engine, Migration, pending
 from .spool import Spool
 from .usage import (
     COLUMNS,
@@ -72,6 +72,8 @@ async def migrate(conn: Any, migrations: tuple[Migration, ...] = MIGRATIONS) -> 
 
 class PostgresWriter:
     """Queues rows and writes them to PostgreSQL in batches; spools them while it is down."""
+
+    engine: Engine = "postgres"
 
     def __init__(self, database: Database, *, batch: int = 2048,
                  interval: float = 0.25) -> None:

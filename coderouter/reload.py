@@ -27,7 +27,7 @@ from .errors import ConfigError
 logger = logging.getLogger("coderouter.reload")
 
 #: Settings that are bound at start-up; a reload only warns when they change.
-RESTART_ONLY = ("listen", "database")
+RESTART_ONLY = ("listen", "database", "state", "workers")
 
 #: How long the watcher waits before re-arming after its directory could not be watched.
 REARM_DELAY = 1.0

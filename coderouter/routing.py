@@ -30,6 +30,10 @@ class Health:
         self.rng = rng or random.Random()
         #: Called with (channel name, "target" | "key") when a cooldown starts.
         self.on_cooldown: Callable[[str, str], None] | None = None
+        #: Called with ("target", (channel, model) | "key", (channel, key), seconds) when a
+        #: cooldown starts, and with 0 seconds when a cooling target recovers: shared state
+        #: passes them to the other processes, which `apply` them.
+        self.on_change: Callable[[str, tuple[str, str], float], None] | None = None
         self._targets: dict[tuple[str, str], _Cooldown] = {}
         self._keys: dict[tuple[str, str], float] = {}
         self._rotation: dict[str, Iterator[int]] = {}
@@ -70,7 +74,8 @@ class Health:
         return max(0.0, min(waits, default=0.0))
 
     def succeeded(self, target: Target) -> None:
-        self._targets.pop(target.id, None)
+        if self._targets.pop(target.id, None) is not None and self.on_change is not None:
+            self.on_change("target", target.id, 0.0)
 
     def failed(self, target: Target, cooldown: float) -> None:
         """Put *target* in cooldown for *cooldown* seconds (a cooldown of 0 clears it)."""
@@ -80,6 +85,18 @@ class Health:
                 self.on_cooldown(target.channel.name, "target")
         else:
             self._targets.pop(target.id, None)
+        if self.on_change is not None:
+            self.on_change("target", target.id, max(0.0, cooldown))
+
+    def apply(self, kind: str, ident: tuple[str, str], seconds: float) -> None:
+        """A cooldown started (or, with 0 *seconds*, ended) by another process."""
+        if kind == "key":
+            if seconds > 0:
+                self._keys[ident] = self.clock() + seconds
+        elif seconds > 0:
+            self._targets[ident] = _Cooldown(self.clock() + seconds)
+        else:
+            self._targets.pop(ident, None)
 
     def release(self, target: Target) -> None:
         """End a trial that neither succeeded nor failed (the caller went away)."""
@@ -109,3 +126,5 @@ class Health:
             self._keys[(channel.name, key)] = self.clock() + cooldown
             if self.on_cooldown is not None:
                 self.on_cooldown(channel.name, "key")
+            if self.on_change is not None:
+                self.on_change("key", (channel.name, key), cooldown)

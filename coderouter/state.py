@@ -18,6 +18,7 @@ from .usage import Record, UsageStore
 
 if TYPE_CHECKING:
     from .limits import Limiter
+    from .shared import SharedLimiter
 
 
 @dataclass(slots=True, kw_only=True)
@@ -28,6 +29,8 @@ class Gateway:
     forwarder: Forwarder
     writer: UsageStore
     limiter: Limiter | None = None
+    #: Quotas, rate limits and cooldowns in Redis (``state.redis``), instead of `limiter`.
+    shared: SharedLimiter | None = None
     #: Unix time for usage rows and the limiter; injected by tests to move days and minutes.
     clock: Callable[[], float] = time.time
     #: The forwarded requests in flight, for a graceful stop.

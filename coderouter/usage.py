@@ -22,7 +22,7 @@ from typing import Any, Literal, Protocol
 
 import aiosqlite
 
-from .limits import Limiter, Totals
+from .limits import Limiter, SeedQuery, Totals
 from .schema import MIGRATIONS, VERSIONS_TABLE, Engine, Migration, pending
 
 log = logging.getLogger("coderouter.usage")
@@ -75,6 +75,9 @@ class UsageStore(Protocol):
     failures: int
     #: Why the last write failed, None while writes succeed.
     problem: str | None
+    engine: Engine
+
+    async def fetch(self, sql: str, params: Sequence[Any]) -> Sequence[Sequence[Any]]: ...
 
     @property
     def queued(self) -> int: ...
@@ -179,6 +182,7 @@ class UsageWriter:
 
     #: Rows parked on disk: never for SQLite, whose rows wait in memory (see `PostgresWriter`).
     spooled = 0
+    engine: Engine = "sqlite"
 
     async def open(self) -> None:
         """Open (creating and migrating) the database; `DatabaseUnavailable` unless writable."""
@@ -441,6 +445,19 @@ def period_totals_query(column: Literal["token", "token_group"],
 Fetch = Callable[[str, Sequence[Any]], Awaitable[Sequence[Sequence[Any]]]]
 
 
+async def seed_totals(fetch: Fetch, plan: Sequence[SeedQuery], engine: Engine = "sqlite",
+                      ) -> list[tuple[SeedQuery, dict[str, Totals]]]:
+    """The per-name `Totals` answering each query of *plan* (see `period_totals_query`)."""
+    answers = []
+    for query in plan:
+        column: Literal["token", "token_group"] = (
+            "token" if query.scope == "token" else "token_group")
+        rows = await fetch(period_totals_query(column, engine), (query.since,))
+        answers.append((query, {name: Totals(int(tokens), int(requests), float(cost))
+                                for name, tokens, requests, cost in rows}))
+    return answers
+
+
 async def seed_limiter(fetch: Fetch, limiter: Limiter, engine: Engine = "sqlite") -> None:
     """Rebuild *limiter*'s counters from the table, one indexed query per scope and period.
 
@@ -448,9 +465,5 @@ async def seed_limiter(fetch: Fetch, limiter: Limiter, engine: Engine = "sqlite"
     what the requests counted while they were served: a restart neither forgives nor
     double-counts. Call it before serving.
     """
-    for query in limiter.seed_plan():
-        column: Literal["token", "token_group"] = (
-            "token" if query.scope == "token" else "token_group")
-        rows = await fetch(period_totals_query(column, engine), (query.since,))
-        limiter.seed(query, {name: Totals(int(tokens), int(requests), float(cost))
-                             for name, tokens, requests, cost in rows})
+    for query, totals in await seed_totals(fetch, limiter.seed_plan(), engine):
+        limiter.seed(query, totals)

@@ -21,7 +21,7 @@ from coderouter.reload import ConfigHolder
 from coderouter.state import GATEWAY, Gateway
 from tests.fake_anthropic import FakeAnthropic
 from tests.fakes import FakeUpstream
-from tests.servers import Postgres
+from tests.servers import Postgres, Redis
 
 ALICE = "sk-cr-alice-0123456789abcdefghijklmnop"
 BOB = "sk-cr-bob-0123456789abcdefghijklmnopqrs"
@@ -99,6 +99,9 @@ StartGateway = Callable[..., Awaitable[Running]]
 @pytest.fixture
 def start_gateway(aiohttp_server: Any, tmp_path: Path) -> StartGateway:
     async def start(config: dict[str, Any], **options: Any) -> Running:
+        if os.environ.get("CODEROUTER_TEST_REDIS") and "state" not in config:
+            config = {**config, "state": {"redis": os.environ["CODEROUTER_TEST_REDIS"],
+                                          "prefix": f"t{os.getpid()}-{next(_DATABASES)}"}}
         path = tmp_path / "config.yaml"
         path.write_text(yaml.safe_dump(config))
         app = create_app(ConfigHolder.from_file(str(path)), **options)
@@ -157,3 +160,17 @@ def postgres_url(postgres_server: Postgres, request: pytest.FixtureRequest) -> s
 
 
 _DATABASES = itertools.count()
+
+
+@pytest.fixture(scope="session")
+def redis_server() -> Iterator[Redis]:
+    """One redis-server for the session; tests keep apart by key prefix (see tests/servers.py)."""
+    server = Redis()
+    yield server
+    server.close()
+
+
+@pytest.fixture
+def redis_state(redis_server: Redis) -> dict[str, Any]:
+    """A ``state:`` section on the session's Redis with a prefix of this test's own."""
+    return {"redis": redis_server.url, "prefix": f"t{os.getpid()}-{next(_DATABASES)}"}

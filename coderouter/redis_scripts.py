@@ -1,0 +1,192 @@
+"""The Lua scripts that admit and settle requests atomically in Redis (`coderouter.shared`).
+
+Per scope (a token ``t:NAME`` or a token group ``g:NAME``) under the key prefix ``P``:
+
+- ``P:b:IDX:START`` hash ``t r c``: settled tokens, requests and cost of the period with
+  index IDX in `PERIODS` that started at START (kept until a day after the period ends);
+- ``P:held`` hash ``n t c``: requests in flight and what they reserved;
+- ``P:res`` hash id -> ``"tokens cost"`` and ``P:lease`` zset id -> expiry: the reservations;
+  one whose lease expired (its process died) is released by the next admission;
+- ``P:rpm`` zset id -> admission time, and ``P:tpm`` hash second -> settled tokens: the
+  sliding 60 s windows.
+
+``PREFIX:seeded`` exists once the counters were rebuilt from the usage table; admission
+answers code 5 without it (Redis restarted empty), and the caller seeds and retries.
+"""
+
+from __future__ import annotations
+
+_COMMON = """
+local now = tonumber(ARGV[1])
+local function release(k, rid)
+  local amount = redis.call('HGET', k .. ':res', rid)
+  if amount then
+    local t, c = string.match(amount, '^(%S+) (%S+)$')
+    redis.call('HINCRBY', k .. ':held', 'n', -1)
+    -- 0 - x, not -x: Lua writes -0 for a zero, which HINCRBY refuses
+    redis.call('HINCRBY', k .. ':held', 't', 0 - tonumber(t))
+    redis.call('HINCRBYFLOAT', k .. ':held', 'c', 0 - tonumber(c))
+    redis.call('HDEL', k .. ':res', rid)
+  end
+  redis.call('ZREM', k .. ':lease', rid)
+end
+"""
+
+#: ARGV: now, id, lease expiry, tokens, cost, prefix, scope count, then per scope: its key,
+#: its quota count, 6 values per quota (period index, start, end or -1, token, request and
+#: cost limits or -1), then rpm, tpm, concurrent (or -1).
+#: Returns {code, scope, detail, extra, then per scope 4 header values}: code 0 admitted,
+#: 1 quota (detail: quota index, extra: 1 tokens / 2 requests / 3 cost), 2 concurrent
+#: (extra: in flight), 3 rpm and 4 tpm (detail: seconds to wait), 5 not seeded.
+ADMIT = _COMMON + """
+local id, expiry = ARGV[2], tonumber(ARGV[3])
+local est_t, est_c = tonumber(ARGV[4]), tonumber(ARGV[5])
+local prefix = ARGV[6]
+if redis.call('EXISTS', prefix .. ':seeded') == 0 then return {5} end
+local scopes, i = {}, 8
+for s = 1, tonumber(ARGV[7]) do
+  local sc = {key = prefix .. ':' .. ARGV[i], quotas = {}}
+  local nq = tonumber(ARGV[i + 1])
+  i = i + 2
+  for q = 1, nq do
+    sc.quotas[q] = {ARGV[i], ARGV[i + 1], tonumber(ARGV[i + 3]), tonumber(ARGV[i + 4]),
+                    tonumber(ARGV[i + 5])}
+    i = i + 6
+  end
+  sc.rpm, sc.tpm, sc.conc = tonumber(ARGV[i]), tonumber(ARGV[i + 1]), tonumber(ARGV[i + 2])
+  i = i + 3
+  scopes[s] = sc
+end
+
+for _, sc in ipairs(scopes) do
+  local k = sc.key
+  for _, rid in ipairs(redis.call('ZRANGEBYSCORE', k .. ':lease', '-inf', now)) do
+    release(k, rid)
+  end
+  local h = redis.call('HMGET', k .. ':held', 'n', 't', 'c')
+  sc.n, sc.t, sc.c = tonumber(h[1]) or 0, tonumber(h[2]) or 0, tonumber(h[3]) or 0
+  if sc.n <= 0 then
+    if h[1] then redis.call('DEL', k .. ':held') end
+    sc.n, sc.t, sc.c = 0, 0, 0
+  end
+  redis.call('ZREMRANGEBYSCORE', k .. ':rpm', '-inf', now - 60)
+  sc.count = redis.call('ZCARD', k .. ':rpm')
+  sc.slots, sc.tsum = {}, 0
+  local secs = redis.call('HGETALL', k .. ':tpm')
+  for j = 1, #secs, 2 do
+    local sec, amount = tonumber(secs[j]), tonumber(secs[j + 1])
+    if sec <= now - 60 then
+      redis.call('HDEL', k .. ':tpm', secs[j])
+    else
+      sc.tsum = sc.tsum + amount
+      sc.slots[#sc.slots + 1] = {sec, amount}
+    end
+  end
+  table.sort(sc.slots, function(a, b) return a[1] < b[1] end)
+end
+
+local function headers(out)
+  for _, sc in ipairs(scopes) do
+    if sc.rpm >= 0 then
+      local newest = redis.call('ZRANGE', sc.key .. ':rpm', -1, -1, 'WITHSCORES')
+      local reset = newest[2] and (tonumber(newest[2]) + 60 - now) or 0
+      out[#out + 1] = tostring(math.max(0, sc.rpm - sc.count))
+      out[#out + 1] = tostring(reset)
+    else
+      out[#out + 1] = '-1'
+      out[#out + 1] = '0'
+    end
+    if sc.tpm >= 0 then
+      local last = sc.slots[#sc.slots]
+      out[#out + 1] = tostring(math.max(0, sc.tpm - sc.tsum - sc.t))
+      out[#out + 1] = tostring(last and (last[1] + 60 - now) or 0)
+    else
+      out[#out + 1] = '-1'
+      out[#out + 1] = '0'
+    end
+  end
+  return out
+end
+
+for s, sc in ipairs(scopes) do
+  for q, quota in ipairs(sc.quotas) do
+    local b = redis.call('HMGET', sc.key .. ':b:' .. quota[1] .. ':' .. quota[2], 't', 'r', 'c')
+    local bt, br, bc = tonumber(b[1]) or 0, tonumber(b[2]) or 0, tonumber(b[3]) or 0
+    if quota[3] >= 0 and bt + sc.t >= quota[3] then return headers({1, s, q, 1}) end
+    if quota[4] >= 0 and br + sc.n >= quota[4] then return headers({1, s, q, 2}) end
+    if quota[5] >= 0 and bc + sc.c >= quota[5] then return headers({1, s, q, 3}) end
+  end
+end
+for s, sc in ipairs(scopes) do
+  if sc.conc >= 0 and sc.n >= sc.conc then return headers({2, s, '1', sc.n}) end
+  if sc.rpm >= 0 and sc.count >= sc.rpm then
+    local at = redis.call('ZRANGE', sc.key .. ':rpm', sc.count - sc.rpm, sc.count - sc.rpm,
+                          'WITHSCORES')
+    return headers({3, s, tostring(tonumber(at[2]) + 60 - now), 0})
+  end
+  if sc.tpm >= 0 and sc.tsum + sc.t >= sc.tpm then
+    local below, remaining = sc.tpm - sc.t, sc.tsum
+    local wait = nil
+    for _, slot in ipairs(sc.slots) do
+      remaining = remaining - slot[2]
+      if remaining < below then
+        wait = slot[1] + 60 - now
+        break
+      end
+    end
+    if wait == nil then
+      local last = sc.slots[#sc.slots]
+      wait = last and (last[1] + 60 - now) or 0
+    end
+    return headers({4, s, tostring(wait), 0})
+  end
+end
+
+for _, sc in ipairs(scopes) do
+  local k = sc.key
+  redis.call('HINCRBY', k .. ':held', 'n', 1)
+  redis.call('HINCRBY', k .. ':held', 't', est_t)
+  redis.call('HINCRBYFLOAT', k .. ':held', 'c', est_c)
+  redis.call('HSET', k .. ':res', id, ARGV[4] .. ' ' .. ARGV[5])
+  redis.call('ZADD', k .. ':lease', expiry, id)
+  redis.call('ZADD', k .. ':rpm', now, id)
+  for _, suffix in ipairs({':held', ':res', ':lease', ':rpm'}) do
+    redis.call('EXPIRE', k .. suffix, 86400)
+  end
+  sc.n, sc.t, sc.c, sc.count = sc.n + 1, sc.t + est_t, sc.c + est_c, sc.count + 1
+end
+return headers({0, 0, 0, 0})
+"""
+
+#: ARGV: now, id, forwarded (1/0), tokens, cost, prefix, scope count, then per scope: its key
+#: and 4 periods as (index, start, seconds to keep it or -1). Releases the reservation if it
+#: is still held; a forwarded request's usage goes into every period and the tpm window, one
+#: that was never forwarded takes its rpm entry back.
+SETTLE = _COMMON + """
+local id, forwarded = ARGV[2], ARGV[3]
+local tokens, cost, prefix = tonumber(ARGV[4]), tonumber(ARGV[5]), ARGV[6]
+local i = 8
+for s = 1, tonumber(ARGV[7]) do
+  local k = prefix .. ':' .. ARGV[i]
+  i = i + 1
+  release(k, id)
+  if forwarded == '1' then
+    for p = 1, 4 do
+      local bucket = k .. ':b:' .. ARGV[i] .. ':' .. ARGV[i + 1]
+      redis.call('HINCRBY', bucket, 't', tokens)
+      redis.call('HINCRBY', bucket, 'r', 1)
+      redis.call('HINCRBYFLOAT', bucket, 'c', cost)
+      if tonumber(ARGV[i + 2]) > 0 then redis.call('EXPIRE', bucket, ARGV[i + 2]) end
+      i = i + 3
+    end
+    if tokens > 0 then
+      redis.call('HINCRBY', k .. ':tpm', tostring(math.floor(now)), tokens)
+      redis.call('EXPIRE', k .. ':tpm', 120)
+    end
+  else
+    redis.call('ZREM', k .. ':rpm', id)
+    i = i + 12
+  end
+end
+return 1
+"""

@@ -1,0 +1,655 @@
+"""Quotas, rate limits, reservations and cooldowns shared by every process through Redis.
+
+`SharedLimiter` admits a request with one Lua script (every quota and rate limit of the
+token and its group checked, the estimate reserved, the rate-limit headers computed, all
+atomically) and settles it with another, run in the background so the caller never waits for
+it. Each process renews the leases of its reservations; those of a process that died expire
+after ``state.lease`` and are released by the next admission. When Redis is empty (first
+start, or restarted without persistence) one process rebuilds the counters from the usage
+table while the others wait.
+
+Redis unreachable: with ``on_state_failure: closed`` requests are refused with 503; with
+``open`` they are admitted against this process's own `Limiter` (rebuilt from the usage
+table when Redis failed) and their usage is added to Redis when it answers again.
+
+Cooldowns of targets and keys are published on a Redis channel and kept as expiring keys, so
+a process starting later sees them too; a channel key appears only as a hash prefix.
+Needs the ``redis`` extra (redis.asyncio).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import itertools
+import logging
+import math
+import time
+import uuid
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from .config import PERIODS, Config, Quota, RateLimit, State, Token
+from .errors import QuotaExceeded, RateLimited, StorageUnavailable
+from .limits import (  # the in-memory limiter's wording and calendar, shared on purpose
+    _ADJECTIVE,
+    _LABEL,
+    WINDOW,
+    Limiter,
+    Reservation,
+    SeedQuery,
+    Totals,
+    _Calendar,
+    _iso,
+    _number,
+    _whole_seconds,
+    format_reset,
+)
+from .redis_scripts import ADMIT, SETTLE
+from .routing import Health
+
+log = logging.getLogger("coderouter.state")
+
+SeedSource = Callable[[list[SeedQuery]], Awaitable[list[tuple[SeedQuery, dict[str, Totals]]]]]
+_INDEX = {period: i for i, period in enumerate(PERIODS)}
+_WHAT = {1: "token", 2: "request", 3: "cost"}
+#: After a failed call, Redis is not tried again for this long (requests take the failure
+#: mode at once instead of each waiting for a timeout).
+_RETRY_AFTER_FAILURE = 1.0
+_SEP = "\x1f"
+
+
+def key_id(key: str) -> str:
+    """What stands for a channel key in Redis: a short hash, never the key."""
+    return hashlib.sha256(key.encode()).hexdigest()[:16]
+
+
+def _redis() -> Any:
+    try:
+        import redis.asyncio
+    except ImportError:
+        raise RuntimeError(
+            "state.redis needs the Redis client: pip install 'coderouter[redis]'") from None
+    return redis
+
+
+@dataclass(slots=True)
+class _Settlement:
+    id: str
+    scopes: tuple[str, ...]
+    tokens: int
+    cost: float
+    forwarded: bool
+    at: float
+
+
+class SharedReservation:
+    """A request admitted in Redis, until `settle` (sent in the background) is called."""
+
+    __slots__ = ("_id", "_limiter", "_scopes", "_settled", "headers")
+
+    def __init__(self, limiter: SharedLimiter, rid: str, scopes: tuple[str, ...],
+                 headers: dict[str, str]) -> None:
+        self._limiter = limiter
+        self._id = rid
+        self._scopes = scopes
+        self._settled = False
+        self.headers = headers
+
+    @property
+    def settled(self) -> bool:
+        return self._settled
+
+    def settle(self, *, tokens: int, cost: float, forwarded: bool = True) -> None:
+        """As `coderouter.limits.Reservation.settle`; never blocks."""
+        if self._settled:
+            return
+        self._settled = True
+        limiter = self._limiter
+        limiter.live.pop(self._id, None)
+        limiter.spawn(limiter.settle(_Settlement(
+            self._id, self._scopes, max(0, int(tokens)), max(0.0, float(cost)), forwarded,
+            limiter.clock())))
+
+
+class _LocalReservation:
+    """An open-mode admission: this process's `Limiter`, then Redis once it is back."""
+
+    __slots__ = ("_inner", "_limiter", "_scopes", "headers")
+
+    def __init__(self, limiter: SharedLimiter, inner: Reservation,
+                 scopes: tuple[str, ...]) -> None:
+        self._limiter = limiter
+        self._inner = inner
+        self._scopes = scopes
+        self.headers = inner.headers
+
+    @property
+    def settled(self) -> bool:
+        return self._inner.settled
+
+    def settle(self, *, tokens: int, cost: float, forwarded: bool = True) -> None:
+        if self._inner.settled:
+            return
+        self._inner.settle(tokens=tokens, cost=cost, forwarded=forwarded)
+        limiter = self._limiter
+        limiter.pending.append(_Settlement(
+            f"local:{next(limiter.ids)}", self._scopes, max(0, int(tokens)),
+            max(0.0, float(cost)), forwarded, limiter.clock()))
+
+
+def scopes_of(token: Token) -> tuple[str, ...]:
+    """The Redis scope keys of *token*: its own, then its group's."""
+    if token.group is None:
+        return (f"t:{token.name}",)
+    return (f"t:{token.name}", f"g:{token.group.name}")
+
+
+class SharedLimiter:
+    """Admission, settlement, usage reports and cooldowns in Redis (see the module doc)."""
+
+    def __init__(self, state: State, *, seed_source: SeedSource,
+                 flush_rows: Callable[[], Awaitable[None]], config: Callable[[], Config],
+                 health: Health, clock: Callable[[], float] = time.time) -> None:
+        assert state.redis is not None
+        self.state = state
+        self.clock = clock
+        self.seed_source = seed_source
+        self.flush_rows = flush_rows
+        self.config = config
+        self.health = health
+        self.local = Limiter(clock)
+        self.redis: Any = None
+        self.process = uuid.uuid4().hex[:12]
+        self.ids = itertools.count()
+        #: Reservations this process holds, by id: their leases are renewed.
+        self.live: dict[str, tuple[str, ...]] = {}
+        #: Settlements Redis has not taken yet (it was down), oldest first.
+        self.pending: list[_Settlement] = []
+        self.failures = 0
+        #: Why Redis failed last, None while it answers.
+        self.problem: str | None = None
+        self._calendar = _Calendar()
+        self._skip_until = 0.0
+        self._epoch: str | None = None
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._errors: tuple[type[BaseException], ...] = (OSError,)
+        self._admit: Any = None
+        self._settle: Any = None
+
+    def _key(self, suffix: str) -> str:
+        return f"{self.state.prefix}:{suffix}"
+
+    # -- life cycle -------------------------------------------------------------------------
+
+    async def open(self) -> None:
+        """Connect, rebuild the counters if Redis is empty, start renewing and listening.
+
+        Redis being down at start is not fatal: the failure mode applies until it is back.
+        """
+        redis = _redis()
+        self._errors = (OSError, redis.RedisError)
+        self.redis = redis.asyncio.from_url(
+            self.state.redis, socket_timeout=2.0, socket_connect_timeout=2.0,
+            retry_on_timeout=False, decode_responses=True)
+        self._admit = self.redis.register_script(ADMIT)
+        self._settle = self.redis.register_script(SETTLE)
+        try:
+            await self.ensure_seeded()
+        except self._errors as exc:
+            self._failed(exc)
+        self.spawn(self._renew_forever())
+        self.spawn(self._listen_forever())
+
+    async def close(self) -> None:
+        """Send the settlements still in flight and what Redis has not taken, then disconnect.
+        """
+        for task in list(self._tasks):
+            if task.get_name() in ("state-renew", "state-listen"):
+                task.cancel()
+        if self._tasks:
+            await asyncio.wait(list(self._tasks), timeout=5)
+        with contextlib.suppress(*self._errors):
+            await asyncio.wait_for(self._push_pending(), 5)
+        if self.pending:
+            log.error("%d settlements could not reach Redis; the usage table has their rows",
+                      len(self.pending))
+        if self.redis is not None:
+            with contextlib.suppress(*self._errors):
+                await self.redis.aclose()
+
+    def spawn(self, coroutine: Awaitable[Any]) -> None:
+        name = getattr(coroutine, "__name__", "state")
+        task = asyncio.ensure_future(coroutine)
+        task.set_name({"_renew_forever": "state-renew",
+                       "_listen_forever": "state-listen"}.get(name, "state"))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    # -- seeding ----------------------------------------------------------------------------
+
+    async def ensure_seeded(self) -> None:
+        """Rebuild the counters from the usage table unless Redis has them (one process does;
+        the others wait for it)."""
+        redis = self.redis
+        epoch = await redis.get(self._key("seeded"))
+        if epoch is not None:
+            self._saw_epoch(epoch)
+            return
+        if not await redis.set(self._key("seeding"), self.process, nx=True, px=60_000):
+            deadline = time.monotonic() + 60
+            while (epoch := await redis.get(self._key("seeded"))) is None:
+                if time.monotonic() > deadline:
+                    raise TimeoutError("another process did not finish seeding Redis")
+                await asyncio.sleep(0.05)
+            self._saw_epoch(epoch)
+            return
+        try:
+            await self.flush_rows()
+            now = self.clock()
+            answers = await self.seed_source(self.local.seed_plan(now))
+            pipe = redis.pipeline(transaction=False)
+            for query, totals in answers:
+                self._seed(pipe, query, totals, now)
+            epoch = uuid.uuid4().hex
+            pipe.set(self._key("seeded"), epoch)
+            await pipe.execute()
+            self._saw_epoch(epoch)
+            log.warning("shared state rebuilt from the usage table (Redis was empty)")
+        finally:
+            await redis.delete(self._key("seeding"))
+
+    def _seed(self, pipe: Any, query: SeedQuery, totals: dict[str, Totals], now: float) -> None:
+        letter = "t" if query.scope == "token" else "g"
+        for name, total in totals.items():
+            scope = self._key(f"{letter}:{name}")
+            if query.period == "minute":
+                pipe.delete(f"{scope}:rpm", f"{scope}:tpm")
+                members = {f"seed:{n}": now for n in range(min(total.requests, 10_000))}
+                if members:
+                    pipe.zadd(f"{scope}:rpm", members)
+                if total.tokens:
+                    pipe.hset(f"{scope}:tpm", str(math.floor(now)), total.tokens)
+                    pipe.expire(f"{scope}:tpm", 120)
+                continue
+            index = _INDEX[query.period]
+            bucket = f"{scope}:b:{index}:{_start(query.since)}"
+            pipe.hset(bucket, mapping={"t": total.tokens, "r": total.requests,
+                                       "c": repr(total.cost)})
+            self._calendar.at(now)
+            end = self._calendar.ends[index]
+            if end is not None:
+                pipe.expire(bucket, _keep(end, now))
+
+    def _saw_epoch(self, epoch: str) -> None:
+        """Counters rebuilt from the table include what Redis had not taken: drop it."""
+        if self._epoch is not None and epoch != self._epoch and self.pending:
+            log.warning("Redis was rebuilt from the usage table: %d local settlements are "
+                        "in it already", len(self.pending))
+            self.pending.clear()
+        self._epoch = epoch
+
+    # -- admission --------------------------------------------------------------------------
+
+    async def admit(self, token: Token, *, estimate_tokens: int,
+                    estimate_cost: float) -> SharedReservation | _LocalReservation:
+        """As `Limiter.admit`, across every process; the failure mode when Redis is down."""
+        tokens, cost = max(0, int(estimate_tokens)), max(0.0, float(estimate_cost))
+        if time.monotonic() >= self._skip_until:
+            try:
+                return await self._admit_shared(token, tokens, cost)
+            except self._errors as exc:
+                await self._failed_async(exc)
+        return self._fallback(token, tokens, cost)
+
+    def _fallback(self, token: Token, tokens: int,
+                  cost: float) -> _LocalReservation:
+        if self.state.on_state_failure == "closed":
+            raise StorageUnavailable(
+                f"shared state is unavailable (Redis: {self.problem}); requests are refused "
+                f"until it answers again (state.on_state_failure: closed)",
+                headers={"Retry-After": "1"})
+        inner = self.local.admit(token, estimate_tokens=tokens, estimate_cost=cost)
+        return _LocalReservation(self, inner, scopes_of(token))
+
+    async def _admit_shared(self, token: Token, tokens: int,
+                            cost: float) -> SharedReservation:
+        now = self.clock()
+        starts = self._calendar.at(now)
+        ends = self._calendar.ends
+        scopes = scopes_of(token)
+        rid = f"{self.process}:{next(self.ids)}"
+        args: list[Any] = [repr(now), rid, repr(now + self.state.lease), tokens, repr(cost),
+                           self.state.prefix, len(scopes)]
+        limits = _limits(token)
+        for scope, (quotas, rate) in zip(scopes, limits, strict=True):
+            args += [scope, len(quotas)]
+            for quota in quotas:
+                index = _INDEX[quota.period]
+                end = ends[index]
+                args += [index, _start(starts[index]), -1 if end is None else end,
+                         _limit(quota.tokens), _limit(quota.requests), _limit(quota.cost)]
+            args += [_limit(rate.rpm if rate else None), _limit(rate.tpm if rate else None),
+                     _limit(rate.concurrent if rate else None)]
+        result = await self._admit(args=args)
+        if int(result[0]) == 5:
+            await self.ensure_seeded()
+            result = await self._admit(args=args)
+        self._recovered()
+        code = int(result[0])
+        headers = _headers(limits, result[4:])
+        if code == 0:
+            self.live[rid] = scopes
+            return SharedReservation(self, rid, scopes, headers)
+        self._refuse(token, code, int(result[1]) - 1, result[2], int(result[3]), headers,
+                     limits)
+        raise AssertionError("unreachable")
+
+    def _refuse(self, token: Token, code: int, scope: int, detail: Any, extra: int,
+                headers: dict[str, str], limits: list[tuple[tuple[Quota, ...],
+                                                            RateLimit | None]]) -> None:
+        kind = "token" if scope == 0 else "group"
+        name = token.name if scope == 0 else (token.group.name if token.group else "")
+        label = f"{_LABEL[kind]} '{name}'"
+        quotas, rate = limits[scope]
+        if code == 1:
+            quota = quotas[int(detail) - 1]
+            what = _WHAT[extra]
+            limit = {1: quota.tokens, 2: quota.requests, 3: quota.cost}[extra]
+            end = self._calendar.ends[_INDEX[quota.period]]
+            when = f"it resets at {_iso(end)}" if end is not None else "it does not reset"
+            raise QuotaExceeded(
+                f"{label} has used its {_ADJECTIVE[quota.period]} {what} quota "
+                f"({_number(limit or 0)}); {when}", headers=headers)
+        assert rate is not None
+        if code == 2:
+            message, wait = (f"{label} has {extra} requests in flight, its concurrency limit; "
+                             f"retry when one finishes"), 1
+        elif code == 3:
+            wait = _whole_seconds(float(detail))
+            message = (f"{label} reached its rate limit of {rate.rpm} requests per minute; "
+                       f"retry in {wait}s")
+        else:
+            wait = _whole_seconds(float(detail))
+            message = (f"{label} reached its rate limit of {rate.tpm} tokens per minute; "
+                       f"retry in {wait}s")
+        raise RateLimited(message, headers={"Retry-After": str(wait), **headers})
+
+    # -- settlement -------------------------------------------------------------------------
+
+    async def settle(self, settlement: _Settlement) -> None:
+        """Send one settlement; kept for later when Redis does not answer."""
+        try:
+            await self._send(settlement)
+        except self._errors as exc:
+            self.pending.append(settlement)
+            await self._failed_async(exc)
+
+    async def _send(self, s: _Settlement) -> None:
+        starts = self._calendar.at(s.at)
+        ends = self._calendar.ends
+        args: list[Any] = [repr(s.at), s.id, "1" if s.forwarded else "0", s.tokens,
+                           repr(s.cost), self.state.prefix, len(s.scopes)]
+        for scope in s.scopes:
+            args.append(scope)
+            for index, start in enumerate(starts):
+                end = ends[index]
+                args += [index, _start(start), -1 if end is None else _keep(end, s.at)]
+        await self._settle(args=args)
+
+    async def _push_pending(self) -> None:
+        while self.pending:
+            await self._send(self.pending[0])
+            self.pending.pop(0)
+
+    # -- failure and recovery ---------------------------------------------------------------
+
+    def _failed(self, exc: BaseException) -> None:
+        self.failures += 1
+        first = self.problem is None
+        self.problem = f"{type(exc).__name__}: {exc}"
+        self._skip_until = time.monotonic() + _RETRY_AFTER_FAILURE
+        if first:
+            log.error("shared state unavailable (Redis: %s); %s", self.problem,
+                      "refusing requests" if self.state.on_state_failure == "closed"
+                      else "admitting against this process's own counters")
+
+    async def _failed_async(self, exc: BaseException) -> None:
+        first = self.problem is None
+        self._failed(exc)
+        if first and self.state.on_state_failure == "open":
+            # count from what every process wrote to the table so far, plus this one's queue
+            with contextlib.suppress(Exception):
+                await self.flush_rows()
+            with contextlib.suppress(Exception):
+                for query, totals in await self.seed_source(self.local.seed_plan()):
+                    self.local.seed(query, totals)
+
+    def _recovered(self) -> None:
+        if self.problem is not None:
+            log.warning("shared state is back (Redis answers); %d local settlements to add",
+                        len(self.pending))
+            self.problem = None
+            if self.pending:
+                self.spawn(self._push_pending_logged())
+
+    async def _push_pending_logged(self) -> None:
+        try:
+            epoch = await self.redis.get(self._key("seeded"))
+            if epoch is not None:
+                self._saw_epoch(epoch)
+            await self._push_pending()
+        except self._errors as exc:
+            self._failed(exc)
+
+    async def _renew_forever(self) -> None:
+        """Renew this process's leases; notice Redis coming back."""
+        every = self.state.lease / 3
+        while True:
+            await asyncio.sleep(every)
+            try:
+                expiry = repr(self.clock() + self.state.lease)
+                if self.live:
+                    pipe = self.redis.pipeline(transaction=False)
+                    for rid, scopes in list(self.live.items()):
+                        for scope in scopes:
+                            pipe.zadd(self._key(f"{scope}:lease"), {rid: expiry}, xx=True)
+                    await pipe.execute()
+                else:
+                    await self.redis.ping()
+                epoch = await self.redis.get(self._key("seeded"))
+                if epoch is None:
+                    await self.ensure_seeded()
+                else:
+                    self._saw_epoch(epoch)
+                self._recovered()
+                if self.pending:
+                    await self._push_pending()
+            except self._errors as exc:
+                self._failed(exc)
+
+    # -- cooldowns --------------------------------------------------------------------------
+
+    def share_cooldown(self, kind: str, ident: tuple[str, str], seconds: float) -> None:
+        """`Health.on_change`: tell the other processes (never blocks)."""
+        if self.redis is None:
+            return
+        channel, name = ident
+        if kind == "key":
+            name = key_id(name)
+        self.spawn(self._publish(kind, channel, name, seconds))
+
+    async def _publish(self, kind: str, channel: str, name: str, seconds: float) -> None:
+        key = self._key(f"cool:{kind}:{channel}{_SEP}{name}")
+        try:
+            pipe = self.redis.pipeline(transaction=False)
+            if seconds > 0:
+                pipe.set(key, "1", px=max(1, int(seconds * 1000)))
+            else:
+                pipe.delete(key)
+            pipe.publish(self._key("cooldowns"),
+                         _SEP.join((self.process, kind, channel, name, repr(seconds))))
+            await pipe.execute()
+        except self._errors as exc:
+            self._failed(exc)
+
+    def _apply(self, kind: str, channel: str, name: str, seconds: float) -> None:
+        if kind == "target":
+            self.health.apply("target", (channel, name), seconds)
+            return
+        for ch in self.config().channels:
+            if ch.name == channel:
+                for key in ch.keys:
+                    if key_id(key) == name:
+                        self.health.apply("key", (channel, key), seconds)
+
+    async def _listen_forever(self) -> None:
+        """Apply the cooldowns other processes publish; at (re)connect, those still running."""
+        while True:
+            try:
+                pubsub = self.redis.pubsub()
+                await pubsub.subscribe(self._key("cooldowns"))
+                async for key in self.redis.scan_iter(match=self._key("cool:*"), count=500):
+                    ttl = await self.redis.pttl(key)
+                    kind, _, rest = key[len(self._key("cool:")):].partition(":")
+                    channel, _, name = rest.partition(_SEP)
+                    if ttl > 0:
+                        self._apply(kind, channel, name, ttl / 1000)
+                async for message in pubsub.listen():
+                    if message.get("type") != "message":
+                        continue
+                    process, kind, channel, name, seconds = message["data"].split(_SEP)
+                    if process != self.process:
+                        self._apply(kind, channel, name, float(seconds))
+            except self._errors as exc:
+                self._failed(exc)
+                await asyncio.sleep(1.0)
+
+    # -- GET /v1/usage ----------------------------------------------------------------------
+
+    async def report(self, token: Token) -> dict[str, Any]:
+        """As `Limiter.report`, from Redis (this process's counters when it is down and the
+        failure mode is open)."""
+        if time.monotonic() >= self._skip_until:
+            try:
+                return await self._report(token)
+            except self._errors as exc:
+                await self._failed_async(exc)
+        if self.state.on_state_failure == "closed":
+            raise StorageUnavailable(f"shared state is unavailable (Redis: {self.problem})")
+        return self.local.report(token)
+
+    async def _report(self, token: Token) -> dict[str, Any]:
+        now = self.clock()
+        starts = self._calendar.at(now)
+        ends = self._calendar.ends
+        limits = _limits(token)
+        names = [token.name] + ([token.group.name] if token.group else [])
+        pipe = self.redis.pipeline(transaction=False)
+        for scope, (quotas, _) in zip(scopes_of(token), limits, strict=True):
+            key = self._key(scope)
+            pipe.hmget(f"{key}:held", "n", "t", "c")
+            pipe.zcount(f"{key}:rpm", f"({now - WINDOW}", "+inf")
+            pipe.zrange(f"{key}:rpm", -1, -1, withscores=True)
+            pipe.hgetall(f"{key}:tpm")
+            for quota in quotas:
+                index = _INDEX[quota.period]
+                pipe.hmget(f"{key}:b:{index}:{_start(starts[index])}", "t", "r", "c")
+        answers = iter(await pipe.execute())
+        quotas_out: list[dict[str, Any]] = []
+        rates_out: list[dict[str, Any]] = []
+        for kind, _name, (quotas, rate) in zip(("token", "group"), names, limits, strict=False):
+            held = [float(v or 0) for v in next(answers)]
+            n, t, c = int(held[0]), int(held[1]), held[2]
+            if n <= 0:
+                n, t, c = 0, 0, 0.0
+            count = int(next(answers))
+            newest = next(answers)
+            tpm = {int(sec): int(v) for sec, v in next(answers).items()
+                   if int(sec) > now - WINDOW}
+            for quota in quotas:
+                bt, br, bc = (float(v or 0) for v in next(answers))
+                end = ends[_INDEX[quota.period]]
+                quotas_out.append({
+                    "scope": kind, "period": quota.period,
+                    "resets_at": _iso(end) if end is not None else None,
+                    "tokens": _dimension(quota.tokens, int(bt), t),
+                    "requests": _dimension(quota.requests, int(br), n),
+                    "cost": _dimension(quota.cost, round(bc, 6), round(c, 6))})
+            if rate is not None and (rate.rpm, rate.tpm, rate.concurrent) != (None,) * 3:
+                rpm_reset = newest[0][1] + WINDOW - now if newest else 0.0
+                tpm_reset = max(tpm) + WINDOW - now if tpm else 0.0
+                rates_out.append({
+                    "scope": kind,
+                    "rpm": None if rate.rpm is None else {
+                        "limit": rate.rpm, "remaining": max(0, rate.rpm - count),
+                        "resets_in": math.ceil(rpm_reset - 1e-9)},
+                    "tpm": None if rate.tpm is None else {
+                        "limit": rate.tpm,
+                        "remaining": max(0, rate.tpm - sum(tpm.values()) - t),
+                        "resets_in": math.ceil(tpm_reset - 1e-9)},
+                    "concurrent": None if rate.concurrent is None else {
+                        "limit": rate.concurrent,
+                        "remaining": max(0, rate.concurrent - n), "resets_in": None}})
+        return {"token": token.name, "group": token.group.name if token.group else None,
+                "quotas": quotas_out, "rate_limits": rates_out}
+
+
+def _limits(token: Token) -> list[tuple[tuple[Quota, ...], RateLimit | None]]:
+    limits = [(token.quotas, token.rate_limit)]
+    if token.group is not None:
+        limits.append((token.group.quotas, token.group.rate_limit))
+    return limits
+
+
+def _limit(value: float | None) -> Any:
+    return -1 if value is None else value
+
+
+def _keep(end: float, now: float) -> int:
+    """Seconds to keep a period's bucket: until a day after it ends (times from the clock)."""
+    return max(1, int(end - now) + 86400)
+
+
+def _start(start: float) -> str:
+    return str(int(start))
+
+
+def _dimension(limit: float | None, used: float, reserved: float) -> dict[str, Any] | None:
+    if limit is None:
+        return None
+    remaining = max(0, limit - used - reserved)
+    if isinstance(remaining, float):
+        remaining = round(remaining, 6)
+    return {"limit": limit, "used": used, "reserved": reserved, "remaining": remaining}
+
+
+def _headers(limits: list[tuple[tuple[Quota, ...], RateLimit | None]],
+             values: Sequence[Any]) -> dict[str, str]:
+    """The ``x-ratelimit-*`` headers of the tightest rpm and tpm limits (`Limiter._headers`)."""
+    requests: tuple[int, int, float] | None = None
+    tokens: tuple[int, int, float] | None = None
+    for i, (_, rate) in enumerate(limits):
+        if rate is None:
+            continue
+        rpm_left, rpm_reset, tpm_left, tpm_reset = values[4 * i:4 * i + 4]
+        if rate.rpm is not None:
+            candidate = (int(float(rpm_left)), rate.rpm, float(rpm_reset))
+            if requests is None or candidate[:2] < requests[:2]:
+                requests = candidate
+        if rate.tpm is not None:
+            candidate = (int(float(tpm_left)), rate.tpm, float(tpm_reset))
+            if tokens is None or candidate[:2] < tokens[:2]:
+                tokens = candidate
+    headers: dict[str, str] = {}
+    if requests is not None:
+        headers["x-ratelimit-limit-requests"] = str(requests[1])
+        headers["x-ratelimit-remaining-requests"] = str(requests[0])
+        headers["x-ratelimit-reset-requests"] = format_reset(requests[2])
+    if tokens is not None:
+        headers["x-ratelimit-limit-tokens"] = str(tokens[1])
+        headers["x-ratelimit-remaining-tokens"] = str(tokens[0])
+        headers["x-ratelimit-reset-tokens"] = format_reset(tokens[2])
+    return headers
