@@ -463,7 +463,9 @@ class _Parser:
             self.error("database.url", "must start with postgresql://")
         state = self.section(m, "state", State, {
             "redis": self.secret, "on_state_failure": self.choice(("closed", "open")),
-            "lease": self.positive, "prefix": self.string})
+            "lease": self.duration, "prefix": self.string})
+        if state.lease <= 0:
+            self.error("state.lease", "must be greater than 0")
         if state.redis is not None and not state.redis.startswith(_REDIS_SCHEMES):
             self.error("state.redis", "must start with redis://, rediss:// or unix://")
         workers = self.workers(m.get("workers"))

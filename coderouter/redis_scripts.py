@@ -6,7 +6,8 @@ Per scope (a token ``t:NAME`` or a token group ``g:NAME``) under the key prefix 
   index IDX in `PERIODS` that started at START (kept until a day after the period ends);
 - ``P:held`` hash ``n t c``: requests in flight and what they reserved;
 - ``P:res`` hash id -> ``"tokens cost"`` and ``P:lease`` zset id -> expiry: the reservations;
-  one whose lease expired (its process died) is released by the next admission;
+  one whose lease expired (its process died or lost Redis) is released by the next
+  admission and stays as ``x`` until settled;
 - ``P:rpm`` zset id -> admission time, and ``P:tpm`` hash second -> settled tokens: the
   sliding 60 s windows.
 
@@ -18,17 +19,24 @@ from __future__ import annotations
 
 _COMMON = """
 local now = tonumber(ARGV[1])
-local function release(k, rid)
+-- Give back what reservation *rid* holds. An expired one (*expired*) stays as 'x', so its
+-- settlement still records the usage, and a settlement sent twice records it once.
+local function release(k, rid, expired)
   local amount = redis.call('HGET', k .. ':res', rid)
-  if amount then
+  if amount and amount ~= 'x' then
     local t, c = string.match(amount, '^(%S+) (%S+)$')
     redis.call('HINCRBY', k .. ':held', 'n', -1)
     -- 0 - x, not -x: Lua writes -0 for a zero, which HINCRBY refuses
     redis.call('HINCRBY', k .. ':held', 't', 0 - tonumber(t))
     redis.call('HINCRBYFLOAT', k .. ':held', 'c', 0 - tonumber(c))
+  end
+  if expired then
+    redis.call('HSET', k .. ':res', rid, 'x')
+  else
     redis.call('HDEL', k .. ':res', rid)
   end
   redis.call('ZREM', k .. ':lease', rid)
+  return amount
 end
 """
 
@@ -61,7 +69,7 @@ end
 for _, sc in ipairs(scopes) do
   local k = sc.key
   for _, rid in ipairs(redis.call('ZRANGEBYSCORE', k .. ':lease', '-inf', now)) do
-    release(k, rid)
+    release(k, rid, true)
   end
   local h = redis.call('HMGET', k .. ':held', 'n', 't', 'c')
   sc.n, sc.t, sc.c = tonumber(h[1]) or 0, tonumber(h[2]) or 0, tonumber(h[3]) or 0
@@ -158,19 +166,26 @@ end
 return headers({0, 0, 0, 0})
 """
 
-#: ARGV: now, id, forwarded (1/0), tokens, cost, prefix, scope count, then per scope: its key
-#: and 4 periods as (index, start, seconds to keep it or -1). Releases the reservation if it
-#: is still held; a forwarded request's usage goes into every period and the tpm window, one
-#: that was never forwarded takes its rpm entry back.
+#: ARGV: now, id, forwarded (1/0), tokens, cost, prefix, local (1/0), scope count, then per
+#: scope: its key and 4 periods as (index, start, seconds to keep it or -1).
+#: A reservation still known is released (an expired one was already); a forwarded
+#: request's usage goes into every period and the tpm window, one that was never forwarded
+#: takes its rpm entry back. Settling an unknown id does nothing, so a settlement sent again
+#: after a timeout counts once; *local* settlements (admitted while Redis was unreachable,
+#: no reservation) are made idempotent by a marker kept for a day instead.
 SETTLE = _COMMON + """
 local id, forwarded = ARGV[2], ARGV[3]
 local tokens, cost, prefix = tonumber(ARGV[4]), tonumber(ARGV[5]), ARGV[6]
-local i = 8
-for s = 1, tonumber(ARGV[7]) do
+local is_local = ARGV[7] == '1'
+if is_local and not redis.call('SET', prefix .. ':done:' .. id, '1', 'NX', 'EX', 86400) then
+  return 0
+end
+local i = 9
+for s = 1, tonumber(ARGV[8]) do
   local k = prefix .. ':' .. ARGV[i]
   i = i + 1
-  release(k, id)
-  if forwarded == '1' then
+  local known = is_local or release(k, id, false)
+  if forwarded == '1' and known then
     for p = 1, 4 do
       local bucket = k .. ':b:' .. ARGV[i] .. ':' .. ARGV[i + 1]
       redis.call('HINCRBY', bucket, 't', tokens)
@@ -184,7 +199,7 @@ for s = 1, tonumber(ARGV[7]) do
       redis.call('EXPIRE', k .. ':tpm', 120)
     end
   else
-    redis.call('ZREM', k .. ':rpm', id)
+    if forwarded ~= '1' then redis.call('ZREM', k .. ':rpm', id) end
     i = i + 12
   end
 end

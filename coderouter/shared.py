@@ -59,6 +59,8 @@ _WHAT = {1: "token", 2: "request", 3: "cost"}
 #: mode at once instead of each waiting for a timeout).
 _RETRY_AFTER_FAILURE = 1.0
 _SEP = "\x1f"
+#: Redis connections per process (admissions queue for one beyond that).
+_CONNECTIONS = 32
 
 
 def key_id(key: str) -> str:
@@ -136,7 +138,7 @@ class _LocalReservation:
         self._inner.settle(tokens=tokens, cost=cost, forwarded=forwarded)
         limiter = self._limiter
         limiter.pending.append(_Settlement(
-            f"local:{next(limiter.ids)}", self._scopes, max(0, int(tokens)),
+            f"local:{limiter.process}:{next(limiter.ids)}", self._scopes, max(0, int(tokens)),
             max(0.0, float(cost)), forwarded, limiter.clock()))
 
 
@@ -191,9 +193,11 @@ class SharedLimiter:
         """
         redis = _redis()
         self._errors = (OSError, redis.RedisError)
-        self.redis = redis.asyncio.from_url(
-            self.state.redis, socket_timeout=2.0, socket_connect_timeout=2.0,
-            retry_on_timeout=False, decode_responses=True)
+        # a bounded pool that makes a burst wait for a connection instead of failing
+        pool = redis.asyncio.BlockingConnectionPool.from_url(
+            self.state.redis, max_connections=_CONNECTIONS, timeout=5.0, socket_timeout=2.0,
+            socket_connect_timeout=2.0, decode_responses=True)
+        self.redis = redis.asyncio.Redis(connection_pool=pool)
         self._admit = self.redis.register_script(ADMIT)
         self._settle = self.redis.register_script(SETTLE)
         try:
@@ -298,9 +302,13 @@ class SharedLimiter:
         """As `Limiter.admit`, across every process; the failure mode when Redis is down."""
         tokens, cost = max(0, int(estimate_tokens)), max(0.0, float(estimate_cost))
         if time.monotonic() >= self._skip_until:
+            rid = f"{self.process}:{next(self.ids)}"
             try:
-                return await self._admit_shared(token, tokens, cost)
+                return await self._admit_shared(token, tokens, cost, rid)
             except self._errors as exc:
+                # the script may have run before the connection failed: take it back later
+                self.pending.append(_Settlement(rid, scopes_of(token), 0, 0.0, False,
+                                                self.clock()))
                 await self._failed_async(exc)
         return self._fallback(token, tokens, cost)
 
@@ -314,13 +322,12 @@ class SharedLimiter:
         inner = self.local.admit(token, estimate_tokens=tokens, estimate_cost=cost)
         return _LocalReservation(self, inner, scopes_of(token))
 
-    async def _admit_shared(self, token: Token, tokens: int,
-                            cost: float) -> SharedReservation:
+    async def _admit_shared(self, token: Token, tokens: int, cost: float,
+                            rid: str) -> SharedReservation:
         now = self.clock()
         starts = self._calendar.at(now)
         ends = self._calendar.ends
         scopes = scopes_of(token)
-        rid = f"{self.process}:{next(self.ids)}"
         args: list[Any] = [repr(now), rid, repr(now + self.state.lease), tokens, repr(cost),
                            self.state.prefix, len(scopes)]
         limits = _limits(token)
@@ -391,7 +398,8 @@ class SharedLimiter:
         starts = self._calendar.at(s.at)
         ends = self._calendar.ends
         args: list[Any] = [repr(s.at), s.id, "1" if s.forwarded else "0", s.tokens,
-                           repr(s.cost), self.state.prefix, len(s.scopes)]
+                           repr(s.cost), self.state.prefix,
+                           "1" if s.id.startswith("local:") else "0", len(s.scopes)]
         for scope in s.scopes:
             args.append(scope)
             for index, start in enumerate(starts):

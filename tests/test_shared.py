@@ -1,0 +1,245 @@
+"""Shared state in a real Redis: gateway processes that count every limit once, together."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+from collections import Counter
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+import yaml
+
+from tests.conftest import ALICE, BOB, StartGateway, base_config
+from tests.fakes import Behaviour, FakeUpstream
+from tests.servers import Redis
+from tests.service import Process, serving, until
+from tests.test_quotas import CAROL
+
+PROCESSES = 3
+
+
+def shared_config(upstream: FakeUpstream, tmp_path: Path, state: dict[str, Any],
+                  ) -> dict[str, Any]:
+    """alice: 10 requests a day; carol (team): 20 rpm; bob: 4 concurrent, any model."""
+    config = base_config(upstream.url, tmp_path)
+    config["state"] = state
+    config["tokens"][0]["quota"] = {"requests": 10, "period": "day"}
+    config["tokens"][1]["models"] = ["smart"]
+    config["tokens"][1]["rate_limit"] = {"concurrent": 4}
+    config["tokens"].append({"name": "carol", "key": CAROL, "group": "team",
+                             "rate_limit": {"rpm": 20}})
+    return config
+
+
+@contextlib.asynccontextmanager
+async def processes(config: dict[str, Any], tmp_path: Path,
+                    count: int = PROCESSES) -> AsyncIterator[list[Process]]:
+    """*count* gateway processes on one config (one database, one Redis), each on its port."""
+    async with contextlib.AsyncExitStack() as stack:
+        started = []
+        for n in range(count):
+            home = tmp_path / f"p{n}"
+            home.mkdir()
+            started.append(await stack.enter_async_context(serving(config, home)))
+        yield started
+
+
+async def post(http: aiohttp.ClientSession, url: str, key: str) -> int:
+    async with http.post(url + "/v1/chat/completions", headers={"Authorization": f"Bearer {key}"},
+                         json={"model": "smart", "messages": []}) as resp:
+        await resp.read()
+        return resp.status
+
+
+async def burst(urls: list[str], key: str, n: int) -> Counter[int]:
+    """*n* concurrent requests spread over *urls*; how many got each status."""
+    connector = aiohttp.TCPConnector(limit=0)
+    async with aiohttp.ClientSession(connector=connector) as http:
+        statuses = await asyncio.gather(*(post(http, urls[i % len(urls)], key)
+                                          for i in range(n)))
+    return Counter(statuses)
+
+
+def test_quota_suite_passes_on_redis_state(redis_server: Redis) -> None:
+    """Every quota and rate-limit test of tests/test_quotas.py, with the gateway's counters in
+    Redis instead of its memory: the same answers, messages, headers and reports."""
+    done = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests/test_quotas.py"],
+        env={**os.environ, "CODEROUTER_TEST_REDIS": redis_server.url}, capture_output=True,
+        text=True, timeout=300, cwd=Path(__file__).parent.parent)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+
+
+async def test_limits_hold_across_processes(upstream: FakeUpstream, tmp_path: Path,
+                                            redis_state: dict[str, Any]) -> None:
+    """Three processes sharing Redis: 300 concurrent requests against a quota with room for 10
+    admit exactly 10; 90 against 20 rpm admit 20; 30 held ones against 4 concurrent admit 4."""
+    async with processes(shared_config(upstream, tmp_path, redis_state), tmp_path) as gws:
+        urls = [gw.url for gw in gws]
+        assert await burst(urls, ALICE, 300) == {200: 10, 429: 290}
+        assert await burst(urls, CAROL, 90) == {200: 20, 429: 70}
+
+        hold = asyncio.Event()
+        upstream.default = Behaviour(hold=hold)
+        connector = aiohttp.TCPConnector(limit=0)
+        async with aiohttp.ClientSession(connector=connector) as http:
+            held = [asyncio.create_task(post(http, urls[i % 3], BOB)) for i in range(4)]
+            await until(lambda: _true(upstream.in_flight == 4), "4 requests at the upstream")
+            refused = await asyncio.gather(*(post(http, urls[i % 3], BOB) for i in range(26)))
+            hold.set()
+            assert sorted(await asyncio.gather(*held)) == [200] * 4
+        assert Counter(refused) == {429: 26}
+
+        async def all_rows() -> bool:
+            return len(gws[0].rows()) == 420
+        await until(all_rows, "every process's rows")
+        rows = gws[0].rows()
+    by_token = Counter((r["token"], r["status"]) for r in rows)
+    assert by_token == {("alice", 200): 10, ("alice", 429): 290, ("carol", 200): 20,
+                        ("carol", 429): 70, ("bob", 200): 4, ("bob", 429): 26}
+
+
+async def test_cooldown_in_one_process_is_seen_by_the_others(
+        upstream: FakeUpstream, tmp_path: Path, redis_state: dict[str, Any]) -> None:
+    """A target cooled by a failure in one process is skipped by the others at once."""
+    config = shared_config(upstream, tmp_path, redis_state)
+    config["model_groups"][0]["cooldown"] = "60s"
+    config["model_groups"][0]["retry"] = {"attempts": 1}
+    async with processes(config, tmp_path) as gws:
+        upstream.then(status=500)
+        async with aiohttp.ClientSession() as http:
+            assert await post(http, gws[0].url, CAROL) == 502
+            seen = len(upstream.seen)
+
+            async def cooled_everywhere() -> bool:
+                statuses = [await post(http, gw.url, CAROL) for gw in gws[1:]]
+                return statuses == [502, 502]
+            await until(cooled_everywhere, "the cooldown in the other processes")
+        assert len(upstream.seen) == seen  # they did not try the cooling target
+
+
+async def test_a_killed_process_releases_its_reservations_after_the_lease(
+        upstream: FakeUpstream, tmp_path: Path, redis_state: dict[str, Any]) -> None:
+    """kill -9 of a process holding bob's 4 concurrent slots: the others refuse bob until the
+    lease runs out, then admit him; requests the dead process held are not counted twice."""
+    config = shared_config(upstream, tmp_path, {**redis_state, "lease": "2s"})
+    hold = asyncio.Event()
+    upstream.default = Behaviour(hold=hold)
+    async with processes(config, tmp_path, 2) as (victim, survivor):
+        connector = aiohttp.TCPConnector(limit=0)
+        async with aiohttp.ClientSession(connector=connector) as http:
+            held = [asyncio.create_task(post(http, victim.url, BOB)) for _ in range(4)]
+            await until(lambda: _true(upstream.in_flight == 4), "4 requests at the upstream")
+            victim.proc.send_signal(signal.SIGKILL)
+            await victim.proc.wait()
+            assert await post(http, survivor.url, BOB) == 429
+            for task in held:
+                with contextlib.suppress(aiohttp.ClientError):
+                    await task
+            hold.set()
+
+            async def admitted() -> bool:
+                return await post(http, survivor.url, BOB) == 200
+            await until(admitted, "the dead process's reservations to expire")
+            again = asyncio.Event()
+            upstream.default = Behaviour(hold=again)
+            tries = [asyncio.create_task(post(http, survivor.url, BOB)) for _ in range(10)]
+            await until(lambda: _true(upstream.in_flight == 4), "4 slots in use again")
+            await until(lambda: _true(sum(t.done() for t in tries) == 6), "6 refusals")
+            again.set()
+            assert Counter(await asyncio.gather(*tries)) == {200: 4, 429: 6}
+
+
+async def _true(value: bool) -> bool:
+    return value
+
+
+@pytest.fixture
+def own_redis() -> Any:
+    """A Redis of this test's own, to stop and start."""
+    server = Redis()
+    yield server
+    server.close()
+
+
+async def test_redis_down_closed_refuses_then_rebuilds(
+        start_gateway: StartGateway, upstream: FakeUpstream, tmp_path: Path,
+        own_redis: Redis) -> None:
+    """on_state_failure closed: with Redis gone requests get 503 saying why; when it comes
+    back empty, the counters are rebuilt from the usage table and the quota still holds."""
+    config = shared_config(upstream, tmp_path, {"redis": own_redis.url})
+    gateway = await start_gateway(config)
+    async with aiohttp.ClientSession() as http:
+        assert [await post(http, gateway.url, ALICE) for _ in range(6)] == [200] * 6
+        own_redis.stop()
+        async with http.post(gateway.url + "/v1/chat/completions",
+                             headers={"Authorization": f"Bearer {ALICE}"},
+                             json={"model": "smart", "messages": []}) as resp:
+            body = await resp.json()
+            assert resp.status == 503 and resp.headers["Retry-After"] == "1"
+        assert body["error"]["code"] == "storage_unavailable"
+        assert "shared state is unavailable (Redis: " in body["error"]["message"]
+        own_redis.start()
+
+        polls: list[int] = []
+
+        async def back() -> bool:
+            polls.append(await post(http, gateway.url, ALICE))
+            return polls[-1] == 200
+        await until(back, "Redis to be used again")
+        assert [await post(http, gateway.url, ALICE) for _ in range(4)] == [200, 200, 200, 429]
+    rows = await gateway.rows()
+    assert Counter(r["status"] for r in rows) == {200: 10, 503: len(polls), 429: 1}
+
+
+def test_check_refuses_workers_without_redis(tmp_path: Path) -> None:
+    """`check` refuses several workers without shared state, saying why."""
+    config = base_config("http://127.0.0.1:9/v1", tmp_path)
+    config["workers"] = 2
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
+    done = subprocess.run([sys.executable, "-m", "coderouter", "check", "-c",
+                           str(tmp_path / "config.yaml")], capture_output=True, text=True,
+                          timeout=30)
+    assert done.returncode == 1
+    assert ("workers: 2 workers need state.redis: each process would count quotas, rate "
+            "limits and cooldowns on its own, so every limit would be multiplied by the "
+            "number of workers") in done.stderr
+
+
+async def test_redis_down_open_counts_locally_then_reconciles(
+        start_gateway: StartGateway, upstream: FakeUpstream, tmp_path: Path,
+        own_redis: Redis) -> None:
+    """on_state_failure open: with Redis unresponsive, requests are admitted against this
+    process's counters (the quota still holds); when it answers again, what was used meanwhile
+    is added to Redis, so the shared counters are exact."""
+    config = shared_config(upstream, tmp_path, {"redis": own_redis.url, "lease": "3s",
+                                                "on_state_failure": "open"})
+    gateway = await start_gateway(config)
+    async with aiohttp.ClientSession() as http:
+        assert [await post(http, gateway.url, ALICE) for _ in range(4)] == [200] * 4
+        assert own_redis.proc is not None
+        own_redis.proc.send_signal(signal.SIGSTOP)  # a partition: data kept, no answers
+        try:
+            assert [await post(http, gateway.url, ALICE) for _ in range(3)] == [200] * 3
+        finally:
+            own_redis.proc.send_signal(signal.SIGCONT)
+        shared = gateway.state.shared
+        assert shared is not None
+
+        async def reconciled() -> bool:
+            return shared.problem is None and not shared.pending
+        await until(reconciled, "the local usage to reach Redis")
+        async with http.get(gateway.url + "/v1/usage",
+                            headers={"Authorization": f"Bearer {ALICE}"}) as resp:
+            report = await resp.json()
+        assert report["quotas"][0]["requests"] == {"limit": 10, "used": 7, "reserved": 0,
+                                                   "remaining": 3}
+        assert [await post(http, gateway.url, ALICE) for _ in range(4)] == [200] * 3 + [429]
