@@ -37,3 +37,14 @@ def test_estimate_counts_tool_definitions_and_tool_calls() -> None:
 def test_estimate_of_non_dict_is_zero() -> None:
     """A body that is not an object estimates to 0."""
     assert estimate_tokens([]) == 0  # type: ignore[arg-type]
+
+
+def test_estimate_takes_tool_schemas_whose_type_is_a_list_or_an_object() -> None:
+    """JSON schemas say ``"type": ["string", "null"]`` and may name a property ``type``
+    (Codex and qwen-code tools do both); the estimate counts them, never fails."""
+    schema = {"type": "object", "properties": {
+        "path": {"type": ["string", "null"]},
+        "type": {"type": "string", "enum": ["file", "dir"]}}}
+    body = {"model": "m", "input": "hi", "tools": [
+        {"type": "function", "name": "read", "parameters": schema}]}
+    assert estimate_tokens(body) > estimate_tokens({"model": "m", "input": "hi"})
