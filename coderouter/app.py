@@ -34,12 +34,12 @@ def create_app(holder: ConfigHolder, *, watch: bool = False,
     *clock* (unix seconds) stamps usage rows and drives quota periods and rate-limit windows.
     """
     config = holder.current
-    pools, health = Pools(), Health()
+    pools, health = Pools(), Health(sessions=config.limits.sessions)
     gateway = Gateway(holder=holder, pools=pools, health=health,
                       forwarder=Forwarder(pools, health),
                       writer=usage_store(config.database),
                       limiter=Limiter(clock), clock=clock)
-    holder.on_swap = partial(_swapped, pools)
+    holder.on_swap = partial(_swapped, pools, health)
     app = web.Application(middlewares=[handlers.errors_middleware])
     app[GATEWAY] = gateway
     app[METRICS] = Metrics.attach(gateway)
@@ -78,9 +78,11 @@ def usage_store(database: Database) -> UsageStore:
     return UsageWriter(database.path)
 
 
-def _swapped(pools: Pools, old: Config, new: Config) -> None:
-    """A reload: close the pools of removed or disabled channels after their last request."""
+def _swapped(pools: Pools, health: Health, old: Config, new: Config) -> None:
+    """A reload: close the pools of removed or disabled channels after their last request;
+    apply the new bound on sticky sessions."""
     pools.retain(channel.name for channel in new.channels if channel.enabled)
+    health.sticky.maximum = new.limits.sessions
 
 
 async def _drain(app: web.Application) -> None:

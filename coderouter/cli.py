@@ -163,7 +163,7 @@ def _print_report(args: argparse.Namespace, report: list[dict[str, Any]]) -> Non
 
 
 def print_table(by: str, report: Sequence[dict[str, Any]]) -> None:
-    headers = (by, *REPORT_FIELDS)
+    headers = (by, *REPORT_FIELDS, "cache_hit_ratio")
     cells = [[_cell(item[h]) for h in headers] for item in report]
     widths = [max([len(h), *(len(row[i]) for row in cells)]) for i, h in enumerate(headers)]
     print("  ".join(h.ljust(w) if i == 0 else h.rjust(w)

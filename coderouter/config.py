@@ -7,6 +7,7 @@ Both raise `ConfigError` listing every problem at once, so an operator fixes the
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import datetime as dt
 import difflib
 import hashlib
@@ -68,6 +69,7 @@ class Admin:
 class Limits:
     max_body: int = 20 * 1024 * 1024
     body_timeout: float = 60.0  # a caller that stalls mid-body is answered 408
+    sessions: int = 100_000  # sticky-session pins kept (least recently used dropped first)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -154,6 +156,8 @@ class ModelGroup:
     #: False: the models of this group have no reasoning setting; a translated request's
     #: thinking is dropped instead of becoming ``reasoning_effort``.
     reasoning: bool = True
+    #: How long a session stays on the target and key that served it; 0 = not sticky.
+    sticky_ttl: float = 3600.0
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -476,8 +480,9 @@ class _Parser:
         admin = self.section(m, "admin", Admin, {"key": self.secret})
         if admin.key == "":
             admin = Admin()
-        limits = self.section(m, "limits", Limits, {"max_body": self.size,
-                                                               "body_timeout": self.duration})
+        limits = self.section(m, "limits", Limits, {
+            "max_body": self.size, "body_timeout": self.duration,
+            "sessions": lambda v, p: self.integer(v, p, 1)})
         shutdown = self.section(m, "shutdown", Shutdown, {"grace": self.duration})
         log = self.section(m, "log", Log, {
             "format": self.choice(("plain", "json")), "access": self.boolean})
@@ -598,7 +603,7 @@ class _Parser:
     def model_group(self, raw: Any, path: str,
                     channels: dict[str, Channel]) -> tuple[ModelGroup, str] | None:
         m = self.mapping(raw, path, ("name", "targets", "retry", "cooldown", "price",
-                                     "reasoning"))
+                                     "reasoning", "sticky"))
         if m is None:
             return None
         name = self.field(m, path, "name", self.string)
@@ -611,6 +616,7 @@ class _Parser:
         if retry and "attempts" in retry:
             attempts = self.integer(retry["attempts"], _join(path, "retry.attempts"), 1) or 3
         cooldown = self.field(m, path, "cooldown", self.duration, 30.0)
+        sticky = self.field(m, path, "sticky", self.sticky, 3600.0)
         price = None
         if m.get("price") is not None:
             price_path = _join(path, "price")
@@ -623,10 +629,19 @@ class _Parser:
                 elif None not in values.values():
                     price = Price(**values)
         reasoning = self.field(m, path, "reasoning", self.boolean, True)
-        if name is None or cooldown is None or reasoning is None:
+        if name is None or cooldown is None or reasoning is None or sticky is None:
             return None
         return ModelGroup(name=name, targets=tuple(targets), attempts=attempts,
-                          cooldown=cooldown, price=price, reasoning=reasoning), path
+                          cooldown=cooldown, price=price, reasoning=reasoning,
+                          sticky_ttl=sticky), path
+
+    def sticky(self, value: Any, path: str) -> float | None:
+        """``true`` (one hour), ``false`` (off), or a duration."""
+        if value is True:
+            return 3600.0
+        if value is False:
+            return 0.0
+        return self.duration(value, path)
 
     def target(self, raw: Any, path: str, channels: dict[str, Channel]) -> Target | None:
         m = self.mapping(raw, path, ("channel", "model", "weight", "priority"))
@@ -726,9 +741,7 @@ def _routes(channels: list[Channel], groups: list[ModelGroup]) -> dict[str, Mode
               for name, targets in listed.items()}
     for group in groups:
         enabled = tuple(t for t in group.targets if t.channel.enabled)
-        routes[group.name] = ModelGroup(name=group.name, targets=enabled, attempts=group.attempts,
-                                        cooldown=group.cooldown, price=group.price,
-                                        reasoning=group.reasoning)
+        routes[group.name] = dataclasses.replace(group, targets=enabled)
     return routes
 
 

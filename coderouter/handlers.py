@@ -37,6 +37,7 @@ from .errors import (
 from .estimate import MAX_DEPTH, scan_body
 from .logs import log_unserved
 from .proxy import SHUTTING_DOWN, Exchange
+from .sessions import client_name, session_key
 from .sse import COUNTING, Dialect
 from .state import GATEWAY
 from .usage import GROUPINGS, DatabaseUnavailable, Record, parse_moment
@@ -144,7 +145,8 @@ async def relay(request: web.Request, *, dialect: Dialect | None = None,
     started = time.monotonic()
     record = Record(ts=gw.clock(), request_id=request_id(request), endpoint=request.path,
                     token=token.name, token_group=token.group.name if token.group else None,
-                    client_ip=request.remote)
+                    client_ip=request.remote,
+                    client=client_name(request.headers.get("User-Agent")))
     exchange: Exchange | None = None
     admission = None
     try:
@@ -162,9 +164,11 @@ async def relay(request: web.Request, *, dialect: Dialect | None = None,
         if route is None:
             raise ModelNotFound(f"the model '{model}' does not exist")
         check_model(token, model)
+        record.session = session_key(request.headers, payload)[0]
         exchange = Exchange(request=request, dialect=dialect, payload=payload, route=route,
                             record=record, scrubber=config.scrubber,
-                            raw=body if raw else None, prompt_estimate=prompt)
+                            raw=body if raw else None, prompt_estimate=prompt,
+                            session=record.session)
         if gw.limiter is not None and dialect not in COUNTING:  # counting uses no quota
             reserve = prompt + output_allowance(payload)
             price = route.price

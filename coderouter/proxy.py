@@ -88,6 +88,8 @@ class Exchange:
     record: Record
     #: The prompt's token estimate (`estimate.scan_body`), taken once when the body was read.
     prompt_estimate: int = 0
+    #: The conversation this request belongs to (`sessions.session_key`), for sticky routing.
+    session: str | None = None
     started: float = field(default_factory=time.monotonic)
     usage: Usage | None = None
     estimated: bool = False
@@ -188,7 +190,7 @@ class Forwarder:
         route, record = ex.route, ex.record
         attempts = route.attempts
         failure: GatewayError | None = None
-        candidates = [(t, p) for t in self.health.plan(route)
+        candidates = [(t, p) for t in self.health.plan(route, ex.session)
                       if (p := plan_for(ex.dialect, t)) is not False]
         if not candidates and ex.dialect in COUNTING:
             return self._count_locally(ex)
@@ -205,7 +207,8 @@ class Forwarder:
             kind = "failover" if record.attempts else "first"
             try:
                 while attempts:
-                    key = self.health.next_key(channel) if channel.type != "mock" else ""
+                    key = "" if channel.type == "mock" else self.health.next_key(
+                        channel, self.health.pinned_key(route, ex.session, target))
                     if key is None:
                         break
                     attempts -= 1
@@ -227,7 +230,7 @@ class Forwarder:
                         self.health.failed(target, route.cooldown)
                         settled = True
                         break
-                    self.health.succeeded(target)
+                    self.health.served(route, ex.session, target, key)
                     settled = True
                     return response
             finally:
@@ -261,6 +264,9 @@ class Forwarder:
             else dict(ex.payload)
         if conversion and not ex.route.reasoning:
             drop_reasoning(body)
+        if ex.session is not None and "prompt_cache_key" not in body \
+                and _takes_cache_key(channel.base_url, dialect):
+            body["prompt_cache_key"] = ex.session  # keeps the upstream's prompt cache warm
         injected = False
         if dialect in _MODEL_IN_URL:
             # as it came, unless it names the model inside (countTokens' generateContentRequest)
@@ -441,6 +447,12 @@ class Forwarder:
                                      if convert else
                                      error_event(ex.dialect, message, failure.code))
         return response
+
+
+def _takes_cache_key(base_url: str, dialect: Dialect) -> bool:
+    """Whether the upstream reads ``prompt_cache_key``: any Responses API, and OpenAI's own
+    Chat Completions (other Chat servers may refuse a field they do not know)."""
+    return dialect == "responses" or (dialect == "chat" and "//api.openai.com" in base_url)
 
 
 def gemini_body(body: dict[str, Any], model: str) -> dict[str, Any]:

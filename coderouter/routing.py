@@ -1,7 +1,9 @@
-"""Which target and key to try next: priority tiers, weights, cooldowns. Pure; clock injected.
+"""Which target and key to try next: sticky sessions, priority tiers, weights, cooldowns.
+Pure; clock injected.
 
 Health outlives config reloads: cooldowns are keyed by channel name and model (targets) and by
-channel name and key (keys), so an edited YAML does not forgive a failing upstream.
+channel name and key (keys), so an edited YAML does not forgive a failing upstream; session pins
+are keyed by model group name and session, and name their target the same way.
 """
 
 from __future__ import annotations
@@ -9,6 +11,7 @@ from __future__ import annotations
 import itertools
 import random
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
@@ -21,13 +24,55 @@ class _Cooldown:
     trial: bool = False  # a single trial request is in flight after the cooldown ended
 
 
+@dataclass(slots=True)
+class Pin:
+    """Where a session was last served: a target's id and the channel key used."""
+
+    target: tuple[str, str]
+    key: str
+    until: float
+
+
+class Sticky:
+    """Session pins: an LRU of at most *maximum* sessions, each kept for its group's TTL.
+
+    A pin is refreshed by every success; an expired pin is as good as none, so the next
+    request of that session is placed by weights and priorities again.
+    """
+
+    def __init__(self, maximum: int = 100_000) -> None:
+        self.maximum = maximum
+        self._pins: OrderedDict[tuple[str, str], Pin] = OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self._pins)
+
+    def get(self, group: str, session: str, now: float) -> Pin | None:
+        pin = self._pins.get((group, session))
+        if pin is None:
+            return None
+        if now >= pin.until:
+            del self._pins[(group, session)]
+            return None
+        return pin
+
+    def pin(self, group: str, session: str, target: tuple[str, str], key: str,
+            until: float) -> None:
+        pins = self._pins
+        pins[(group, session)] = Pin(target, key, until)
+        pins.move_to_end((group, session))
+        while len(pins) > self.maximum:
+            pins.popitem(last=False)
+
+
 class Health:
-    """Cooldowns of targets and channel keys, and round-robin key rotation."""
+    """Cooldowns of targets and channel keys, round-robin key rotation, session pins."""
 
     def __init__(self, clock: Callable[[], float] = time.monotonic,
-                 rng: random.Random | None = None) -> None:
+                 rng: random.Random | None = None, sessions: int = 100_000) -> None:
         self.clock = clock
         self.rng = rng or random.Random()
+        self.sticky = Sticky(sessions)
         #: Called with (channel name, "target" | "key") when a cooldown starts.
         self.on_cooldown: Callable[[str, str], None] | None = None
         #: Called with ("target", (channel, model) | "key", (channel, key), seconds) when a
@@ -38,15 +83,39 @@ class Health:
         self._keys: dict[tuple[str, str], float] = {}
         self._rotation: dict[str, Iterator[int]] = {}
 
-    def plan(self, group: ModelGroup) -> list[Target]:
-        """Return *group*'s targets in the order to try: lower priority first, weighted-random
-        within a tier. Cooling targets stay in the plan; `acquire` decides at attempt time."""
-        targets = group.targets
+    def plan(self, group: ModelGroup, session: str | None = None,
+             targets: tuple[Target, ...] | None = None) -> list[Target]:
+        """Return the targets to try, in order: the session's pinned target first when it has
+        one, then lower priority first, weighted-random within a tier. *targets* defaults to
+        the group's. Cooling targets stay in the plan; `acquire` decides at attempt time."""
+        if targets is None:
+            targets = group.targets
         if len(targets) == 1:
             return [targets[0]]
         rng = self.rng.random
         # Efraimidis-Spirakis: sorting by u ** (1 / w) draws a weighted order without replacement.
-        return sorted(targets, key=lambda t: (t.priority, -(rng() ** (1.0 / t.weight))))
+        order = sorted(targets, key=lambda t: (t.priority, -(rng() ** (1.0 / t.weight))))
+        pin = self.sticky.get(group.name, session, self.clock()) if session is not None else None
+        if pin is not None:
+            for i, target in enumerate(order):
+                if target.id == pin.target:
+                    order.insert(0, order.pop(i))
+                    break
+        return order
+
+    def pinned_key(self, group: ModelGroup, session: str | None, target: Target) -> str | None:
+        """The key *session* was last served with on *target*, when it is pinned there."""
+        if session is None:
+            return None
+        pin = self.sticky.get(group.name, session, self.clock())
+        return pin.key if pin is not None and pin.target == target.id else None
+
+    def served(self, group: ModelGroup, session: str | None, target: Target, key: str) -> None:
+        """*target* answered *session* with *key*: clear its cooldown and (re)pin the session."""
+        self._targets.pop(target.id, None)
+        if session is not None and group.sticky_ttl > 0:
+            self.sticky.pin(group.name, session, target.id, key,
+                            self.clock() + group.sticky_ttl)
 
     def acquire(self, target: Target) -> bool:
         """Whether *target* may be tried now; after a cooldown, only one trial request may."""
@@ -104,11 +173,16 @@ class Health:
         if state is not None:
             state.trial = False
 
-    def next_key(self, channel: Channel) -> str | None:
-        """The channel's next key in rotation that is not cooling down, or None."""
+    def next_key(self, channel: Channel, prefer: str | None = None) -> str | None:
+        """*prefer* when the channel has it and it is not cooling down, else the channel's next
+        key in rotation that is not cooling down, or None."""
         keys = channel.keys
         if not keys:
             return None
+        if prefer is not None and prefer in keys:
+            until = self._keys.get((channel.name, prefer))
+            if until is None or self.clock() >= until:
+                return prefer
         rotation = self._rotation.get(channel.name)
         if rotation is None:
             rotation = self._rotation[channel.name] = itertools.count()

@@ -120,6 +120,9 @@ class AddColumn:
 #: Every schema step, oldest first; version N is ``MIGRATIONS[N - 1]``. Append only.
 MIGRATIONS: tuple[Migration, ...] = (
     CreateUsage(),
+    AddColumn("session", "text"),
+    AddColumn("client", "text"),
+    AddColumn("rule", "text"),
 )
 
 #: The table recording which versions a database has.

@@ -52,6 +52,10 @@ class Record:
     attempts: int = 0
     error: str | None = None
     client_ip: str | None = None
+    #: The conversation (`sessions.session_key`), the agent or SDK, the routing rule that fired.
+    session: str | None = None
+    client: str | None = None
+    rule: str | None = None
 
 
 COLUMNS = tuple(f.name for f in fields(Record))
@@ -343,6 +347,8 @@ GROUPINGS = {
     "group": "token_group",
     "model": "model",
     "channel": "channel",
+    "session": "session",
+    "client": "client",
     "day": "",  # per engine, see _DAY
 }
 _DAY: dict[Engine, str] = {
@@ -353,9 +359,10 @@ _DAY: dict[Engine, str] = {
 _AGGREGATES = ("count(*) AS requests, coalesce(sum(prompt_tokens), 0), "
                "coalesce(sum(completion_tokens), 0), coalesce(sum(total_tokens), 0), "
                "coalesce(sum(cost), 0.0), "
-               "coalesce(sum(CASE WHEN status >= 400 THEN 1 ELSE 0 END), 0)")
+               "coalesce(sum(CASE WHEN status >= 400 THEN 1 ELSE 0 END), 0), "
+               "coalesce(sum(cached_tokens), 0)")
 REPORT_FIELDS = ("requests", "prompt_tokens", "completion_tokens", "total_tokens", "cost",
-                 "errors")
+                 "errors", "cached_tokens")
 
 
 def placeholders(sql: str, engine: Engine) -> str:
@@ -419,10 +426,13 @@ async def aggregate(db: aiosqlite.Connection, by: str, since: float | None,
 def report_rows(by: str, rows: Sequence[Sequence[Any]]) -> list[dict[str, Any]]:
     """Shape aggregate rows as ``[{by: value, requests, prompt_tokens, …}]``."""
     out = []
-    for key, requests, prompt, completion, total, cost, errors in rows:
-        out.append({by: key, "requests": int(requests), "prompt_tokens": int(prompt),
+    for key, requests, prompt, completion, total, cost, errors, cached in rows:
+        prompt, cached = int(prompt), int(cached)
+        out.append({by: key, "requests": int(requests), "prompt_tokens": prompt,
                     "completion_tokens": int(completion), "total_tokens": int(total),
-                    "cost": round(float(cost), 6), "errors": int(errors)})
+                    "cost": round(float(cost), 6), "errors": int(errors),
+                    "cached_tokens": cached,
+                    "cache_hit_ratio": round(cached / prompt, 4) if prompt else 0.0})
     return out
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -41,11 +42,14 @@ def two_tier(primary: FakeUpstream, backup: FakeUpstream, tmp_path: Path,
     }
 
 
-async def ask(gateway: Running, stream: bool = False) -> tuple[int, bytes]:
+async def ask(gateway: Running, stream: bool = False,
+              session: str | None = None) -> tuple[int, bytes]:
+    """One chat request; each is a new session unless *session* names one."""
+    headers = {"Authorization": f"Bearer {ALICE}", "x-session-id": session or uuid.uuid4().hex}
     async with aiohttp.ClientSession() as http:
         async with http.post(gateway.url + "/v1/chat/completions",
                              json={"model": "smart", "stream": stream},
-                             headers={"Authorization": f"Bearer {ALICE}"}) as resp:
+                             headers=headers) as resp:
             return resp.status, await resp.read()
 
 
@@ -98,12 +102,15 @@ async def test_key_refused_rotates_to_the_next_key(
 
 async def test_keys_rotate_round_robin(start_gateway: StartGateway, upstream: FakeUpstream,
                                        backup: FakeUpstream, tmp_path: Path) -> None:
-    """Healthy keys of a channel take turns."""
+    """Healthy keys of a channel take turns across sessions; a session keeps its key."""
     gateway = await start_gateway(two_tier(upstream, backup, tmp_path))
-    for _ in range(4):
-        await ask(gateway)
+    for i in range(4):
+        await ask(gateway, session=f"s{i}")
     used = [s.headers["Authorization"] for s in upstream.seen]
     assert used[0] != used[1] and used[0] == used[2] and used[1] == used[3]
+    for _ in range(3):
+        await ask(gateway, session="s1")
+    assert [s.headers["Authorization"] for s in upstream.seen[4:]] == [used[1]] * 3
 
 
 async def test_failing_target_is_skipped_then_tried_once(

@@ -71,7 +71,9 @@ async def test_release_0_1_database_opens_with_rows_intact(tmp_path: Path) -> No
     await writer.open()
     writer.add(Record(ts=2000.0, request_id="r3", endpoint="/v1/responses", status=200))
     await writer.close()
-    assert table(path, "SELECT * FROM usage WHERE id <= 2 ORDER BY id") == OLD_ROWS
+    added = (None,) * (1 + len(COLUMNS) - len(OLD_ROWS[0]))  # later columns: their default
+    assert table(path, "SELECT * FROM usage WHERE id <= 2 ORDER BY id") == [
+        row + added for row in OLD_ROWS]
     assert table(path, "SELECT request_id FROM usage WHERE id > 2") == [("r3",)]
     assert table(path, "SELECT version, name FROM schema_migrations ORDER BY version") == [
         (version, m.name) for version, m in enumerate(MIGRATIONS, start=1)]
@@ -84,15 +86,16 @@ async def test_a_new_column_keeps_every_row(tmp_path: Path) -> None:
     (or its default), and applied exactly once."""
     path = tmp_path / "usage.sqlite"
     release_0_1_database(path)
-    later = (*MIGRATIONS, AddColumn("session", "text"), AddColumn("retries", "integer", "0"))
+    later = (*MIGRATIONS, AddColumn("note", "text"), AddColumn("retries", "integer", "0"))
     async with aiosqlite.connect(path) as db:
         assert await migrate(db) == list(range(1, len(MIGRATIONS) + 1))
         assert await migrate(db, later) == [len(MIGRATIONS) + 1, len(MIGRATIONS) + 2]
         assert await migrate(db, later) == []
     rows = table(path, "SELECT * FROM usage ORDER BY id")
-    assert rows == [(*row, None, 0) for row in OLD_ROWS]
+    added = (None,) * (1 + len(COLUMNS) - len(OLD_ROWS[0]))  # the released later columns
+    assert rows == [(*row, *added, None, 0) for row in OLD_ROWS]
     names = [r[1] for r in table(path, "PRAGMA table_info(usage)")]
-    assert names[-2:] == ["session", "retries"]
+    assert names[-2:] == ["note", "retries"]
 
 
 async def test_processes_opening_one_new_file_migrate_it_once(tmp_path: Path) -> None:

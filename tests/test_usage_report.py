@@ -28,8 +28,11 @@ async def admin_get(gateway: Running, query: str = "",
 
 def totals(requests: int, prompt: int, completion: int, cost: float,
            errors: int) -> dict[str, Any]:
+    cached = prompt // 11 * 3  # the fake upstream reports 11 prompt tokens, 3 of them cached
     return {"requests": requests, "prompt_tokens": prompt, "completion_tokens": completion,
-            "total_tokens": prompt + completion, "cost": cost, "errors": errors}
+            "total_tokens": prompt + completion, "cost": cost, "errors": errors,
+            "cached_tokens": cached,
+            "cache_hit_ratio": round(cached / prompt, 4) if prompt else 0.0}
 
 
 #: What the two days of traffic in `two_days` add up to, for each --by.
@@ -42,6 +45,7 @@ EXPECTED: dict[str, list[dict[str, Any]]] = {
     "model": [{"model": "smart", **totals(5, 33, 12, 0.0525, 2)}],
     "channel": [{"channel": None, **totals(1, 0, 0, 0.0, 1)},
                 {"channel": "up", **totals(4, 33, 12, 0.0525, 1)}],
+    "client": [{"client": "python", **totals(5, 33, 12, 0.0525, 2)}],
     "day": [{"day": "2026-03-03", **totals(3, 33, 12, 0.0525, 0)},
             {"day": "2026-03-04", **totals(2, 0, 0, 0.0, 2)}],
 }
@@ -89,7 +93,8 @@ async def test_admin_usage_since_and_until(two_days: Running) -> None:
 
 
 @pytest.mark.parametrize(("query", "message"), [
-    ("?by=week", "'by' must be one of token, group, model, channel, day, got 'week'"),
+    ("?by=week", "'by' must be one of token, group, model, channel, session, client, day, "
+                 "got 'week'"),
     ("?since=yesterday", "'since': expected a span such as 7d or 12h, or a date such as "
                          "2026-11-01, got 'yesterday'"),
 ])
@@ -137,9 +142,13 @@ async def test_cli_usage_table(two_days: Running) -> None:
     """Without --json the totals are a plain aligned table."""
     await two_days.stop()
     assert coderouter_usage(two_days.config_path, "--by", "day") == (
-        "day         requests  prompt_tokens  completion_tokens  total_tokens    cost  errors\n"
-        "2026-03-03         3             33                 12            45  0.0525       0\n"
-        "2026-03-04         2              0                  0             0  0.0000       2\n")
+        "day         requests  prompt_tokens  completion_tokens  total_tokens    cost  errors"
+        "  cached_tokens  cache_hit_ratio\n"
+        "2026-03-03         3             33                 12            45  0.0525       0"
+        "              9           0.2727\n"
+        "2026-03-04         2              0                  0             0  0.0000       2"
+        "              0           0.0000\n")
     assert coderouter_usage(two_days.config_path, "--since", "2030-01-01") == (
-        "token  requests  prompt_tokens  completion_tokens  total_tokens  cost  errors\n"
+        "token  requests  prompt_tokens  completion_tokens  total_tokens  cost  errors"
+        "  cached_tokens  cache_hit_ratio\n"
         "(no requests in this span)\n")
