@@ -4,7 +4,9 @@ Answers are shaped as the API reference shows them and written as Google's serve
 (``": "`` after keys, ``data: …`` events ended by ``\\r\\n\\r\\n`` on ``?alt=sse`` streams). It
 records every request (`Seen`) and answers each by the next queued `Reply`, else the default:
 a functionCall (with a thoughtSignature, after a thought when thoughts are asked for) when the
-request offers functions and its last turn is not a functionResponse, text otherwise.
+request offers functions and its last turn is not a functionResponse, text otherwise. Like
+Gemini 3 it refuses (400) a model turn whose first functionCall carries no thoughtSignature,
+and a signature it did not issue.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ USAGE = {"promptTokenCount": 30, "candidatesTokenCount": 7, "totalTokenCount": 5
 ROW_USAGE = {"prompt_tokens": 30, "completion_tokens": 27, "total_tokens": 57,
              "cached_tokens": 10, "usage_source": "upstream"}
 COUNTED = 42
+SKIP = "skip_thought_signature_validator"
 
 
 def dumps(obj: Any) -> bytes:
@@ -52,6 +55,23 @@ class Reply:
     tool: bool | None = None           # force a functionCall (True) or text (False)
     cut_after: int | None = None       # close the connection after this many stream events
     events: list[bytes] | None = None  # stream exactly these events
+
+
+def signature_problem(payload: dict[str, Any]) -> str | None:
+    """What Gemini 3 answers 400 about: a model turn whose first functionCall has no
+    thoughtSignature, or a signature it did not issue (nor the documented placeholder)."""
+    for n, content in enumerate(payload.get("contents") or []):
+        if content.get("role") != "model":
+            continue
+        calls = [p for p in content.get("parts") or [] if "functionCall" in p]
+        if calls and "thoughtSignature" not in calls[0]:
+            return (f"Function call is missing a thought_signature in functionCall parts. "
+                    f"Position {n}")
+        for part in content.get("parts") or []:
+            sig = part.get("thoughtSignature")
+            if sig is not None and sig not in (SIGNATURE, SKIP):
+                return f"Corrupted thought signature at position {n}"
+    return None
 
 
 def wants_tool(payload: dict[str, Any]) -> bool:
@@ -136,6 +156,10 @@ class FakeGemini:
                                     reply.status, "fake failure", "INTERNAL"))
         payload = json.loads(body)
         method = request.match_info["target"].rpartition(":")[2]
+        problem = signature_problem(payload) if method != "countTokens" else None
+        if problem is not None:
+            return web.Response(status=400, content_type="application/json",
+                                body=error(400, problem, "INVALID_ARGUMENT"))
         if method == "countTokens":
             return web.Response(body=dumps({"totalTokens": COUNTED}),
                                 content_type="application/json")

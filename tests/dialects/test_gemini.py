@@ -492,3 +492,34 @@ def test_registered_with_the_hub() -> None:
     from coderouter.dialects.hub import CODECS
     assert CODECS["gemini"] is CODEC
     assert (CODEC.name, CODEC.custom_tools, CODEC.max_tool_name) == ("gemini", False, 64)
+
+
+class TestSignaturesOnTheWire:
+    def test_state_that_is_not_base64_survives_google_genai(self) -> None:
+        """A sealed envelope (not base64) goes out as base64 google-genai accepts, and comes
+        back from it, re-encoded by the SDK, as the same state."""
+        sealed = "crenv1.eJyrVkosLcnPS8.x1Y2z3"
+        response = ir.Response(id="r", model="m", parts=[
+            ir.Reasoning(text="t", signature=ir.Opaque("gemini", sealed)),
+            ir.ToolCall(id="c1", name="ls", arguments="{}")], finish="tool_calls")
+        body = gemini.encode_response(response, "m")
+        wire = body["candidates"][0]["content"]["parts"][1]["thoughtSignature"]
+        assert wire != sealed
+        parsed = types.GenerateContentResponse.model_validate(body)
+        assert parsed.candidates is not None and parsed.candidates[0].content is not None
+        history = parsed.candidates[0].content.model_dump(mode="json", by_alias=True,
+                                                          exclude_none=True)
+        assert history["parts"][1]["thoughtSignature"] == wire
+        request = gemini.decode_request({"contents": [history]})
+        thought, call = request.messages[0].parts
+        assert thought == ir.Reasoning(text="t")
+        assert isinstance(call, ir.ToolCall) and call.signature == ir.Opaque("gemini", sealed)
+
+    def test_real_signatures_are_untouched(self) -> None:
+        for sig in (SIG, SIG2, "YWJj", "a-_b"):
+            body = gemini.encode_response(ir.Response(id="r", model="m", parts=[
+                ir.Text("x", signature=ir.Opaque("gemini", sig))]), "m")
+            assert body["candidates"][0]["content"]["parts"][0]["thoughtSignature"] == sig
+            decoded = gemini.decode_response(body).parts[0]
+            assert isinstance(decoded, ir.Text)
+            assert decoded.signature == ir.Opaque("gemini", sig)
