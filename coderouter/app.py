@@ -16,7 +16,7 @@ from .config import Config, Database
 from .control import reload_route
 from .limits import Limiter
 from .logs import AccessLog
-from .metrics import METRICS, Metrics, metrics_route
+from .metrics import METRICS, Metrics, metrics_route, mirror_state
 from .proxy import Forwarder
 from .reload import ConfigHolder, install_sighup, watch_config
 from .routing import Health
@@ -43,6 +43,8 @@ def create_app(holder: ConfigHolder, *, watch: bool = False,
     app = web.Application(middlewares=[handlers.errors_middleware])
     app[GATEWAY] = gateway
     app[METRICS] = Metrics.attach(gateway)
+    if app[METRICS].mirror is not None:
+        app.cleanup_ctx.append(mirror_state)
     gateway.observers.append(AccessLog(holder))
     app.on_response_prepare.append(handlers.on_prepare)
     app.on_shutdown.append(_drain)

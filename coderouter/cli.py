@@ -73,16 +73,29 @@ def responses_note(channel: Channel) -> str:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    path = config_path(args.config)
+    config = _load_or_report(path)
+    if config is None:
+        return 1
+    if config.workers > 1:
+        from .workers import supervise
+        listen = config.listen
+        log.info("coderouter %s serving %s with %d workers on http://%s:%d (%s)", __version__,
+                 path, config.workers, listen.host, listen.port, config.summary())
+        return supervise(config.workers, lambda index: _serve_one(path, worker=True),
+                         listen.host, listen.port)
+    return _serve_one(path, worker=False)
+
+
+def _serve_one(path: str, *, worker: bool) -> int:
+    """Serve until stopped: the only process, or one of several workers on the same port."""
     from . import logs
     from .app import create_app
     from .reload import ConfigHolder
     from .serve import run
 
-    logging.basicConfig(level=logging.INFO, stream=sys.stderr,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    path = config_path(args.config)
-    if _load_or_report(path) is None:
-        return 1
     holder = ConfigHolder.from_file(path)
     config = holder.current
     logs.setup(holder)
@@ -96,11 +109,12 @@ def cmd_serve(args: argparse.Namespace) -> int:
     # and again under load (gc.freeze), and a request's short-lived cycles can wait longer.
     gc.freeze()
     gc.set_threshold(7000, 20, 20)
-    log.info("coderouter %s serving %s on http://%s:%d (%s)", __version__, path, listen.host,
-             listen.port, config.summary())
+    if not worker:
+        log.info("coderouter %s serving %s on http://%s:%d (%s)", __version__, path,
+                 listen.host, listen.port, config.summary())
     try:
         run(app, listen.host, listen.port, status=config.summary(),
-            loop_factory=uvloop.new_event_loop if uvloop else None)
+            loop_factory=uvloop.new_event_loop if uvloop else None, reuse_port=worker)
     except OSError as exc:
         log.error("cannot listen on %s:%d: %s", listen.host, listen.port, exc.strerror or exc)
         return 1

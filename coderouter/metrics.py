@@ -8,13 +8,17 @@ caller cannot grow the label set with made-up names.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import asyncio
+import contextlib
+import os
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 from aiohttp import web
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.exposition import choose_encoder
+from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector
 
 from .auth import is_admin
@@ -22,6 +26,7 @@ from .config import Target
 from .errors import InvalidApiKey
 from .state import GATEWAY, Gateway
 from .usage import Record
+from .workers import MULTIPROCESS_DIR
 
 #: Seconds; from a fast cached answer to a long agent turn.
 LATENCY_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0)
@@ -60,8 +65,14 @@ class Metrics:
         self.cooldowns = Counter(
             "coderouter_cooldowns", "Cooldowns started, of a target or of a channel key.",
             ["channel", "kind"], registry=registry)
-        registry.register(_StateCollector(gateway))
         self._children: dict[tuple[Any, ...], Any] = {}
+        #: With several workers, where they all write their values (see `coderouter.workers`).
+        self.multiprocess = os.environ.get(MULTIPROCESS_DIR)
+        self.mirror: _Mirror | None = None
+        if self.multiprocess:
+            self.mirror = _Mirror(_StateCollector(gateway))
+        else:
+            registry.register(_StateCollector(gateway))
 
     @classmethod
     def attach(cls, gateway: Gateway) -> Metrics:
@@ -107,9 +118,68 @@ class Metrics:
         self.cooldowns.labels(channel, kind).inc()
 
     def exposition(self, accept: str | None) -> tuple[bytes, str]:
-        """The metrics in the format *accept* asks for (Prometheus text by default)."""
+        """The metrics in the format *accept* asks for (Prometheus text by default); with
+        several workers, every worker's merged."""
         encode, content_type = choose_encoder(accept or "")
+        if self.multiprocess:
+            assert self.mirror is not None
+            self.mirror.update()
+            merged = CollectorRegistry()
+            MultiProcessCollector(merged, path=self.multiprocess)
+            return encode(merged), content_type
         return encode(self.registry), content_type
+
+
+class _Mirror:
+    """Copies the live-state metrics into multiprocess gauges and counters, to be merged:
+    gauges are summed over live workers (``*_up`` take the minimum), counters add up."""
+
+    def __init__(self, source: Collector) -> None:
+        self.source = source
+        self.metrics: dict[str, Any] = {}
+        self.last: dict[tuple[Any, ...], float] = {}
+
+    def update(self) -> None:
+        for family in self.source.collect():
+            counter = family.type == "counter"
+            for sample in family.samples:
+                if counter and not sample.name.endswith("_total"):
+                    continue
+                metric = self.metrics.get(family.name)
+                if metric is None:
+                    metric = self.metrics[family.name] = (
+                        Counter(family.name, family.documentation, list(sample.labels),
+                                registry=None) if counter else
+                        Gauge(family.name, family.documentation, list(sample.labels),
+                              registry=None, multiprocess_mode="livemin"
+                              if family.name.endswith("_up") else "livesum"))
+                child = metric.labels(**sample.labels) if sample.labels else metric
+                if not counter:
+                    child.set(sample.value)
+                    continue
+                key = (family.name, *sorted(sample.labels.items()))
+                delta = sample.value - self.last.get(key, 0.0)
+                if delta > 0:
+                    child.inc(delta)
+                self.last[key] = sample.value
+
+
+async def mirror_state(app: web.Application) -> AsyncIterator[None]:
+    """With several workers: publish this worker's live state every second."""
+    mirror = app[METRICS].mirror
+    assert mirror is not None
+
+    async def tick() -> None:
+        while True:
+            mirror.update()
+            await asyncio.sleep(1.0)
+
+    task = asyncio.create_task(tick(), name="metrics-mirror")
+    yield
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+    mirror.update()
 
 
 class _StateCollector(Collector):

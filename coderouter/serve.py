@@ -26,13 +26,17 @@ log = logging.getLogger("coderouter")
 BACKSTOP_TIMEOUT = 2.0
 
 
-async def serve(app: web.Application, host: str, port: int, status: str = "") -> None:
-    """Serve *app* on *host*:*port* until SIGTERM or SIGINT, then stop gracefully."""
+async def serve(app: web.Application, host: str, port: int, status: str = "",
+                reuse_port: bool = False) -> None:
+    """Serve *app* on *host*:*port* until SIGTERM or SIGINT, then stop gracefully.
+
+    *reuse_port* lets several worker processes listen on the same port (SO_REUSEPORT).
+    """
     runner = web.AppRunner(app, handle_signals=False, access_log=None,
                            handler_cancellation=True, shutdown_timeout=BACKSTOP_TIMEOUT)
     await runner.setup()
     try:
-        await web.TCPSite(runner, host, port).start()
+        await web.TCPSite(runner, host, port, reuse_port=reuse_port or None).start()
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
@@ -52,7 +56,8 @@ def _stop(stop: asyncio.Event, sig: signal.Signals) -> None:
 
 
 def run(app: web.Application, host: str, port: int, status: str = "",
-        loop_factory: Callable[[], asyncio.AbstractEventLoop] | None = None) -> None:
+        loop_factory: Callable[[], asyncio.AbstractEventLoop] | None = None,
+        reuse_port: bool = False) -> None:
     """Run `serve` in a new event loop (uvloop's when *loop_factory* gives one)."""
     with asyncio.Runner(loop_factory=loop_factory) as runner:
-        runner.run(serve(app, host, port, status))
+        runner.run(serve(app, host, port, status, reuse_port))

@@ -1,0 +1,138 @@
+"""``workers: N``: N processes serving one port (SO_REUSEPORT), supervised by the first one.
+
+The supervisor forks the workers before any event loop or thread exists. It forwards SIGTERM,
+SIGINT and SIGHUP to them (each drains and flushes its rows on its own, and each follows the
+config file), starts a new worker when one dies unexpectedly, and tells systemd it is ready
+once the port answers. A worker that fails before the port ever answered (an unusable
+database, say) stops them all: the error is the worker's own log line. Metrics are merged
+through prometheus-client's multiprocess mode in a temporary directory.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import shutil
+import signal
+import socket
+import tempfile
+import time
+from collections.abc import Callable
+from types import FrameType
+
+from . import systemd
+
+log = logging.getLogger("coderouter")
+
+MULTIPROCESS_DIR = "PROMETHEUS_MULTIPROC_DIR"
+#: A worker that keeps dying is restarted at most this often.
+RESTART_DELAY = 1.0
+READY_TIMEOUT = 60.0
+
+
+def enable_multiprocess_metrics() -> str:
+    """Point prometheus-client at a fresh directory shared by the workers; return it."""
+    directory = tempfile.mkdtemp(prefix="coderouter-metrics-")
+    os.environ[MULTIPROCESS_DIR] = directory
+    from prometheus_client import values
+    values.ValueClass = values.get_value_class()  # in case it was imported before
+    return directory
+
+
+def supervise(count: int, run_worker: Callable[[int], int], host: str, port: int) -> int:
+    """Run *count* workers (``run_worker(index)`` in each) until a stop signal; exit code."""
+    directory = enable_multiprocess_metrics()
+    children: dict[int, int] = {}
+    stopping = False
+
+    def forward(sig: int, frame: FrameType | None) -> None:
+        nonlocal stopping
+        if sig in (signal.SIGTERM, signal.SIGINT):
+            if not stopping:
+                log.info("%s: stopping %d workers", signal.Signals(sig).name, len(children))
+            stopping = True
+        for pid in list(children):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, sig)
+
+    def spawn(index: int) -> None:
+        pid = os.fork()
+        if pid == 0:
+            code = 1
+            try:
+                for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+                    signal.signal(sig, signal.SIG_DFL)
+                os.environ.pop("NOTIFY_SOCKET", None)  # the supervisor speaks to systemd
+                _stop_with_parent()
+                code = run_worker(index)
+            except BaseException:
+                log.exception("worker %d failed", index)
+            finally:
+                os._exit(code)
+        children[pid] = index
+
+    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        signal.signal(sig, forward)
+    for index in range(count):
+        spawn(index)
+    ready = False
+    deadline = time.monotonic() + READY_TIMEOUT
+    code = 0
+    try:
+        while children:
+            if not ready and not stopping and _answers(host, port):
+                ready = True
+                systemd.ready(f"{count} workers")
+                log.info("%d workers serving on http://%s:%d", count, host, port)
+            pid, status = os.waitpid(-1, 0 if ready or stopping else os.WNOHANG)
+            if pid == 0:
+                if time.monotonic() > deadline:
+                    log.error("the workers did not listen within %gs", READY_TIMEOUT)
+                    code = 1
+                    forward(signal.SIGTERM, None)
+                time.sleep(0.05)
+                continue
+            index = children.pop(pid, None)
+            _mark_dead(pid)
+            exit_code = os.waitstatus_to_exitcode(status)
+            if stopping or index is None:
+                continue
+            if not ready:
+                log.error("worker %d exited (%d) before serving: stopping", index, exit_code)
+                code = 1
+                forward(signal.SIGTERM, None)
+                continue
+            log.error("worker %d (pid %d) exited unexpectedly (%d): starting another",
+                      index, pid, exit_code)
+            time.sleep(RESTART_DELAY)
+            if not stopping:
+                spawn(index)
+    finally:
+        shutil.rmtree(directory, ignore_errors=True)
+    if ready:
+        systemd.stopping()
+        log.info("stopped")
+    return code
+
+
+def _stop_with_parent() -> None:
+    """Ask Linux to send this worker SIGTERM when the supervisor dies (even by SIGKILL)."""
+    with contextlib.suppress(OSError, AttributeError):
+        import ctypes
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+
+
+def _answers(host: str, port: int) -> bool:
+    try:
+        socket.create_connection((host, port), 0.2).close()
+    except OSError:
+        return False
+    return True
+
+
+def _mark_dead(pid: int) -> None:
+    """Drop a dead worker's live gauges from the merged metrics (its counters stay)."""
+    from prometheus_client import multiprocess
+    multiprocess.mark_process_dead(pid)
