@@ -24,7 +24,7 @@ from aiohttp import web
 
 from . import mock
 from .config import ModelGroup, Target
-from .dialects import hub
+from .dialects import counting, hub
 from .errors import GatewayError, ServiceUnavailable, UpstreamError, UpstreamTimeout
 from .estimate import estimate_output_tokens
 from .forwarding import steering
@@ -168,7 +168,8 @@ def plan_for(dialect: Dialect, target: Target) -> Conversion | bool:
     native = hub.dialects_of(target.channel)
     if dialect in native:
         return True
-    return hub.bridge(dialect, tuple(native)) or False
+    return hub.bridge(dialect, tuple(native)) or counting.bridge(dialect, tuple(native)) \
+        or False
 
 
 class Forwarder:

@@ -20,8 +20,10 @@ from google.genai import types
 
 from coderouter.dialects.gemini import SKIP_SIGNATURE
 from tests.conftest import ALICE, Running, StartGateway, coding_config
+from tests.fake_anthropic import COUNTED as ANTHROPIC_COUNTED
 from tests.fake_anthropic import TOOL_ID, TOOL_TEXT, FakeAnthropic
 from tests.fake_gemini import CALL, SIGNATURE, TEXT, THOUGHT, USAGE, FakeGemini, sse
+from tests.fake_gemini import COUNTED as GEMINI_COUNTED
 from tests.fake_gemini import chunk as gemini_chunk
 from tests.fake_gemini import error as google_error
 from tests.fakes import WORDS, FakeUpstream
@@ -327,3 +329,48 @@ class TestOthersOnGemini:
         [row] = await gw.rows()
         assert (row["prompt_tokens"], row["completion_tokens"], row["cached_tokens"]) == (
             USAGE["promptTokenCount"], 27, 10)
+
+
+class TestCountingAcross:
+    async def test_gemini_count_tokens_on_a_messages_channel(
+            self, gw: Running, sdk: Clients, anthropic_upstream: FakeAnthropic) -> None:
+        """countTokens is answered by Anthropic's count_tokens, not estimated."""
+        counted = await sdk.gemini.models.count_tokens(
+            model="claude", contents=[types.Content(role="user", parts=[
+                types.Part(text="How many?")])])
+        assert counted.total_tokens == ANTHROPIC_COUNTED
+        seen = anthropic_upstream.seen[0]
+        assert seen.path == "/v1/messages/count_tokens"
+        assert seen.json == {"model": "claude-upstream", "messages": [
+            {"role": "user", "content": "How many?"}]}
+        [row] = await gw.rows()
+        assert (row["endpoint"], row["channel"], row["total_tokens"], row["usage_source"]) == (
+            "/v1beta/models/claude:countTokens", "claude", 0, "upstream")
+
+    async def test_messages_count_tokens_on_a_gemini_channel(
+            self, gw: Running, sdk: Clients, gemini_upstream: FakeGemini) -> None:
+        counted = await sdk.anthropic.messages.count_tokens(
+            model="gem", system="Be brief.", messages=[{"role": "user", "content": "How many?"}],
+            tools=[{"name": "get_weather", "input_schema": WEATHER_SCHEMA}])
+        assert counted.input_tokens == GEMINI_COUNTED
+        seen = gemini_upstream.seen[0]
+        assert seen.path == f"/v1beta/models/{UPSTREAM_MODEL}:countTokens"
+        assert seen.json == {"generateContentRequest": {
+            "model": f"models/{UPSTREAM_MODEL}",
+            "contents": [{"role": "user", "parts": [{"text": "How many?"}]}],
+            "systemInstruction": {"parts": [{"text": "Be brief."}]},
+            "tools": [{"functionDeclarations": [
+                {"name": "get_weather", "parametersJsonSchema": WEATHER_SCHEMA}]}]}}
+        [row] = await gw.rows()
+        assert (row["channel"], row["total_tokens"], row["usage_source"]) == (
+            "google", 0, "upstream")
+
+    async def test_count_error_in_the_callers_shape(self, gw: Running, sdk: Clients,
+                                                    gemini_upstream: FakeGemini) -> None:
+        gemini_upstream.then(status=400, body=google_error(400, "bad contents",
+                                                           "INVALID_ARGUMENT"))
+        with pytest.raises(anthropic.BadRequestError) as caught:
+            await sdk.anthropic.messages.count_tokens(
+                model="gem", messages=[{"role": "user", "content": "x"}])
+        assert caught.value.body == {"type": "error", "error": {
+            "type": "invalid_request_error", "message": "bad contents"}}
