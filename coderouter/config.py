@@ -70,6 +70,9 @@ class Limits:
     max_body: int = 20 * 1024 * 1024
     body_timeout: float = 60.0  # a caller that stalls mid-body is answered 408
     sessions: int = 100_000  # sticky-session pins kept (least recently used dropped first)
+    max_response: int = 64 * 1024 * 1024  # a non-stream upstream answer, decompressed -> 502
+    max_event: int = 16 * 1024 * 1024  # one upstream stream event -> error event, 502 row
+    write_timeout: float = 300.0  # a caller that reads nothing of its stream this long: 499
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -482,7 +485,8 @@ class _Parser:
             admin = Admin()
         limits = self.section(m, "limits", Limits, {
             "max_body": self.size, "body_timeout": self.duration,
-            "sessions": lambda v, p: self.integer(v, p, 1)})
+            "sessions": lambda v, p: self.integer(v, p, 1),
+            "max_response": self.size, "max_event": self.size, "write_timeout": self.duration})
         shutdown = self.section(m, "shutdown", Shutdown, {"grace": self.duration})
         log = self.section(m, "log", Log, {
             "format": self.choice(("plain", "json")), "access": self.boolean})

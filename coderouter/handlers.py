@@ -166,7 +166,7 @@ async def relay(request: web.Request, *, dialect: Dialect | None = None,
         check_model(token, model)
         record.session = session_key(request.headers, payload)[0]
         exchange = Exchange(request=request, dialect=dialect, payload=payload, route=route,
-                            record=record, scrubber=config.scrubber,
+                            record=record, scrubber=config.scrubber, limits=config.limits,
                             raw=body if raw else None, prompt_estimate=prompt,
                             session=record.session)
         if gw.limiter is not None and dialect not in COUNTING:  # counting uses no quota

@@ -23,14 +23,14 @@ import orjson
 from aiohttp import web
 
 from . import mock
-from .config import ModelGroup, Target
+from .config import Limits, ModelGroup, Target
 from .dialects import counting, hub
 from .errors import GatewayError, ServiceUnavailable, UpstreamError, UpstreamTimeout
 from .estimate import estimate_output_tokens
 from .forwarding import steering
 from .routing import Health
 from .scrub import Scrubber
-from .sse import COUNTING, Dialect, StreamMeter, Usage, error_event, usage_from_body
+from .sse import COUNTING, Dialect, EventTooLarge, StreamMeter, Usage, error_event, usage_from_body
 from .upstream import Pools, Response, headers_for, url_for
 from .usage import Record
 
@@ -103,6 +103,8 @@ class Exchange:
     stopping: bool = False
     #: The request's config generation's secrets, replaced in every upstream byte relayed.
     scrubber: Scrubber = field(default_factory=lambda: Scrubber(()))
+    #: The request's config generation's limits (answer and event sizes, write timeout).
+    limits: Limits = field(default_factory=Limits)
 
     @property
     def stream(self) -> bool:
@@ -336,7 +338,7 @@ class Forwarder:
         status = upstream.status
         try:
             async with asyncio.timeout(idle):
-                body = await upstream.read()
+                body = await read_capped(upstream, ex.limits.max_response)
         except (TimeoutError, aiohttp.ClientError):
             body = b""
         body = ex.scrubber.clean(body)
@@ -362,7 +364,7 @@ class Forwarder:
                           conversion: Conversion | None) -> web.Response:
         try:
             async with asyncio.timeout(idle):
-                body = await upstream.read()
+                body = await read_capped(upstream, ex.limits.max_response)
         except TimeoutError:
             raise _Failed(UpstreamTimeout("upstream stalled while sending its answer")) from None
         except aiohttp.ClientError:
@@ -396,7 +398,9 @@ class Forwarder:
         if not chunk:
             raise _Failed(UpstreamError("upstream ended the stream before sending anything"))
 
-        meter = ex.meter = StreamMeter(dialect, hide_usage=injected and conversion is None)
+        limits = ex.limits
+        meter = ex.meter = StreamMeter(dialect, hide_usage=injected and conversion is None,
+                                       max_event=limits.max_event)
         convert = conversion.stream(ex.payload) if conversion else None
         record = ex.record
         clean = ex.scrubber.clean
@@ -406,47 +410,65 @@ class Forwarder:
         record.status = 200
         failure: GatewayError | None = None
         loop = asyncio.get_running_loop()
+        clock: _StreamClock | None = None
         try:
             async with asyncio.timeout(None) as gap:
                 ex.scope = gap
+                clock = _StreamClock(loop, gap, idle, limits.write_timeout)
                 while chunk:
+                    progress = meter.progress
                     data = meter.feed(chunk)  # whole events only: a secret is never split
                     if data:
                         data = clean(data)
                         if convert:
                             data = clean(convert.feed(data))
                     if data:
+                        clock.writing_since = loop.time()
                         await response.write(data)
-                    if not ex.stopping:
-                        gap.reschedule(loop.time() + idle)
+                        clock.writing_since = 0.0
+                    if meter.progress != progress:
+                        clock.progress_at = loop.time()
                     chunk = await read()
-            tail = clean(meter.flush())
-            if convert:
-                tail = clean(convert.feed(tail) + convert.finish()) if meter.done else b""
-            if tail:
-                await response.write(tail)
+            clock.stop()
+            async with asyncio.timeout(limits.write_timeout):
+                tail = clean(meter.flush())
+                if convert:
+                    tail = clean(convert.feed(tail) + convert.finish()) if meter.done else b""
+                if tail:
+                    await response.write(tail)
             if not meter.done:
                 failure = UpstreamError("upstream closed the stream before it was complete")
         except TimeoutError:
-            failure = ServiceUnavailable(SHUTTING_DOWN) if ex.stopping else \
-                UpstreamTimeout(f"upstream stream stalled for more than {idle:g}s")
+            if ex.stopping:
+                failure = ServiceUnavailable(SHUTTING_DOWN)
+            elif clock is None or clock.expired != "caller":
+                failure = UpstreamTimeout(f"upstream stream stalled for more than {idle:g}s")
+            else:
+                record.status = 499
+                record.error = f"client did not read the stream for {limits.write_timeout:g}s"
         except aiohttp.ClientPayloadError:
             failure = UpstreamError("upstream connection lost mid-stream")
         except ConnectionResetError:
             record.status, record.error = 499, "client disconnected"
+        except EventTooLarge as exc:
+            failure = UpstreamError(str(exc))
         except GatewayError as exc:  # a converter met an upstream error event
             failure = exc
         except Exception as exc:  # a converter that meets an upstream it cannot read
             log.exception("stream relay failed")
             failure = UpstreamError(f"stream relay failed: {type(exc).__name__}")
+        finally:
+            if clock is not None:
+                clock.stop()
         ex.usage = meter.usage
         if failure is not None:
             message = ex.scrubber.clean_text(failure.message)
             record.status, record.error = failure.status, message
-            with contextlib.suppress(ConnectionResetError):
-                await response.write(clean(convert.error_event(message, failure.code))
-                                     if convert else
-                                     error_event(ex.dialect, message, failure.code))
+            with contextlib.suppress(ConnectionResetError, TimeoutError):
+                async with asyncio.timeout(limits.write_timeout):
+                    await response.write(clean(convert.error_event(message, failure.code))
+                                         if convert else
+                                         error_event(ex.dialect, message, failure.code))
         return response
 
 
@@ -464,6 +486,72 @@ def gemini_body(body: dict[str, Any], model: str) -> dict[str, Any]:
     if isinstance(inner, dict):
         out["generateContentRequest"] = {**inner, "model": f"models/{model}"}
     return out
+
+
+class _StreamClock:
+    """The deadlines of a relayed stream, with no timer per chunk.
+
+    Waiting on the upstream may last *idle* seconds since the last chunk that completed an
+    event (a trickle that never completes one does not extend it); a write to the caller may
+    last *write* seconds. The loop only stamps ``progress_at`` and ``writing_since``; one timer,
+    re-armed lazily when it fires early (at most every ``min(idle, write)`` seconds, as a write
+    may start at any time), expires *scope* when a deadline has passed and says whose it was in
+    ``expired`` (``upstream`` or ``caller``).
+    """
+
+    __slots__ = ("_handle", "expired", "idle", "loop", "progress_at", "scope", "step", "write",
+                 "writing_since")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, scope: asyncio.Timeout, idle: float,
+                 write: float) -> None:
+        self.loop, self.scope, self.idle, self.write = loop, scope, idle, write
+        self.step = min(idle, write)
+        self.progress_at = loop.time()
+        self.writing_since = 0.0
+        self.expired: str | None = None
+        self._handle: asyncio.TimerHandle | None = loop.call_at(self.progress_at + self.step,
+                                                                 self._check)
+
+    def _check(self) -> None:
+        writing = self.writing_since
+        due = writing + self.write if writing else self.progress_at + self.idle
+        now = self.loop.time()
+        if now < due:
+            self._handle = self.loop.call_at(min(due, now + self.step), self._check)
+            return
+        self._handle = None
+        self.expired = "caller" if writing else "upstream"
+        with contextlib.suppress(RuntimeError):  # the scope already ended
+            self.scope.reschedule(now)
+
+    def stop(self) -> None:
+        if self._handle is not None:
+            self._handle.cancel()
+            self._handle = None
+
+
+async def read_capped(upstream: Response, limit: int) -> bytes:
+    """The whole upstream body; `UpstreamError` as soon as it passes *limit* bytes (after
+    decompression: a small gzip body can inflate to gigabytes)."""
+    content = getattr(upstream, "content", None)
+    if content is None:  # the mock
+        return await upstream.read()
+    length = getattr(upstream, "content_length", None)
+    encoded = "Content-Encoding" in upstream.headers
+    if length is not None and not encoded:
+        if length > limit:
+            raise UpstreamError(f"upstream answer of {length} bytes is over the {limit} byte "
+                                "limit")
+        return await upstream.read()  # the parser stops at Content-Length
+    chunks = []
+    size = 0
+    async for chunk in content.iter_any():
+        size += len(chunk)
+        if size > limit:
+            raise UpstreamError(f"upstream answer is over the {limit} byte limit")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
 
 
 def retry_after_seconds(value: str | None, now: float | None = None) -> float | None:

@@ -115,6 +115,10 @@ _TERMINAL: dict[str, tuple[bytes, ...]] = {
 }
 
 
+class EventTooLarge(ValueError):
+    """An upstream stream event grew past the size limit without ending."""
+
+
 class StreamMeter:
     """Consumes an upstream SSE byte stream; returns what the caller gets and meters usage.
 
@@ -122,31 +126,61 @@ class StreamMeter:
     chunk can be dropped whole. With *hide_usage* (the gateway injected
     ``stream_options.include_usage``), the usage-only chunk and the ``"usage":null`` fields are
     removed, so the caller receives what the upstream would have sent it.
+
+    An unfinished event is kept in a buffer that grows in place; each chunk is searched for an
+    event boundary only in its own bytes (and the three before them), so a long event costs
+    linear time. One that passes *max_event* bytes raises `EventTooLarge`. ``progress`` counts
+    the chunks that completed at least one event.
     """
 
-    __slots__ = ("_tail", "dialect", "done", "events", "hide_usage", "terminal", "usage")
+    __slots__ = ("_tail", "dialect", "done", "events", "hide_usage", "max_event", "progress",
+                 "terminal", "usage")
 
-    def __init__(self, dialect: Dialect, *, hide_usage: bool = False) -> None:
+    def __init__(self, dialect: Dialect, *, hide_usage: bool = False,
+                 max_event: int | None = None) -> None:
         self.dialect = dialect
         self.hide_usage = hide_usage
+        self.max_event = max_event
         self.terminal = _TERMINAL.get(dialect, ())
         self.usage: Usage | None = None
         self.events = 0
+        self.progress = 0
         self.done = False
-        self._tail = b""
+        self._tail = bytearray()
 
     def feed(self, chunk: bytes) -> bytes:
-        buf = self._tail + chunk if self._tail else chunk
-        cut = _last_boundary(buf)
-        if cut == 0:
-            self._tail = buf
+        tail = self._tail
+        if not tail:
+            cut = _last_boundary(chunk, 0)
+            if cut == len(chunk):  # the usual case: whole events
+                self.progress += 1
+                return self._scan(chunk)
+            tail += chunk[cut:]
+            self._check(tail)
+            if not cut:
+                return b""
+            self.progress += 1
+            return self._scan(chunk[:cut])
+        start = max(0, len(tail) - 3)  # a boundary may straddle the old and new bytes
+        tail += chunk
+        cut = _last_boundary(tail, start)
+        if not cut:
+            self._check(tail)
             return b""
-        complete, self._tail = buf[:cut], buf[cut:]
+        complete = bytes(tail[:cut])
+        del tail[:cut]
+        self._check(tail)
+        self.progress += 1
         return self._scan(complete)
+
+    def _check(self, tail: bytearray) -> None:
+        if self.max_event is not None and len(tail) > self.max_event:
+            raise EventTooLarge(f"upstream sent a stream event over the {self.max_event} "
+                                "byte limit")
 
     def flush(self) -> bytes:
         """What is left after the upstream closed: a last event without its blank line."""
-        tail, self._tail = self._tail, b""
+        tail, self._tail = bytes(self._tail), bytearray()
         return self._scan(tail) if tail.strip() else b""
 
     def _scan(self, block: bytes) -> bytes:
@@ -203,10 +237,11 @@ class StreamMeter:
         return event
 
 
-def _last_boundary(buf: bytes) -> int:
-    """Index just past the last blank line (end of the last complete event), or 0."""
-    lf = buf.rfind(b"\n\n")
-    crlf = buf.rfind(b"\r\n\r\n")
+def _last_boundary(buf: bytes | bytearray, start: int) -> int:
+    """Index just past the last blank line at or after *start* (the end of the last complete
+    event), or 0."""
+    lf = buf.rfind(b"\n\n", start)
+    crlf = buf.rfind(b"\r\n\r\n", start)
     return max(lf + 2 if lf != -1 else 0, crlf + 4 if crlf != -1 else 0)
 
 

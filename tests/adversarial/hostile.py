@@ -21,7 +21,8 @@ Behaviours (model name -> what the upstream does):
 from __future__ import annotations
 
 import asyncio
-import gzip
+import functools
+import zlib
 from typing import Any
 
 import orjson
@@ -115,8 +116,7 @@ class Hostile:
 
     async def huge(self, request: web.Request) -> web.StreamResponse:
         response = web.StreamResponse(headers={"Content-Type": "application/json"})
-        response.content_length = self.huge_bytes
-        await response.prepare(request)
+        await response.prepare(request)  # chunked: no length to refuse it by
         block = b"0" * (1024 * 1024)
         sent = 0
         try:
@@ -128,9 +128,9 @@ class Hostile:
         return response
 
     def bomb(self) -> web.Response:
-        body = gzip.compress(b"0" * self.bomb_bytes, compresslevel=9)
-        return web.Response(body=body, headers={"Content-Type": "application/json",
-                                                "Content-Encoding": "gzip"})
+        return web.Response(body=gzip_bomb(self.bomb_bytes),
+                            headers={"Content-Type": "application/json",
+                                     "Content-Encoding": "gzip"})
 
     async def endless(self, request: web.Request) -> web.StreamResponse:
         response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
@@ -162,3 +162,12 @@ class Hostile:
         except ConnectionResetError:
             pass
         return response
+
+
+@functools.cache
+def gzip_bomb(size: int) -> bytes:
+    """A gzip body of *size* zero bytes, compressed without ever holding them all."""
+    packer = zlib.compressobj(9, zlib.DEFLATED, 31)
+    block = b"0" * (1024 * 1024)
+    parts = [packer.compress(block) for _ in range(size // len(block))]
+    return b"".join([*parts, packer.flush()])
