@@ -533,11 +533,11 @@ class _StreamClock:
 async def read_capped(upstream: Response, limit: int) -> bytes:
     """The whole upstream body; `UpstreamError` as soon as it passes *limit* bytes (after
     decompression: a small gzip body can inflate to gigabytes)."""
-    content = getattr(upstream, "content", None)
-    if content is None:  # the mock
+    headers = getattr(upstream, "headers", None)
+    if headers is None:  # the mock: answers from memory
         return await upstream.read()
     length = getattr(upstream, "content_length", None)
-    encoded = "Content-Encoding" in upstream.headers
+    encoded = "Content-Encoding" in headers
     if length is not None and not encoded:
         if length > limit:
             raise UpstreamError(f"upstream answer of {length} bytes is over the {limit} byte "
@@ -545,7 +545,7 @@ async def read_capped(upstream: Response, limit: int) -> bytes:
         return await upstream.read()  # the parser stops at Content-Length
     chunks = []
     size = 0
-    async for chunk in content.iter_any():
+    async for chunk in upstream.content.iter_any():
         size += len(chunk)
         if size > limit:
             raise UpstreamError(f"upstream answer is over the {limit} byte limit")
