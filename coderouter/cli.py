@@ -58,6 +58,9 @@ def cmd_check(args: argparse.Namespace) -> int:
     for channel in config.channels:
         if channel.type in ("openai", "azure"):
             print(f"  {responses_note(channel)}")
+        elif channel.type == "gemini":
+            print(f"  channel '{channel.name}': Gemini API at {channel.base_url}/v1beta/models/"
+                  "{model}:…; the Gemini routes pass through, the other routes are translated")
     return 0
 
 

@@ -3,12 +3,15 @@ upstream, the real gateway between them."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 import orjson
 import pytest
+import yaml
 from google import genai
 from google.genai import errors as genai_errors
 from google.genai import types
@@ -290,3 +293,37 @@ class TestConfig:
                             "http://x.test/v1", tmp_path)
         with pytest.raises(ConfigError, match=r"channels\[1\].base_url: a gemini base_url"):
             parse(orjson.dumps(raw).decode())
+
+
+def test_check_explains_a_gemini_channel(tmp_path: Path) -> None:
+    path = tmp_path / "c.yaml"
+    path.write_text(yaml.safe_dump({
+        "channels": [{"name": "google", "type": "gemini",
+                      "base_url": "https://generativelanguage.googleapis.com/",
+                      "keys": ["k"]}],
+        "model_groups": [{"name": "g", "targets": [{"channel": "google", "model": "m"}]}]}))
+    done = subprocess.run([sys.executable, "-m", "coderouter", "check", "-c", str(path)],
+                          capture_output=True, text=True, timeout=60,
+                          cwd=Path(__file__).resolve().parent.parent)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines()[1:] == [
+        "  channel 'google': Gemini API at https://generativelanguage.googleapis.com"
+        "/v1beta/models/{model}:…; the Gemini routes pass through, the other routes are "
+        "translated"]
+
+
+async def test_rate_limit_is_resource_exhausted(start_gateway: StartGateway,
+                                                gemini_upstream: FakeGemini,
+                                                upstream: FakeUpstream, tmp_path: Path) -> None:
+    config = gemini_config(gemini_upstream.url, upstream.url, tmp_path)
+    config["token_groups"] = [{"name": "team", "rate_limit": {"rpm": 1}}]
+    gw = await start_gateway(config)
+    async with aiohttp.ClientSession() as http:
+        first = await http.post(f"{gw.url}/v1beta/models/gem:generateContent",
+                                headers={"x-goog-api-key": ALICE}, json=REQUEST_TEXT)
+        assert first.status == 200
+        second = await http.post(f"{gw.url}/v1beta/models/gem:generateContent",
+                                 headers={"x-goog-api-key": ALICE}, json=REQUEST_TEXT)
+        assert second.status == 429 and int(second.headers["Retry-After"]) > 0
+        google_shaped(await second.read(), 429, "RESOURCE_EXHAUSTED")
+    assert len(gemini_upstream.seen) == 1
