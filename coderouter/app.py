@@ -14,6 +14,8 @@ from aiohttp import web
 from . import gemini_routes, handlers
 from .config import Config, Database
 from .control import reload_route
+from .dashboard import api as dashboard_api
+from .dashboard import pages
 from .limits import Limiter
 from .logs import AccessLog
 from .metrics import METRICS, Metrics, metrics_route, mirror_state
@@ -57,6 +59,7 @@ def create_app(holder: ConfigHolder, *, watch: bool = False,
             flush_rows=writer.flush, config=lambda: holder.current, health=health, clock=clock)
         health.on_change = gateway.shared.share_cooldown
         app.cleanup_ctx.append(_shared_state)
+    app.cleanup_ctx.append(dashboard_api.reader_ctx)
     app.cleanup_ctx.append(_upstream_pools)
     if watch:
         app.cleanup_ctx.append(_config_watch)
@@ -69,6 +72,18 @@ def create_app(holder: ConfigHolder, *, watch: bool = False,
     app.router.add_get("/healthz", handlers.healthz)
     app.router.add_get("/metrics", metrics_route)
     app.router.add_post("/admin/reload", reload_route)
+    # the pages (coderouter/dashboard) and the JSON behind them
+    app.router.add_get("/dashboard", pages.dashboard_page)
+    app.router.add_get("/me", pages.me_page)
+    app.router.add_get("/ui/{name}", pages.static_file)
+    app.router.add_get("/admin/overview", dashboard_api.admin_overview)
+    app.router.add_get("/admin/breakdown", dashboard_api.admin_breakdown)
+    app.router.add_get("/admin/channels", dashboard_api.admin_channels)
+    app.router.add_get("/admin/quotas", dashboard_api.admin_quotas)
+    app.router.add_get("/admin/requests", dashboard_api.admin_requests)
+    app.router.add_get("/admin/config", dashboard_api.admin_config)
+    app.router.add_get("/me/overview", dashboard_api.own_overview)
+    app.router.add_get("/me/requests", dashboard_api.own_requests)
     return app
 
 

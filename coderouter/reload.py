@@ -15,8 +15,11 @@ import hashlib
 import logging
 import os
 import signal
+import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 import watchfiles
 
@@ -35,6 +38,15 @@ REARM_DELAY = 1.0
 OnSwap = Callable[[Config, Config], None]
 
 
+@dataclass(frozen=True, slots=True)
+class ReloadEvent:
+    """The outcome of one reload attempt, for the dashboard: when, why, and what happened."""
+
+    at: float  # unix seconds
+    reason: str
+    result: Literal["reloaded", "unchanged", "failed"]
+
+
 class ConfigHolder:
     """One reference to the live Config; a reload parses and validates whole, then swaps it."""
 
@@ -51,6 +63,9 @@ class ConfigHolder:
         self.failing = False
         #: The (yaml_path, message) problems of the last failed reload; empty after a success.
         self.problems: list[tuple[str, str]] = []
+        #: When the live config was loaded (unix seconds), and the last reload's outcome.
+        self.loaded_at = time.time()
+        self.last_reload: ReloadEvent | None = None
 
     @classmethod
     def from_file(cls, path: str, on_swap: OnSwap | None = None) -> ConfigHolder:
@@ -113,12 +128,15 @@ class ConfigHolder:
                 self.reloads_failed += 1
                 self.failing = True
                 self.problems = [("", "the reload hook failed; see the log")]
+                self.last_reload = ReloadEvent(time.time(), reason, "failed")
                 return False
         self.current = new
         self.failing = False
         self.problems = []
         self.digest = digest
         self.reloads_ok += 1
+        self.loaded_at = time.time()
+        self.last_reload = ReloadEvent(self.loaded_at, reason, "reloaded")
         logger.info("config reloaded (%s): %s", reason, new.summary())
         return True
 
@@ -127,6 +145,7 @@ class ConfigHolder:
         level = logging.INFO if self.failing else logging.DEBUG
         self.failing = False
         self.problems = []
+        self.last_reload = ReloadEvent(time.time(), reason, "unchanged")
         logger.log(level, "config unchanged (%s); keeping the current config", reason)
 
     def _failed(self, reason: str, problems: list[tuple[str, str]]) -> None:
@@ -134,6 +153,7 @@ class ConfigHolder:
         self.reloads_failed += 1
         self.failing = True
         self.problems = list(problems)
+        self.last_reload = ReloadEvent(time.time(), reason, "failed")
         logger.error("config reload failed (%s): %d problem%s in %s; keeping the current config",
                      reason, len(problems), "" if len(problems) == 1 else "s", self.path)
         for yaml_path, message in problems:

@@ -195,6 +195,25 @@ class Health:
                 return key
         return None
 
+    def target_state(self, target: Target) -> tuple[str, float]:
+        """``("healthy", 0)``, ``("cooling", seconds left)`` or ``("trial", 0)`` for *target*.
+
+        A target whose cooldown ended and that no trial request has tried yet is ``healthy``:
+        the next request will be its trial.
+        """
+        state = self._targets.get(target.id)
+        if state is None:
+            return "healthy", 0.0
+        if state.trial:
+            return "trial", 0.0
+        left = state.until - self.clock()
+        return ("cooling", left) if left > 0 else ("healthy", 0.0)
+
+    def key_cooling(self, channel: Channel, index: int) -> float:
+        """Seconds until key number *index* of *channel* may be used again (0 when usable)."""
+        until = self._keys.get((channel.name, channel.keys[index]))
+        return 0.0 if until is None else max(0.0, until - self.clock())
+
     def key_failed(self, channel: Channel, key: str, cooldown: float) -> None:
         if cooldown > 0:
             self._keys[(channel.name, key)] = self.clock() + cooldown

@@ -1,0 +1,165 @@
+// /dashboard: the operator's view over the /admin JSON endpoints.
+"use strict";
+(() => {
+  const {h, fmt} = cr;
+  let by = "model";
+  let rangeParams = () => ({range: "24h"});
+
+  const page = new cr.Page({
+    storageKey: "coderouter.dashboard.key",
+    probe: () => page.api("/admin/config"),
+    refresh,
+  });
+  rangeParams = cr.rangePicker(() => page.tick());
+  cr.setupDialog();
+
+  for (const tab of document.querySelectorAll("#breakdown [data-by]")) {
+    tab.addEventListener("click", () => {
+      by = tab.dataset.by;
+      for (const other of document.querySelectorAll("#breakdown [data-by]")) {
+        other.setAttribute("aria-selected", String(other === tab));
+      }
+      page.tick();
+    });
+  }
+  const filters = document.getElementById("request-filters");
+  filters.addEventListener("submit", (e) => { e.preventDefault(); page.tick(); });
+  filters.addEventListener("change", () => page.tick());
+
+  function requestParams() {
+    const data = new FormData(filters);
+    const params = {limit: 50};
+    for (const name of ["token", "model", "channel", "status", "errors"]) {
+      const value = (data.get(name) || "").trim();
+      if (value) params[name] = value;
+    }
+    return params;
+  }
+
+  async function refresh() {
+    const range = rangeParams();
+    const [overview, breakdown, channels, quotas, requests, config] = await Promise.all([
+      page.api("/admin/overview", range),
+      page.api("/admin/breakdown", {...range, by}),
+      page.api("/admin/channels", range),
+      page.api("/admin/quotas"),
+      page.api("/admin/requests", requestParams()),
+      page.api("/admin/config"),
+    ]);
+    cr.renderCards(document.getElementById("totals"), cr.totalsCards(overview.totals));
+    cr.renderCharts(overview);
+    renderBreakdown(breakdown);
+    renderChannels(channels);
+    cr.renderQuotas(document.getElementById("quota-list"), quotas.quotas);
+    cr.renderTable(document.getElementById("request-table"), cr.REQUEST_COLUMNS, requests.data,
+                   {onRow: cr.showRow, empty: "No requests match.",
+                    rowAttrs: (r) => ({"data-id": r.id})});
+    renderConfig(config);
+  }
+
+  function renderBreakdown(body) {
+    const columns = [
+      {label: body.by, get: (r) => r.key ?? "(none)"},
+      {label: "Requests", cls: "num", get: (r) => fmt.int(r.requests)},
+      {label: "Errors", cls: "num", get: (r) => fmt.pct(r.error_rate)},
+      {label: "Prompt", cls: "num", get: (r) => fmt.int(r.prompt_tokens)},
+      {label: "Cached", cls: "num", get: (r) => fmt.int(r.cached_tokens)},
+      {label: "Completion", cls: "num", get: (r) => fmt.int(r.completion_tokens)},
+      {label: "Cost", cls: "num", get: (r) => fmt.cost(r.cost)},
+      {label: "Latency p50/p95", cls: "num",
+       get: (r) => `${fmt.ms(r.latency_p50)} / ${fmt.ms(r.latency_p95)}`},
+      {label: "TTFB p50/p95", cls: "num",
+       get: (r) => `${fmt.ms(r.ttfb_p50)} / ${fmt.ms(r.ttfb_p95)}`},
+    ];
+    cr.renderTable(document.getElementById("breakdown-table"), columns, body.data,
+                   {rowAttrs: (r) => ({"data-key": r.key ?? ""})});
+  }
+
+  function stateBadge(t) {
+    const text = t.state === "cooling" ? `cooling until ${fmt.time(t.cooling_until, true)}`
+      : t.state;
+    const level = {healthy: "ok", trial: "warn", cooling: "bad", disabled: "muted"}[t.state];
+    return h("span", {class: `badge ${level} state`}, text);
+  }
+
+  function renderChannels(body) {
+    const columns = [
+      {label: "Target", get: (t) => h("span", null, h("strong", null, t.channel),
+                                       h("span", {class: "muted"}, ` → ${t.model}`))},
+      {label: "State", get: stateBadge},
+      {label: "Keys", get: (t) => t.keys.length ? t.keys.map((k) => h("span", {
+        class: `chip ${k.state === "cooling" ? "bad" : "ok"}`, "data-key-index": k.index,
+        title: k.cooling_until ? `cooling until ${fmt.time(k.cooling_until, true)}` : "ready"},
+        `#${k.index} ${k.state}`)) : h("span", {class: "muted"}, "none")},
+      {label: "Prio / weight", cls: "num", get: (t) => `${t.priority} / ${t.weight}`},
+      {label: "Requests", cls: "num", get: (t) => fmt.int(t.requests)},
+      {label: "Errors", cls: "num", get: (t) => fmt.pct(t.error_rate)},
+      {label: "Latency p50/p95", cls: "num",
+       get: (t) => `${fmt.ms(t.latency_p50)} / ${fmt.ms(t.latency_p95)}`},
+      {label: "In flight", cls: "num", get: (t) => `${t.in_flight} (${t.streams} streams)`},
+      {label: "Last error", cls: "error-text", get: (t) => t.last_error
+        ? `${fmt.time(t.last_error.ts, true)} ${t.last_error.status}: ${t.last_error.error}`
+        : ""},
+    ];
+    const container = document.getElementById("channel-groups");
+    container.replaceChildren(...body.groups.map((g) => {
+      const box = h("div", {class: "group", "data-group": g.name},
+        h("h3", null, g.name, h("span", {class: "muted"},
+          ` · cooldown ${g.cooldown}s · ${g.attempts} attempts`)));
+      const table = h("div");
+      cr.renderTable(table, columns, g.targets, {rowAttrs: (t) => ({
+        class: "target", "data-channel": t.channel, "data-model": t.model,
+        "data-state": t.state})});
+      box.appendChild(table);
+      return box;
+    }));
+    if (!body.groups.length) container.replaceChildren(h("p", {class: "empty"}, "No routes."));
+  }
+
+  function renderConfig(c) {
+    const last = c.last_reload;
+    const result = last
+      ? h("div", {class: `reload ${last.result === "failed" ? "bad" : "ok"}`, id: "last-reload",
+                  "data-result": last.result},
+          h("strong", null, `Last reload: ${last.result}`),
+          ` (${last.reason}, ${fmt.time(last.at, true)})`,
+          last.errors.length ? h("ul", {class: "errors"}, last.errors.map((e) =>
+            h("li", null, h("code", null, e.path), `: ${e.message}`))) : null)
+      : h("div", {class: "reload", id: "last-reload", "data-result": "none"},
+          "No reload since start.");
+    const list = (items) => items.length ? items.join(", ") : "–";
+    const quota = (qs) => list(qs.map((q) => [q.tokens != null && `${fmt.int(q.tokens)} tokens`,
+      q.requests != null && `${fmt.int(q.requests)} requests`,
+      q.cost != null && fmt.cost(q.cost)].filter(Boolean).join(" + ") + `/${q.period}`));
+    const rate = (r) => r ? [r.rpm && `${r.rpm} rpm`, r.tpm && `${fmt.int(r.tpm)} tpm`,
+      r.concurrent && `${r.concurrent} concurrent`].filter(Boolean).join(", ") : "–";
+    const tables = h("div", {class: "config-tables"});
+    const add = (title, columns, rows) => {
+      const box = h("div");
+      cr.renderTable(box, columns, rows, {empty: "None."});
+      tables.appendChild(h("div", null, h("h3", null, title), box));
+    };
+    add("Channels", [{label: "Name", get: (x) => x.name}, {label: "Type", get: (x) => x.type},
+      {label: "Enabled", get: (x) => x.enabled ? "yes" : "no"},
+      {label: "Keys", cls: "num", get: (x) => x.keys},
+      {label: "Models", get: (x) => list(x.models)}], c.channels);
+    add("Model groups", [{label: "Name", get: (x) => x.name},
+      {label: "Targets", get: (x) => list(x.targets.map((t) => `${t.channel}/${t.model}`))},
+      {label: "Price in/out per 1M", get: (x) => x.price
+        ? `${fmt.cost(x.price.input)} / ${fmt.cost(x.price.output)}` : "–"}], c.model_groups);
+    add("Token groups", [{label: "Name", get: (x) => x.name},
+      {label: "Models", get: (x) => x.models ? list(x.models) : "all"},
+      {label: "Quotas", get: (x) => quota(x.quotas)},
+      {label: "Rate limit", get: (x) => rate(x.rate_limit)}], c.token_groups);
+    add("Tokens", [{label: "Name", get: (x) => x.name}, {label: "Group", get: (x) => x.group ?? "–"},
+      {label: "Enabled", get: (x) => x.enabled ? "yes" : "no"},
+      {label: "Expires", get: (x) => x.expires ? fmt.time(x.expires, true) : "never"},
+      {label: "Quotas", get: (x) => quota(x.quotas)},
+      {label: "Rate limit", get: (x) => rate(x.rate_limit)}], c.tokens);
+    document.getElementById("config-summary").replaceChildren(
+      h("p", null, h("strong", {id: "config-line"}, c.summary)),
+      h("p", {class: "muted"}, `${c.path} · loaded ${fmt.time(c.loaded_at, true)} · `
+        + `${c.reloads_ok} reloads, ${c.reloads_failed} failed`),
+      result, tables);
+  }
+})();

@@ -1,0 +1,104 @@
+"""The dashboard's numbers from the usage table: series, totals, breakdowns, recent rows.
+
+Every aggregate is two passes over the range (see `queries`): sums with the latency
+histogram, then the time-to-first-byte histogram, grouped by whatever is asked.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from . import queries as q
+from .reader import Reader
+
+
+@dataclass(slots=True)
+class Group:
+    """What the usage table holds for one group of rows: sums and timing histograms."""
+
+    sums: list[Any] = field(default_factory=lambda: [0] * len(q.SUMS))
+    timings: dict[str, q.Histogram] = field(
+        default_factory=lambda: {name: q.Histogram() for name in q.TIMINGS})
+
+    def add(self, sums: Sequence[Any]) -> None:
+        self.sums = [a + b for a, b in zip(self.sums, sums, strict=True)]
+
+    def merge(self, other: Group) -> None:
+        self.add(other.sums)
+        for name, histogram in self.timings.items():
+            histogram.merge(other.timings[name])
+
+    def shaped(self) -> dict[str, Any]:
+        out = q.sums_row(self.sums)
+        for name, histogram in self.timings.items():
+            out[f"{name}_p50"] = histogram.percentile(50)
+            out[f"{name}_p95"] = histogram.percentile(95)
+        return out
+
+
+async def grouped(reader: Reader, rows: q.Filter, keys: Sequence[str],
+                  key_params: Sequence[Any] = ()) -> dict[tuple[Any, ...], Group]:
+    """A `Group` per combination of the SQL expressions *keys* over *rows*."""
+    out: dict[tuple[Any, ...], Group] = {}
+    width = len(keys)
+    latency, ttfb = q.TIMINGS["latency"], q.TIMINGS["ttfb"]
+    for row in await reader.fetch(*q.sums_query(rows, keys, key_params, timing=latency)):
+        key, index, sums = tuple(row[:width]), row[width], row[width + 1:]
+        group = out.get(key)
+        if group is None:
+            group = out[key] = Group()
+        group.add(sums)
+        if index is not None:
+            group.timings["latency"].add(index, sums[0])
+    for row in await reader.fetch(*q.histogram_query(rows, ttfb, keys, key_params)):
+        key, index, count = tuple(row[:width]), row[width], row[width + 1]
+        out.setdefault(key, Group()).timings["ttfb"].add(index, count)
+    return out
+
+
+async def overview(reader: Reader, window: q.Window,
+                   equal: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """Totals and one point per bucket of *window* (empty buckets included, as zeros)."""
+    rows = q.Filter(window.since, window.until, equal)
+    bucket, bucket_params = q.bucket_expr(window)
+    by_bucket = await grouped(reader, rows, [bucket], bucket_params)
+    whole = Group()
+    series = []
+    for index in range(window.buckets):
+        group = by_bucket.get((index,)) or Group()  # SQL's 2.0 and 2 are the same key
+        whole.merge(group)
+        series.append({"t": window.start(index), **group.shaped()})
+    return {"since": window.since, "until": window.until, "step": window.step,
+            "totals": whole.shaped(), "series": series}
+
+
+async def breakdown(reader: Reader, rows: q.Filter, by: str) -> list[dict[str, Any]]:
+    """Totals and timings per value of dimension *by*, most requests first."""
+    groups = await grouped(reader, rows, [q.DIMENSIONS[by]])
+    out = [{"key": key, **group.shaped()} for (key,), group in groups.items()]
+    return sorted(out, key=lambda item: (-item["requests"], str(item["key"])))
+
+
+async def target_stats(reader: Reader, rows: q.Filter) -> dict[tuple[str, str], dict[str, Any]]:
+    """Requests, errors, latency and the last error per (channel, upstream model)."""
+    out: dict[tuple[str, str], dict[str, Any]] = {}
+    for (channel, model), group in (
+            await grouped(reader, rows, ["channel", "upstream_model"])).items():
+        shaped = group.shaped()
+        out[(channel, model)] = {name: shaped[name] for name in (
+            "requests", "errors", "error_rate", "latency_p50", "latency_p95")}
+    for channel, model, ts, status, error in await reader.fetch(*q.last_errors_query(rows)):
+        if (channel, model) in out:
+            out[(channel, model)]["last_error"] = {"ts": ts, "status": status, "error": error}
+    return out
+
+
+async def recent(reader: Reader, equal: Mapping[str, str], *, errors: bool = False,
+                 status: int | None = None, before: int | None = None, limit: int = 50,
+                 request_id: str | None = None) -> list[dict[str, Any]]:
+    """The newest usage rows matching the filters, newest first, every column."""
+    sql, params = q.recent_query(equal, errors=errors, status=status, before=before,
+                                 limit=limit, request_id=request_id)
+    return [dict(zip(q.ROW_FIELDS, row, strict=True)) for row in await reader.fetch(sql, params)]

@@ -1,0 +1,85 @@
+"""Quota and config summaries for the dashboard, from the limiter and the live config. Pure."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..config import Config, Quota, RateLimit
+from ..limits import Limiter
+from ..reload import ConfigHolder
+
+_DIMENSIONS = ("tokens", "requests", "cost")
+
+
+def quotas(config: Config, limiter: Limiter) -> dict[str, Any]:
+    """Every quota of every token and group, closest to its limit first.
+
+    Each item is one quota (scope, name, period) with its dimensions as in ``GET /v1/usage``
+    and ``fullness``: the largest ``(used + reserved) / limit`` of its dimensions.
+    """
+    items = []
+    owners: list[tuple[Any, str, tuple[Quota, ...]]] = (
+        [("group", g.name, g.quotas) for g in config.token_groups]
+        + [("token", t.name, t.quotas) for t in config.tokens])
+    for scope, name, scope_quotas in owners:
+        for report in limiter.quota_report(scope, name, scope_quotas):
+            items.append({"name": name, **report, "fullness": fullness(report)})
+    items.sort(key=lambda item: (-item["fullness"], item["scope"], item["name"]))
+    unlimited = sorted(t.name for t in config.tokens
+                       if not t.quotas and (t.group is None or not t.group.quotas))
+    return {"quotas": items, "unlimited_tokens": unlimited}
+
+
+def fullness(report: dict[str, Any]) -> float:
+    ratios = [(dim["used"] + dim["reserved"]) / dim["limit"] if dim["limit"] else 1.0
+              for name in _DIMENSIONS if (dim := report.get(name)) is not None]
+    return round(max(ratios, default=0.0), 6)
+
+
+def config_summary(holder: ConfigHolder) -> dict[str, Any]:
+    """What the live config holds (never a key, header or base URL), and the last reload."""
+    config = holder.current
+    last = holder.last_reload
+    return {
+        "path": holder.path,
+        "summary": config.summary(),
+        "loaded_at": holder.loaded_at,
+        "reloads_ok": holder.reloads_ok,
+        "reloads_failed": holder.reloads_failed,
+        "last_reload": None if last is None else {
+            "at": last.at, "reason": last.reason, "result": last.result,
+            "errors": [{"path": path or holder.path, "message": message}
+                       for path, message in holder.problems] if last.result == "failed"
+            else []},
+        "channels": [{"name": c.name, "type": c.type, "enabled": c.enabled,
+                      "keys": len(c.keys), "models": list(c.models)} for c in config.channels],
+        "model_groups": [{
+            "name": g.name, "attempts": g.attempts, "cooldown": g.cooldown,
+            "targets": [{"channel": t.channel.name, "model": t.model, "priority": t.priority,
+                         "weight": t.weight} for t in g.targets],
+            "price": None if g.price is None else {
+                "input": g.price.input, "output": g.price.output,
+                "cached_input": g.price.cached_input}} for g in config.model_groups],
+        "token_groups": [{"name": g.name, "models": _list(g.models),
+                          "quotas": [_quota(q) for q in g.quotas],
+                          "rate_limit": _rate(g.rate_limit)} for g in config.token_groups],
+        "tokens": [{"name": t.name, "group": t.group.name if t.group else None,
+                    "models": _list(t.models), "enabled": t.enabled, "expires": t.expires,
+                    "quotas": [_quota(q) for q in t.quotas], "rate_limit": _rate(t.rate_limit)}
+                   for t in config.tokens],
+    }
+
+
+def _list(items: tuple[str, ...] | None) -> list[str] | None:
+    return None if items is None else list(items)
+
+
+def _quota(quota: Quota) -> dict[str, Any]:
+    return {"period": quota.period, "tokens": quota.tokens, "requests": quota.requests,
+            "cost": quota.cost}
+
+
+def _rate(limit: RateLimit | None) -> dict[str, Any] | None:
+    if limit is None:
+        return None
+    return {"rpm": limit.rpm, "tpm": limit.tpm, "concurrent": limit.concurrent}

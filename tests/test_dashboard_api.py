@@ -1,0 +1,387 @@
+"""The dashboard's JSON endpoints against the usage table: exact numbers, auth on every one."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import socket
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+import yaml
+
+from tests import dashboard_data as data
+from tests.conftest import ALICE, BOB, UPSTREAM_KEY, UPSTREAM_KEY_2, StartGateway, base_config
+from tests.fakes import FakeClock, FakeUpstream
+
+ADMIN = "cr-admin-dashboard-0123456789abcdef"
+NOW = 1_795_000_000.0  # 2026-11-18 11:06:40 UTC, a Wednesday
+ADMIN_ROUTES = ["/admin/overview", "/admin/breakdown", "/admin/channels", "/admin/quotas",
+                "/admin/requests", "/admin/config"]
+OWN_ROUTES = ["/me/overview", "/me/requests"]
+SECRETS = [ADMIN, ALICE, BOB, UPSTREAM_KEY, UPSTREAM_KEY_2]
+
+
+def utc(text: str) -> float:
+    return dt.datetime.fromisoformat(text).replace(tzinfo=dt.UTC).timestamp()
+
+
+def dead_url() -> str:
+    """A loopback URL nobody listens on: connecting to it fails at once."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    return f"http://127.0.0.1:{port}/v1"
+
+
+def dashboard_config(upstream_url: str, tmp_path: Path) -> dict[str, Any]:
+    config = base_config(upstream_url, tmp_path)
+    config["admin"] = {"key": ADMIN}
+    config["channels"].append({"name": "dead", "type": "openai", "base_url": dead_url(),
+                               "keys": [UPSTREAM_KEY, UPSTREAM_KEY_2]})
+    config["model_groups"].append({"name": "flaky", "cooldown": "1h", "targets": [
+        {"channel": "dead", "model": "dead-model", "priority": 0},
+        {"channel": "up", "model": "upstream-model", "priority": 1}]})
+    config["token_groups"][0]["quota"] = {"tokens": 1_000_000, "period": "month"}
+    config["tokens"][0]["quota"] = {"requests": 500, "period": "day"}
+    config["tokens"][1]["quota"] = {"cost": 0.05, "period": "total"}
+    return config
+
+
+async def start(start_gateway: StartGateway, upstream: FakeUpstream, tmp_path: Path,
+                clock: FakeClock) -> tuple[Any, list[dict[str, Any]]]:
+    """A gateway on a usage table holding the known rows, at *clock*."""
+    config = dashboard_config(upstream.url, tmp_path)
+    known = data.known_rows(clock.now)
+    data.write_rows(config["database"]["path"], known)
+    gateway = await start_gateway(config, clock=clock)
+    return gateway, known
+
+
+def newest_first(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return sorted(rows, key=lambda r: (-r["ts"], -r["id"]))
+
+
+async def get(url: str, key: str | None = None, **params: Any) -> tuple[int, Any, bytes]:
+    headers = {"Authorization": f"Bearer {key}"} if key else {}
+    async with aiohttp.ClientSession() as http:
+        async with http.get(url, headers=headers, params=params) as resp:
+            raw = await resp.read()
+            body = await resp.json(content_type=None) if raw[:1] in (b"{", b"[") else None
+            return resp.status, body, raw
+
+
+async def chat(url: str, key: str, model: str = "smart") -> int:
+    async with aiohttp.ClientSession() as http:
+        async with http.post(url + "/v1/chat/completions", headers={
+                "Authorization": f"Bearer {key}"}, json={
+                "model": model, "messages": [{"role": "user", "content": "hi"}]}) as resp:
+            await resp.read()
+            return resp.status
+
+
+@pytest.mark.parametrize("name", ["24h", "7d", "30d"])
+async def test_overview_equals_the_table(start_gateway: StartGateway, upstream: FakeUpstream,
+                                         tmp_path: Path, name: str) -> None:
+    """Every bucket and the totals of a preset range equal the table's rows summed by hand."""
+    clock = FakeClock(NOW)
+    gateway, _ = await start(start_gateway, upstream, tmp_path, clock)
+    assert await chat(gateway.url, ALICE) == 200  # one real row on top of the known ones
+    clock.now += 1
+    status, body, _ = await get(gateway.url + "/admin/overview", ADMIN, range=name)
+    assert status == 200
+    rows = await gateway.rows()
+    assert rows[-1]["request_id"] != "req_known_399"
+    since, until, step = data.window(name, clock.now)
+    expected = data.overview(rows, since, until, step)
+    assert data.same(body["totals"], expected["totals"]), (body["totals"], expected["totals"])
+    assert data.same(body["series"], expected["series"])
+    assert (body["since"], body["until"], body["step"]) == (since, until, step)
+    assert body["totals"]["requests"] > 20
+
+
+async def test_custom_range_and_filters(start_gateway: StartGateway, upstream: FakeUpstream,
+                                        tmp_path: Path) -> None:
+    """since/until pick a custom range; token/model/channel/group narrow the rows."""
+    clock = FakeClock(NOW)
+    gateway, _ = await start(start_gateway, upstream, tmp_path, clock)
+    rows = await gateway.rows()
+    status, body, _ = await get(gateway.url + "/admin/overview", ADMIN,
+                                since="2026-11-10", until="2026-11-15T12:00:00")
+    assert status == 200
+    assert (body["since"], body["until"]) == (utc("2026-11-10"), utc("2026-11-15T12:00:00"))
+    assert body["step"] == 3 * 3600  # 5.5 days in at most 60 buckets
+    expected = data.overview(rows, body["since"], body["until"], body["step"])
+    assert data.same(body["totals"], expected["totals"]), (body["totals"], expected["totals"])
+    assert data.same(body["series"], expected["series"])
+    status, body, _ = await get(gateway.url + "/admin/overview", ADMIN, range="30d",
+                                token="alice", model="smart", channel="up", group="team")
+    since, until, step = data.window("30d", clock.now)
+    expected = data.overview(rows, since, until, step, lambda r: (
+        r["token"], r["model"], r["channel"], r["token_group"]) == ("alice", "smart", "up",
+                                                                    "team"))
+    assert data.same(body["totals"], expected["totals"]), (body["totals"], expected["totals"])
+    assert data.same(body["series"], expected["series"])
+    assert 0 < body["totals"]["requests"] < len(data.select(rows, since, until))
+
+
+@pytest.mark.parametrize("by, column", [("model", "model"), ("channel", "channel"),
+                                        ("token", "token"), ("group", "token_group")])
+async def test_breakdown_equals_the_table(start_gateway: StartGateway, upstream: FakeUpstream,
+                                          tmp_path: Path, by: str, column: str) -> None:
+    """One item per value of the dimension, with its totals and timings, most requests first."""
+    clock = FakeClock(NOW)
+    gateway, _ = await start(start_gateway, upstream, tmp_path, clock)
+    rows = await gateway.rows()
+    status, body, _ = await get(gateway.url + "/admin/breakdown", ADMIN, by=by, range="7d")
+    assert status == 200
+    since, until, _ = data.window("7d", clock.now)
+    picked = data.select(rows, since, until)
+    values = {r[column] for r in picked}
+    expected = [{"key": v, **data.sums([r for r in picked if r[column] == v])} for v in values]
+    expected.sort(key=lambda item: (-item["requests"], str(item["key"])))
+    assert data.same(body["data"], expected)
+    assert body["by"] == by and len(body["data"]) >= 2
+
+
+async def test_requests_newest_first_filtered_whole_rows(
+        start_gateway: StartGateway, upstream: FakeUpstream, tmp_path: Path) -> None:
+    """Rows come back whole, newest first, filtered, limited and paged by id."""
+    clock = FakeClock(NOW)
+    gateway, _ = await start(start_gateway, upstream, tmp_path, clock)
+    assert await chat(gateway.url, ALICE) == 200
+    rows = newest_first(await gateway.rows())
+    status, body, _ = await get(gateway.url + "/admin/requests", ADMIN, limit=5)
+    assert status == 200
+    assert body["data"] == rows[:5]
+    assert body["data"][0]["request_id"].startswith("req_") and body["data"][0]["status"] == 200
+    _, page2, _ = await get(gateway.url + "/admin/requests", ADMIN, limit=5,
+                            before=body["data"][-1]["id"])
+    assert page2["data"] == rows[5:10]
+    _, errors, _ = await get(gateway.url + "/admin/requests", ADMIN, errors=1, token="bob",
+                             limit=500)
+    assert errors["data"] == [r for r in rows if r["status"] >= 400 and r["token"] == "bob"]
+    _, by_status, _ = await get(gateway.url + "/admin/requests", ADMIN, status=502,
+                                model="claude", limit=500)
+    assert by_status["data"] == [r for r in rows
+                                 if r["status"] == 502 and r["model"] == "claude"]
+    _, one, _ = await get(gateway.url + "/admin/requests", ADMIN, request_id="req_known_7")
+    assert one["data"] == [r for r in rows if r["request_id"] == "req_known_7"]
+
+
+async def test_quotas_sorted_by_closeness_with_used_from_the_table(
+        start_gateway: StartGateway, upstream: FakeUpstream, tmp_path: Path) -> None:
+    """Each quota's used equals the table's rows of its period; the fullest comes first."""
+    clock = FakeClock(NOW)
+    gateway, _ = await start(start_gateway, upstream, tmp_path, clock)
+    assert await chat(gateway.url, ALICE) == 200
+    rows = await gateway.rows()
+    status, body, _ = await get(gateway.url + "/admin/quotas", ADMIN)
+    assert status == 200
+    counted = [r for r in rows if r["attempts"] > 0]
+    day_start, month_start = utc("2026-11-18"), utc("2026-11-01")
+    alice_today = [r for r in counted if r["token"] == "alice" and r["ts"] >= day_start]
+    team_month = [r for r in counted if r["token_group"] == "team" and r["ts"] >= month_start]
+    bob_total = [r for r in counted if r["token"] == "bob"]
+    by_name = {(q["scope"], q["name"]): q for q in body["quotas"]}
+    assert by_name[("token", "alice")]["requests"] == {
+        "limit": 500, "used": len(alice_today), "reserved": 0,
+        "remaining": 500 - len(alice_today)}
+    assert by_name[("token", "alice")]["resets_at"] == "2026-11-19T00:00:00Z"
+    team_tokens = sum(r["total_tokens"] for r in team_month)
+    assert by_name[("group", "team")]["tokens"]["used"] == team_tokens
+    bob_cost = round(sum(r["cost"] for r in bob_total), 6)
+    assert by_name[("token", "bob")]["cost"]["used"] == pytest.approx(bob_cost, abs=1e-6)
+    assert by_name[("token", "bob")]["resets_at"] is None
+    fullness = [q["fullness"] for q in body["quotas"]]
+    assert fullness == sorted(fullness, reverse=True)
+    assert body["quotas"][0]["fullness"] == pytest.approx(max(
+        len(alice_today) / 500, team_tokens / 1_000_000, bob_cost / 0.05), abs=1e-6)
+    assert body["unlimited_tokens"] == []
+
+
+async def test_channels_show_a_cooling_target_and_keys_by_index(
+        start_gateway: StartGateway, upstream: FakeUpstream, tmp_path: Path) -> None:
+    """A target that failed is cooling until its cooldown ends; keys are indices, never keys."""
+    clock = FakeClock(NOW)
+    gateway, known = await start(start_gateway, upstream, tmp_path, clock)
+    assert await chat(gateway.url, ALICE, "flaky") == 200  # dead fails, up answers
+    status, body, raw = await get(gateway.url + "/admin/channels", ADMIN, range="30d")
+    assert status == 200
+    groups = {g["name"]: g for g in body["groups"]}
+    dead, up = groups["flaky"]["targets"]
+    assert (dead["channel"], dead["state"]) == ("dead", "cooling")
+    assert body["now"] + 3590 < dead["cooling_until"] <= body["now"] + 3600
+    assert dead["keys"] == [{"index": 0, "state": "ready", "cooling_until": None},
+                            {"index": 1, "state": "ready", "cooling_until": None}]
+    assert (up["channel"], up["state"], up["cooling_until"]) == ("up", "healthy", None)
+    rows = await gateway.rows()
+    since, until, _ = data.window("30d", clock.now)
+    on_up = [r for r in data.select(rows, since, until)
+             if (r["channel"], r["upstream_model"]) == ("up", "upstream-model")]
+    expected = data.sums(on_up)
+    smart_up = groups["smart"]["targets"][0]
+    assert {k: smart_up[k] for k in ("requests", "errors", "error_rate", "latency_p50",
+                                     "latency_p95")} == {
+        k: expected[k] for k in ("requests", "errors", "error_rate", "latency_p50",
+                                 "latency_p95")}
+    failed = [r for r in on_up if r["status"] >= 400]
+    assert smart_up["last_error"]["error"] == failed[-1]["error"]
+    assert known and all(secret.encode() not in raw for secret in SECRETS)
+
+
+async def test_channels_count_requests_and_streams_in_flight(
+        start_gateway: StartGateway, upstream: FakeUpstream, tmp_path: Path) -> None:
+    """A request held by its upstream counts as in flight on its target; a stream as a stream."""
+    clock = FakeClock(NOW)
+    gateway, _ = await start(start_gateway, upstream, tmp_path, clock)
+    hold = asyncio.Event()
+    upstream.then(hold=hold).then(hold=hold)
+
+    async def send(stream: bool) -> None:
+        async with aiohttp.ClientSession() as http:
+            async with http.post(gateway.url + "/v1/chat/completions", headers={
+                    "Authorization": f"Bearer {ALICE}"}, json={
+                    "model": "smart", "stream": stream,
+                    "messages": [{"role": "user", "content": "hi"}]}) as resp:
+                await resp.read()
+
+    tasks = [asyncio.create_task(send(False)), asyncio.create_task(send(True))]
+    while upstream.in_flight < 2:
+        await asyncio.sleep(0.01)
+    _, body, _ = await get(gateway.url + "/admin/channels", ADMIN)
+    target = {g["name"]: g for g in body["groups"]}["smart"]["targets"][0]
+    assert (target["in_flight"], target["streams"]) == (2, 1)
+    hold.set()
+    await asyncio.gather(*tasks)
+    _, body, _ = await get(gateway.url + "/admin/channels", ADMIN)
+    target = {g["name"]: g for g in body["groups"]}["smart"]["targets"][0]
+    assert (target["in_flight"], target["streams"]) == (0, 0)
+
+
+async def test_config_summary_and_last_reload(start_gateway: StartGateway,
+                                              upstream: FakeUpstream, tmp_path: Path) -> None:
+    """The summary of the live file; a failed reload lists every error with its YAML path."""
+    clock = FakeClock(NOW)
+    gateway, _ = await start(start_gateway, upstream, tmp_path, clock)
+    status, body, raw = await get(gateway.url + "/admin/config", ADMIN)
+    assert status == 200
+    assert body["summary"] == "2 channels, 2 routable models, 1 token groups, 2 tokens"
+    assert body["last_reload"] is None and body["path"] == str(gateway.config_path)
+    assert [c["name"] for c in body["channels"]] == ["up", "dead"]
+    assert {c["name"]: c["keys"] for c in body["channels"]}["dead"] == 2
+    assert all(secret.encode() not in raw for secret in SECRETS)
+    assert upstream.url.encode() not in raw  # base URLs are not shown
+    config = yaml.safe_load(gateway.config_path.read_text())
+    config["model_groups"][0]["targets"][0]["channel"] = "nowhere"
+    config["tokens"][0]["group"] = "nogroup"
+    gateway.config_path.write_text(yaml.safe_dump(config))
+    assert not gateway.state.holder.reload("test")
+    _, body, _ = await get(gateway.url + "/admin/config", ADMIN)
+    assert body["last_reload"]["result"] == "failed"
+    assert body["last_reload"]["reason"] == "test"
+    paths = [e["path"] for e in body["last_reload"]["errors"]]
+    assert "model_groups[0].targets[0].channel" in paths
+    assert "tokens[0].group" in paths
+    assert body["reloads_failed"] == 1
+    config["model_groups"][0]["targets"][0]["channel"] = "up"
+    config["tokens"][0]["group"] = "team"
+    config["tokens"].append({"name": "dave", "key_sha256": "ab" * 32})
+    gateway.config_path.write_text(yaml.safe_dump(config))
+    assert gateway.state.holder.reload("test")
+    _, body, _ = await get(gateway.url + "/admin/config", ADMIN)
+    assert body["last_reload"]["result"] == "reloaded" and body["last_reload"]["errors"] == []
+    assert body["summary"].endswith("3 tokens") and body["loaded_at"] == body["last_reload"]["at"]
+
+
+async def test_me_answers_only_about_the_callers_token(
+        start_gateway: StartGateway, upstream: FakeUpstream, tmp_path: Path) -> None:
+    """/me/overview and /me/requests hold only the calling token's rows, whatever is asked."""
+    clock = FakeClock(NOW)
+    gateway, _ = await start(start_gateway, upstream, tmp_path, clock)
+    rows = await gateway.rows()
+    status, body, raw = await get(gateway.url + "/me/overview", BOB, range="30d", token="alice")
+    assert status == 200 and body["token"] == "bob"
+    since, until, step = data.window("30d", clock.now)
+    expected = data.overview(rows, since, until, step, lambda r: r["token"] == "bob")
+    assert data.same(body["totals"], expected["totals"])
+    assert data.same(body["series"], expected["series"])
+    status, body, raw = await get(gateway.url + "/me/requests", BOB, token="alice", limit=500)
+    assert status == 200
+    assert body["data"] == [r for r in newest_first(rows) if r["token"] == "bob"]
+    assert {r["token"] for r in body["data"]} == {"bob"}
+    assert BOB.encode() not in raw
+
+
+async def test_every_endpoint_needs_its_key(start_gateway: StartGateway,
+                                            upstream: FakeUpstream, tmp_path: Path) -> None:
+    """Admin endpoints: 401 without a key and with a token's key; /me ones: 401 without."""
+    clock = FakeClock(NOW)
+    gateway, _ = await start(start_gateway, upstream, tmp_path, clock)
+    for route in ADMIN_ROUTES:
+        for key in (None, ALICE, "wrong-key"):
+            status, body, _ = await get(gateway.url + route, key)
+            assert status == 401, (route, key)
+            assert body["error"]["code"] == "invalid_api_key"
+        assert (await get(gateway.url + route, ADMIN))[0] == 200
+    for route in OWN_ROUTES:
+        for key in (None, "wrong-key", ADMIN):
+            status, body, _ = await get(gateway.url + route, key)
+            assert status == 401, (route, key)
+            assert body["error"]["code"] == "invalid_api_key"
+        assert (await get(gateway.url + route, ALICE))[0] == 200
+
+
+async def test_without_an_admin_key_the_dashboard_does_not_exist(
+        start_gateway: StartGateway, upstream: FakeUpstream, tmp_path: Path) -> None:
+    """No admin.key: /dashboard and every /admin endpoint are 404; /me still works."""
+    gateway = await start_gateway(base_config(upstream.url, tmp_path))
+    for route in ["/dashboard", *ADMIN_ROUTES]:
+        status, body, _ = await get(gateway.url + route, ALICE)
+        assert status == 404, route
+        assert body["error"]["code"] == "not_found"
+    status, _, raw = await get(gateway.url + "/me")
+    assert status == 200 and b"<form" in raw
+    assert (await get(gateway.url + "/me/overview", ALICE))[0] == 200
+
+
+async def test_bad_parameters_are_400_with_the_reason(
+        start_gateway: StartGateway, upstream: FakeUpstream, tmp_path: Path) -> None:
+    """Unknown range, bad dates, inverted range, bad by/limit/status: 400 naming the problem."""
+    gateway, _ = await start(start_gateway, upstream, tmp_path, FakeClock(NOW))
+    cases = [("/admin/overview", {"range": "1y"}, "'range' must be one of 24h, 7d, 30d"),
+             ("/admin/overview", {"since": "yesterday"}, "'since': expected a span"),
+             ("/admin/overview", {"since": "1d", "until": "2d"}, "'until' must be after"),
+             ("/admin/breakdown", {"by": "colour"}, "'by' must be one of model"),
+             ("/admin/requests", {"limit": "0"}, "'limit' must be between 1 and 500"),
+             ("/admin/requests", {"status": "ok"}, "'status' must be an integer"),
+             ("/me/overview", {"range": "2d"}, "'range' must be one of")]
+    for route, params, message in cases:
+        key = ALICE if route.startswith("/me") else ADMIN
+        status, body, _ = await get(gateway.url + route, key, **params)
+        assert status == 400, (route, params)
+        assert message in body["error"]["message"]
+
+
+async def test_pages_and_static_files(start_gateway: StartGateway, upstream: FakeUpstream,
+                                      tmp_path: Path) -> None:
+    """The pages are static HTML under a strict CSP; only the packaged files are served."""
+    gateway, _ = await start(start_gateway, upstream, tmp_path, FakeClock(NOW))
+    async with aiohttp.ClientSession() as http:
+        for page in ("/dashboard", "/me"):
+            async with http.get(gateway.url + page) as resp:
+                html = await resp.text()
+                assert resp.status == 200 and resp.content_type == "text/html"
+                assert "script-src 'self'" in resp.headers["Content-Security-Policy"]
+                assert "<script src=\"/ui/" in html and "http" not in html.replace(
+                    "http-equiv", "")
+        for name in ("app.css", "common.js", "dashboard.js", "me.js", "chart.js"):
+            async with http.get(gateway.url + "/ui/" + name) as resp:
+                assert resp.status == 200, name
+                text = (await resp.text()).replace('"http://www.w3.org/2000/svg"', "")
+                assert "http://" not in text and "https://" not in text  # nothing from elsewhere
+        for bad in ("/ui/nope.js", "/ui/..%2Fapi.py", "/ui/%2e%2e%2f__init__.py"):
+            async with http.get(gateway.url + bad) as resp:
+                assert resp.status == 404, bad
