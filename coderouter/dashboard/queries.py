@@ -111,22 +111,34 @@ def bin_value(index: float) -> float:
     return round(math.exp((index + 0.5) / BINS_PER_E) - 1, 3)
 
 
+#: The id of the newest failed row of a group, an extra aggregate for `sums_query`.
+LAST_ERROR_ID = "max(CASE WHEN status >= 400 THEN id END)"
+
+
 def sums_query(rows: Filter, keys: Sequence[str] = (), key_params: Sequence[Any] = (),
-               timing: str | None = None) -> tuple[str, list[Any]]:
+               timing: str | None = None,
+               extra: Sequence[str] = ()) -> tuple[str, list[Any]]:
     """`SUMS` per combination of the SQL expressions *keys*, each row cut further by the
     histogram bin of the *timing* column when one is given.
 
-    Each answer row is the key values, the bin (when *timing*), then the sums.
+    Each answer row is the key values, the bin (when *timing*), the sums, then the *extra*
+    aggregates.
     """
     where, params = rows.where()
     exprs = [*keys, *([bin_expr(timing)] if timing else [])]
+    aggregates = ", ".join([_SUMS_SQL, *extra])
     if not exprs:
-        return f"SELECT {_SUMS_SQL} FROM usage WHERE {where}", params
+        return f"SELECT {aggregates} FROM usage WHERE {where}", params
     names = _key_names(exprs)
     selected = ", ".join(f"{expr} AS {name}" for expr, name in zip(exprs, names, strict=True))
     grouped = ", ".join(names)
-    return (f"SELECT {selected}, {_SUMS_SQL} FROM usage WHERE {where} GROUP BY {grouped}",
+    return (f"SELECT {selected}, {aggregates} FROM usage WHERE {where} GROUP BY {grouped}",
             [*key_params, *params])
+
+
+def rows_by_id_query(ids: Sequence[int], columns: Sequence[str]) -> tuple[str, list[Any]]:
+    return (f"SELECT id, {', '.join(columns)} FROM usage "
+            f"WHERE id IN ({', '.join('?' * len(ids))})", list(ids))
 
 
 def histogram_query(rows: Filter, column: str, keys: Sequence[str] = (),
@@ -225,12 +237,3 @@ def recent_query(equal: Mapping[str, str], *, errors: bool, status: int | None,
 
 
 ROW_FIELDS = ("id", *COLUMNS)
-
-
-def last_errors_query(rows: Filter) -> tuple[str, list[Any]]:
-    """The newest failed row per (channel, upstream_model) in the range."""
-    where, params = rows.where()
-    sql = ("SELECT channel, upstream_model, ts, status, error FROM usage WHERE id IN ("
-           f"SELECT max(id) FROM usage WHERE {where} AND status >= 400 "
-           "AND channel IS NOT NULL GROUP BY channel, upstream_model)")
-    return sql, params

@@ -21,6 +21,7 @@ class Group:
     sums: list[Any] = field(default_factory=lambda: [0] * len(q.SUMS))
     timings: dict[str, q.Histogram] = field(
         default_factory=lambda: {name: q.Histogram() for name in q.TIMINGS})
+    last_error_id: int | None = None
 
     def add(self, sums: Sequence[Any]) -> None:
         self.sums = [a + b for a, b in zip(self.sums, sums, strict=True)]
@@ -39,22 +40,34 @@ class Group:
 
 
 async def grouped(reader: Reader, rows: q.Filter, keys: Sequence[str],
-                  key_params: Sequence[Any] = ()) -> dict[tuple[Any, ...], Group]:
-    """A `Group` per combination of the SQL expressions *keys* over *rows*."""
+                  key_params: Sequence[Any] = (), *, ttfb: bool = True,
+                  last_error: bool = False) -> dict[tuple[Any, ...], Group]:
+    """A `Group` per combination of the SQL expressions *keys* over *rows*.
+
+    One pass for the sums and latency, one more for time to first byte when *ttfb*; with
+    *last_error*, each group's ``last_error_id`` is its newest failed row's id.
+    """
     out: dict[tuple[Any, ...], Group] = {}
     width = len(keys)
-    latency, ttfb = q.TIMINGS["latency"], q.TIMINGS["ttfb"]
-    for row in await reader.fetch(*q.sums_query(rows, keys, key_params, timing=latency)):
-        key, index, sums = tuple(row[:width]), row[width], row[width + 1:]
+    extra = [q.LAST_ERROR_ID] if last_error else []
+    latency_sql = q.sums_query(rows, keys, key_params, timing=q.TIMINGS["latency"],
+                               extra=extra)
+    for row in await reader.fetch(*latency_sql):
+        key, index = tuple(row[:width]), row[width]
+        sums = row[width + 1:width + 1 + len(q.SUMS)]
         group = out.get(key)
         if group is None:
             group = out[key] = Group()
         group.add(sums)
         if index is not None:
             group.timings["latency"].add(index, sums[0])
-    for row in await reader.fetch(*q.histogram_query(rows, ttfb, keys, key_params)):
-        key, index, count = tuple(row[:width]), row[width], row[width + 1]
-        out.setdefault(key, Group()).timings["ttfb"].add(index, count)
+        if last_error and row[-1] is not None:
+            group.last_error_id = max(group.last_error_id or 0, row[-1])
+    if ttfb:
+        for row in await reader.fetch(*q.histogram_query(rows, q.TIMINGS["ttfb"], keys,
+                                                         key_params)):
+            key, index, count = tuple(row[:width]), row[width], row[width + 1]
+            out.setdefault(key, Group()).timings["ttfb"].add(index, count)
     return out
 
 
@@ -82,16 +95,20 @@ async def breakdown(reader: Reader, rows: q.Filter, by: str) -> list[dict[str, A
 
 
 async def target_stats(reader: Reader, rows: q.Filter) -> dict[tuple[str, str], dict[str, Any]]:
-    """Requests, errors, latency and the last error per (channel, upstream model)."""
+    """Requests, errors, latency and the last error per (channel, upstream model): one pass."""
+    groups = await grouped(reader, rows, ["channel", "upstream_model"], ttfb=False,
+                           last_error=True)
     out: dict[tuple[str, str], dict[str, Any]] = {}
-    for (channel, model), group in (
-            await grouped(reader, rows, ["channel", "upstream_model"])).items():
+    for (channel, model), group in groups.items():
         shaped = group.shaped()
         out[(channel, model)] = {name: shaped[name] for name in (
             "requests", "errors", "error_rate", "latency_p50", "latency_p95")}
-    for channel, model, ts, status, error in await reader.fetch(*q.last_errors_query(rows)):
-        if (channel, model) in out:
-            out[(channel, model)]["last_error"] = {"ts": ts, "status": status, "error": error}
+        out[(channel, model)]["last_error"] = None
+    errors = {g.last_error_id: key for key, g in groups.items() if g.last_error_id}
+    if errors:
+        for row_id, ts, status, error in await reader.fetch(
+                *q.rows_by_id_query(list(errors), ["ts", "status", "error"]), quick=True):
+            out[errors[row_id]]["last_error"] = {"ts": ts, "status": status, "error": error}
     return out
 
 
@@ -101,4 +118,5 @@ async def recent(reader: Reader, equal: Mapping[str, str], *, errors: bool = Fal
     """The newest usage rows matching the filters, newest first, every column."""
     sql, params = q.recent_query(equal, errors=errors, status=status, before=before,
                                  limit=limit, request_id=request_id)
-    return [dict(zip(q.ROW_FIELDS, row, strict=True)) for row in await reader.fetch(sql, params)]
+    return [dict(zip(q.ROW_FIELDS, row, strict=True))
+            for row in await reader.fetch(sql, params, quick=True)]

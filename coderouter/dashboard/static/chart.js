@@ -11,11 +11,15 @@ function svgEl(tag, attrs) {
   return el;
 }
 
+// The top of the y axis: four gridline steps, each a round number.
 function niceMax(value) {
   if (!(value > 0)) return 1;
-  const power = Math.pow(10, Math.floor(Math.log10(value)));
-  for (const m of [1, 2, 2.5, 5, 10]) if (m * power >= value) return m * power;
-  return 10 * power;
+  const step = value / 4;
+  const power = Math.pow(10, Math.floor(Math.log10(step)));
+  for (const m of [1, 1.5, 2, 2.5, 3, 4, 5, 6, 8, 10]) {
+    if (m * power >= step) return 4 * m * power;
+  }
+  return 40 * power;
 }
 
 // chart(container, {points, series: [{key, label}], kind: "bar"|"line", format, time})

@@ -229,10 +229,10 @@ function totalsCards(t) {
     {id: "total-completion", label: "Completion tokens", value: t.completion_tokens,
      text: fmt.int(t.completion_tokens)},
     {id: "total-cost", label: "Cost", value: t.cost, text: fmt.cost(t.cost)},
-    {id: "total-latency", label: "Latency p50 / p95", value: t.latency_p50,
-     text: `${fmt.ms(t.latency_p50)} / ${fmt.ms(t.latency_p95)}`},
-    {id: "total-ttfb", label: "TTFB p50 / p95", value: t.ttfb_p50,
-     text: `${fmt.ms(t.ttfb_p50)} / ${fmt.ms(t.ttfb_p95)}`},
+    {id: "total-latency", label: "Latency p50", value: t.latency_p50,
+     text: fmt.ms(t.latency_p50), sub: `p95 ${fmt.ms(t.latency_p95)}`},
+    {id: "total-ttfb", label: "Time to first byte p50", value: t.ttfb_p50,
+     text: fmt.ms(t.ttfb_p50), sub: `p95 ${fmt.ms(t.ttfb_p95)}`},
   ];
 }
 

@@ -36,25 +36,26 @@
     return params;
   }
 
+  // Each section is drawn as soon as its answer arrives: a long range's aggregates take a
+  // moment the first time, the live sections (quotas, requests, config) do not wait for them.
   async function refresh() {
     const range = rangeParams();
-    const [overview, breakdown, channels, quotas, requests, config] = await Promise.all([
-      page.api("/admin/overview", range),
-      page.api("/admin/breakdown", {...range, by}),
-      page.api("/admin/channels", range),
-      page.api("/admin/quotas"),
-      page.api("/admin/requests", requestParams()),
-      page.api("/admin/config"),
+    const draw = (promise, render) => promise.then(render);
+    await Promise.all([
+      draw(page.api("/admin/overview", range), (overview) => {
+        cr.renderCards(document.getElementById("totals"), cr.totalsCards(overview.totals));
+        cr.renderCharts(overview);
+      }),
+      draw(page.api("/admin/breakdown", {...range, by}), renderBreakdown),
+      draw(page.api("/admin/channels", range), renderChannels),
+      draw(page.api("/admin/quotas"), (quotas) =>
+        cr.renderQuotas(document.getElementById("quota-list"), quotas.quotas)),
+      draw(page.api("/admin/requests", requestParams()), (requests) =>
+        cr.renderTable(document.getElementById("request-table"), cr.REQUEST_COLUMNS,
+                       requests.data, {onRow: cr.showRow, empty: "No requests match.",
+                                       rowAttrs: (r) => ({"data-id": r.id})})),
+      draw(page.api("/admin/config"), renderConfig),
     ]);
-    cr.renderCards(document.getElementById("totals"), cr.totalsCards(overview.totals));
-    cr.renderCharts(overview);
-    renderBreakdown(breakdown);
-    renderChannels(channels);
-    cr.renderQuotas(document.getElementById("quota-list"), quotas.quotas);
-    cr.renderTable(document.getElementById("request-table"), cr.REQUEST_COLUMNS, requests.data,
-                   {onRow: cr.showRow, empty: "No requests match.",
-                    rowAttrs: (r) => ({"data-id": r.id})});
-    renderConfig(config);
   }
 
   function renderBreakdown(body) {
