@@ -32,7 +32,8 @@ from aiohttp import web
 from coderouter.app import create_app
 from coderouter.dashboard import queries as q
 from coderouter.reload import ConfigHolder
-from coderouter.usage import COLUMNS, SCHEMA
+from coderouter.schema import CreateUsage
+from coderouter.usage import COLUMNS
 
 ADMIN = "bench-admin-key-0123456789"
 DAY = 86400
@@ -57,7 +58,9 @@ def fill(path: Path, rows: int, now: float, seed: int = 1) -> None:
     """Create the usage table at *path* holding *rows* rows over the 30 days before *now*."""
     rng = random.Random(seed)
     with sqlite3.connect(path) as db:
-        db.executescript("PRAGMA journal_mode=WAL; PRAGMA synchronous=OFF;" + SCHEMA)
+        db.executescript("PRAGMA journal_mode=WAL; PRAGMA synchronous=OFF;")
+        for statement in CreateUsage().statements("sqlite"):
+            db.execute(statement)
         insert = (f"INSERT INTO usage ({', '.join(COLUMNS)}) "
                   f"VALUES ({', '.join('?' * len(COLUMNS))})")
         step = 30 * DAY / rows

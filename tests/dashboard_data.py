@@ -14,7 +14,8 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
-from coderouter.usage import COLUMNS, SCHEMA
+from coderouter.schema import CreateUsage
+from coderouter.usage import COLUMNS
 
 DAY = 86400
 #: Preset range name -> (length, step), as the dashboard documents them.
@@ -59,7 +60,8 @@ def known_rows(now: float, count: int = 400, seed: int = 14) -> list[dict[str, A
 def write_rows(path: Path | str, rows: Iterable[dict[str, Any]]) -> None:
     """Create the usage table at *path* (as the gateway would) and insert *rows*."""
     with sqlite3.connect(path) as db:
-        db.executescript(SCHEMA)
+        for statement in CreateUsage().statements("sqlite"):
+            db.execute(statement)
         db.executemany(f"INSERT INTO usage ({', '.join(COLUMNS)}) "
                        f"VALUES ({', '.join('?' * len(COLUMNS))})",
                        [tuple(row[c] for c in COLUMNS) for row in rows])

@@ -7,6 +7,7 @@ only about that key's token.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from typing import Any
@@ -23,9 +24,10 @@ from . import queries as q
 from . import stats
 from .health import InFlight, channel_health
 from .memo import Memo, ttl_for
-from .reader import Reader
+from .reader import Reader, reader_for
 from .views import config_summary, quotas
 
+log = logging.getLogger("coderouter.dashboard")
 READER = web.AppKey("dashboard_reader", Reader)
 MEMO = web.AppKey("dashboard_memo", Memo)
 #: Most rows one ``requests`` call answers.
@@ -34,7 +36,8 @@ MAX_ROWS = 500
 
 async def reader_ctx(app: web.Application) -> AsyncIterator[None]:
     """Open the dashboard's read-only connection (after the writer created the table)."""
-    reader = app[READER] = Reader(app[GATEWAY].holder.current.database.path)
+    gateway = app[GATEWAY]
+    reader = app[READER] = reader_for(gateway.holder.current.database, gateway.writer)
     app[MEMO] = Memo()
     await reader.open()
     yield
@@ -123,15 +126,27 @@ async def own_requests(request: web.Request) -> web.Response:
 async def _admin(request: web.Request, route: str) -> tuple[Gateway, Reader]:
     gw = request.app[GATEWAY]
     require_admin(gw.holder.current, request.headers, route)
-    await gw.writer.flush()
+    await _flush(gw)
     return gw, request.app[READER]
 
 
 async def _caller(request: web.Request) -> tuple[Gateway, Reader, str]:
     gw = request.app[GATEWAY]
     token = authenticate(gw.holder.current, request.headers)
-    await gw.writer.flush()
+    await _flush(gw)
     return gw, request.app[READER], token.name
+
+
+async def _flush(gw: Gateway) -> None:
+    """Write the queued rows first, so the answer includes every finished request.
+
+    A failing write is the writer's to report and retry (log, metrics, /admin/usage); the
+    pages then show what is written.
+    """
+    try:
+        await gw.writer.flush()
+    except Exception as exc:
+        log.debug("usage flush before a dashboard query failed: %s", exc)
 
 
 async def _kept(request: web.Request, window: q.Window,

@@ -1,22 +1,67 @@
-"""Read-only connections to the usage table for the dashboard, apart from the writer's.
+"""Where the dashboard's queries run: read-only SQLite connections, or the PostgreSQL pool.
 
-Dashboard queries over long ranges take a while; on their own connection (SQLite in WAL mode
-lets readers and the writer work at once) they never hold up the usage writer. Quick lookups
-(recent rows, by index) get a second connection, so they never wait behind an aggregate.
+Dashboard queries over long ranges take a while; on SQLite they get their own connection
+(WAL mode lets readers and the writer work at once), so they never hold up the usage writer,
+and quick lookups (recent rows, by index) a second one, so they never wait behind an
+aggregate. With ``database.url`` they go through the PostgreSQL store's pool, with ``$n``
+placeholders.
 """
 
 from __future__ import annotations
 
 import math
 import sqlite3
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, Protocol
 
 import aiosqlite
 
+from ..config import Database
+from ..usage import UsageStore, placeholders
 
-class Reader:
-    """Runs the dashboard's queries (see `queries`) on one read-only connection."""
+Fetch = Callable[[str, Sequence[Any]], Awaitable[Sequence[Sequence[Any]]]]
+
+
+class Reader(Protocol):
+    async def open(self) -> None: ...
+
+    async def fetch(self, sql: str, params: Sequence[Any] = (), *,
+                    quick: bool = False) -> list[tuple[Any, ...]]: ...
+
+    async def close(self) -> None: ...
+
+
+def reader_for(database: Database, store: UsageStore) -> Reader:
+    """The reader for *database*: the PostgreSQL store's pool, or SQLite connections."""
+    fetch = getattr(store, "fetch", None)
+    if database.url is not None and fetch is not None:
+        return StoreReader(fetch)
+    return SqliteReader(database.path)
+
+
+class StoreReader:
+    """Queries through a usage store's own ``fetch`` (PostgreSQL: its connection pool)."""
+
+    def __init__(self, fetch: Fetch) -> None:
+        self._fetch = fetch
+
+    async def open(self) -> None:
+        return None
+
+    async def fetch(self, sql: str, params: Sequence[Any] = (), *,
+                    quick: bool = False) -> list[tuple[Any, ...]]:
+        # PostgreSQL types a parameter from its context: a float column compared with an
+        # int parameter needs it as a float
+        params = [float(p) if isinstance(p, int) and not isinstance(p, bool) else p
+                  for p in params]
+        return [tuple(row) for row in await self._fetch(placeholders(sql, "postgres"), params)]
+
+    async def close(self) -> None:
+        return None
+
+
+class SqliteReader:
+    """Runs the dashboard's queries (see `queries`) on read-only SQLite connections."""
 
     def __init__(self, path: str) -> None:
         self.path = path
