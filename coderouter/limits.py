@@ -538,14 +538,6 @@ class Limiter:
                 "group": token.group.name if token.group is not None else None,
                 "quotas": quotas, "rate_limits": rate_limits}
 
-    def quota_report(self, scope: Scope, name: str,
-                     quotas: tuple[Quota, ...]) -> list[dict[str, Any]]:
-        """The current state of each of *quotas* of token or group *name*, shaped as in
-        `report` (for the dashboard, which lists every token and group)."""
-        starts = self._calendar.at(self._clock())
-        counters = self._get(scope, name)
-        return [self._quota_report(scope, counters, quota, starts) for quota in quotas]
-
     def _quota_report(self, scope: Scope, counters: _Counters, quota: Quota,
                       starts: tuple[float, ...]) -> dict[str, Any]:
         index = _INDEX[quota.period]

@@ -2,32 +2,34 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 from ..config import Config, Quota, RateLimit
-from ..limits import Limiter
 from ..reload import ConfigHolder
 
 _DIMENSIONS = ("tokens", "requests", "cost")
 
 
-def quotas(config: Config, limiter: Limiter) -> dict[str, Any]:
+def quotas(config: Config, reports: Iterable[dict[str, Any]]) -> dict[str, Any]:
     """Every quota of every token and group, closest to its limit first.
 
-    Each item is one quota (scope, name, period) with its dimensions as in ``GET /v1/usage``
-    and ``fullness``: the largest ``(used + reserved) / limit`` of its dimensions.
+    *reports* are the ``GET /v1/usage`` bodies of the config's tokens (from the limiter, or
+    from Redis when the state is shared); a group's quotas appear once. Each item is one quota
+    (scope, name, period) with its dimensions as in those bodies and ``fullness``: the largest
+    ``(used + reserved) / limit`` of its dimensions.
     """
-    items = []
-    owners: list[tuple[Any, str, tuple[Quota, ...]]] = (
-        [("group", g.name, g.quotas) for g in config.token_groups]
-        + [("token", t.name, t.quotas) for t in config.tokens])
-    for scope, name, scope_quotas in owners:
-        for report in limiter.quota_report(scope, name, scope_quotas):
-            items.append({"name": name, **report, "fullness": fullness(report)})
-    items.sort(key=lambda item: (-item["fullness"], item["scope"], item["name"]))
+    items: dict[tuple[str, str, str], dict[str, Any]] = {}
+    for report in reports:
+        for quota in report["quotas"]:
+            name = report["token"] if quota["scope"] == "token" else report["group"]
+            items[(quota["scope"], name, quota["period"])] = {
+                "name": name, **quota, "fullness": fullness(quota)}
+    ordered = sorted(items.values(),
+                     key=lambda item: (-item["fullness"], item["scope"], item["name"]))
     unlimited = sorted(t.name for t in config.tokens
                        if not t.quotas and (t.group is None or not t.group.quotas))
-    return {"quotas": items, "unlimited_tokens": unlimited}
+    return {"quotas": ordered, "unlimited_tokens": unlimited}
 
 
 def fullness(report: dict[str, Any]) -> float:
