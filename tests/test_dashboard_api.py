@@ -12,6 +12,7 @@ import aiohttp
 import pytest
 import yaml
 
+from coderouter.usage import COLUMNS, Record
 from tests import dashboard_data as data
 from tests.conftest import ALICE, BOB, UPSTREAM_KEY, UPSTREAM_KEY_2, StartGateway, base_config
 from tests.fakes import FakeClock, FakeUpstream
@@ -385,3 +386,50 @@ async def test_pages_and_static_files(start_gateway: StartGateway, upstream: Fak
         for bad in ("/ui/nope.js", "/ui/..%2Fapi.py", "/ui/%2e%2e%2f__init__.py"):
             async with http.get(gateway.url + bad) as resp:
                 assert resp.status == 404, bad
+
+
+async def test_the_same_numbers_from_postgresql(
+        start_gateway: StartGateway, upstream: FakeUpstream, tmp_path: Path,
+        postgres_server: Any, postgres_url: str, redis_state: dict[str, Any]) -> None:
+    """With database.url and Redis-shared state the dashboard's SQL runs in PostgreSQL and
+    answers what it answers on SQLite: overview, breakdown, channels, requests, quotas."""
+    clock = FakeClock(NOW)
+    config = dashboard_config(upstream.url, tmp_path)
+    config["database"] = {"url": postgres_url, "spool": str(tmp_path / "spool")}
+    config["state"] = redis_state
+    gateway = await start_gateway(config, clock=clock)
+    for row in data.known_rows(NOW):
+        gateway.state.writer.add(Record(**row))
+    assert await chat(gateway.url, ALICE) == 200
+    clock.now += 1
+    await gateway.state.writer.flush()
+    fetched = await gateway.state.writer.fetch(
+        f"SELECT id, {', '.join(COLUMNS)} FROM usage ORDER BY id", [])
+    rows = [dict(zip(("id", *COLUMNS), row, strict=True)) for row in fetched]
+    assert len(rows) == 401
+    since, until, step = data.window("30d", clock.now)
+    _, body, _ = await get(gateway.url + "/admin/overview", ADMIN, range="30d")
+    expected = data.overview(rows, since, until, step)
+    assert data.same(body["totals"], expected["totals"]), (body["totals"], expected["totals"])
+    assert data.same(body["series"], expected["series"])
+    _, body, _ = await get(gateway.url + "/admin/breakdown", ADMIN, range="30d", by="token")
+    picked = data.select(rows, since, until)
+    assert [item["key"] for item in body["data"]] == sorted(
+        {r["token"] for r in picked}, key=lambda t: (-sum(r["token"] == t for r in picked), t))
+    assert data.same(body["data"][0], {"key": body["data"][0]["key"], **data.sums(
+        [r for r in picked if r["token"] == body["data"][0]["key"]])})
+    _, body, _ = await get(gateway.url + "/admin/channels", ADMIN, range="30d")
+    smart_up = {g["name"]: g for g in body["groups"]}["smart"]["targets"][0]
+    on_up = [r for r in picked if (r["channel"], r["upstream_model"]) == ("up", "upstream-model")]
+    assert (smart_up["requests"], smart_up["latency_p95"]) == (
+        len(on_up), data.sums(on_up)["latency_p95"])
+    assert smart_up["last_error"]["error"] == [r for r in on_up if r["status"] >= 400][-1]["error"]
+    _, body, _ = await get(gateway.url + "/admin/requests", ADMIN, limit=5, token="bob")
+    assert body["data"] == [r for r in newest_first(rows) if r["token"] == "bob"][:5]
+    _, page2, _ = await get(gateway.url + "/admin/requests", ADMIN, limit=5, token="bob",
+                            before=body["data"][-1]["id"])
+    assert page2["data"] == [r for r in newest_first(rows) if r["token"] == "bob"][5:10]
+    status, body, _ = await get(gateway.url + "/admin/quotas", ADMIN)
+    assert status == 200
+    alice = {(q["scope"], q["name"]): q for q in body["quotas"]}[("token", "alice")]
+    assert alice["requests"]["used"] >= 1  # the real request, counted in Redis
