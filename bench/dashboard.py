@@ -32,7 +32,7 @@ from aiohttp import web
 from coderouter.app import create_app
 from coderouter.dashboard import queries as q
 from coderouter.reload import ConfigHolder
-from coderouter.schema import CreateUsage
+from coderouter.schema import MIGRATIONS, VERSIONS_TABLE
 from coderouter.usage import COLUMNS
 
 ADMIN = "bench-admin-key-0123456789"
@@ -59,8 +59,12 @@ def fill(path: Path, rows: int, now: float, seed: int = 1) -> None:
     rng = random.Random(seed)
     with sqlite3.connect(path) as db:
         db.executescript("PRAGMA journal_mode=WAL; PRAGMA synchronous=OFF;")
-        for statement in CreateUsage().statements("sqlite"):
-            db.execute(statement)
+        db.execute(VERSIONS_TABLE)
+        for version, migration in enumerate(MIGRATIONS, start=1):
+            for statement in migration.statements("sqlite"):
+                db.execute(statement)
+            db.execute("INSERT INTO schema_migrations VALUES (?, ?, 0)",
+                       (version, migration.name))
         insert = (f"INSERT INTO usage ({', '.join(COLUMNS)}) "
                   f"VALUES ({', '.join('?' * len(COLUMNS))})")
         step = 30 * DAY / rows
@@ -80,7 +84,8 @@ def fill(path: Path, rows: int, now: float, seed: int = 1) -> None:
                    "latency_ms": rng.uniform(100, 30000),
                    "ttfb_ms": None if failed else rng.uniform(50, 2000), "attempts": 1,
                    "error": "upstream answered 502" if failed else None,
-                   "client_ip": "127.0.0.1"}
+                   "client_ip": "127.0.0.1", "session": f"session-{i % 5000}",
+                   "client": ("claude-code", "codex", "sdk")[i % 3], "rule": None}
             batch.append(tuple(row[c] for c in COLUMNS))
             if len(batch) == 50_000:
                 db.executemany(insert, batch)

@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
-from coderouter.schema import CreateUsage
+from coderouter.schema import MIGRATIONS, VERSIONS_TABLE
 from coderouter.usage import COLUMNS
 
 DAY = 86400
@@ -53,18 +53,27 @@ def known_rows(now: float, count: int = 400, seed: int = 14) -> list[dict[str, A
             "ttfb_ms": None if status != 200 else round(rng.uniform(1, 800), 3),
             "attempts": 0 if refused else 1,
             "error": None if status == 200 else f"known error {status}",
-            "client_ip": "127.0.0.1"})
+            "client_ip": "127.0.0.1", "session": f"s{i % 7}",
+            "client": rng.choice(["claude-code", "codex", None]), "rule": None})
     return rows
 
 
 def write_rows(path: Path | str, rows: Iterable[dict[str, Any]]) -> None:
     """Create the usage table at *path* (as the gateway would) and insert *rows*."""
     with sqlite3.connect(path) as db:
-        for statement in CreateUsage().statements("sqlite"):
-            db.execute(statement)
+        create_schema(db)
         db.executemany(f"INSERT INTO usage ({', '.join(COLUMNS)}) "
                        f"VALUES ({', '.join('?' * len(COLUMNS))})",
                        [tuple(row[c] for c in COLUMNS) for row in rows])
+
+
+def create_schema(db: sqlite3.Connection) -> None:
+    """The usage table at the newest schema version, as the gateway's migrations leave it."""
+    db.execute(VERSIONS_TABLE)
+    for version, migration in enumerate(MIGRATIONS, start=1):
+        for statement in migration.statements("sqlite"):
+            db.execute(statement)
+        db.execute("INSERT INTO schema_migrations VALUES (?, ?, 0)", (version, migration.name))
 
 
 def table_rows(path: Path | str) -> list[dict[str, Any]]:

@@ -129,7 +129,8 @@ async def test_custom_range_and_filters(start_gateway: StartGateway, upstream: F
 
 
 @pytest.mark.parametrize("by, column", [("model", "model"), ("channel", "channel"),
-                                        ("token", "token"), ("group", "token_group")])
+                                        ("token", "token"), ("group", "token_group"),
+                                        ("session", "session"), ("client", "client")])
 async def test_breakdown_equals_the_table(start_gateway: StartGateway, upstream: FakeUpstream,
                                           tmp_path: Path, by: str, column: str) -> None:
     """One item per value of the dimension, with its totals and timings, most requests first."""
@@ -355,7 +356,8 @@ async def test_bad_parameters_are_400_with_the_reason(
     cases = [("/admin/overview", {"range": "1y"}, "'range' must be one of 24h, 7d, 30d"),
              ("/admin/overview", {"since": "yesterday"}, "'since': expected a span"),
              ("/admin/overview", {"since": "1d", "until": "2d"}, "'until' must be after"),
-             ("/admin/breakdown", {"by": "colour"}, "'by' must be one of model"),
+             ("/admin/breakdown", {"by": "colour"},
+              "'by' must be one of model, channel, token, group, session, client"),
              ("/admin/requests", {"limit": "0"}, "'limit' must be between 1 and 500"),
              ("/admin/requests", {"status": "ok"}, "'status' must be an integer"),
              ("/me/overview", {"range": "2d"}, "'range' must be one of")]
@@ -406,7 +408,7 @@ async def test_the_same_numbers_from_postgresql(
     fetched = await gateway.state.writer.fetch(
         f"SELECT id, {', '.join(COLUMNS)} FROM usage ORDER BY id", [])
     rows = [dict(zip(("id", *COLUMNS), row, strict=True)) for row in fetched]
-    assert len(rows) == 401
+    assert len(rows) == 401 and {r["client"] for r in rows} >= {"claude-code", "codex"}
     since, until, step = data.window("30d", clock.now)
     _, body, _ = await get(gateway.url + "/admin/overview", ADMIN, range="30d")
     expected = data.overview(rows, since, until, step)

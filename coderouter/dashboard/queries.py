@@ -35,7 +35,8 @@ MAX_BUCKETS = 60
 
 #: Breakdown and filter names -> usage columns.
 DIMENSIONS: dict[str, str] = {"model": "model", "channel": "channel", "token": "token",
-                              "group": "token_group"}
+                              "group": "token_group", "session": "session",
+                              "client": "client"}
 
 #: Histogram resolution: bins per factor e of (ms + 1); 100 gives bins 1% wide.
 BINS_PER_E = 100

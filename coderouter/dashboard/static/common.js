@@ -297,6 +297,7 @@ const REQUEST_COLUMNS = [
   {label: "Token", get: (r) => r.token ?? "–"},
   {label: "Model", get: (r) => r.model ?? "–"},
   {label: "Channel", get: (r) => r.channel ?? "–"},
+  {label: "Client", get: (r) => r.client ?? "–"},
   {label: "Tokens", cls: "num", get: (r) => fmt.int(r.total_tokens)},
   {label: "Cost", cls: "num", get: (r) => fmt.cost(r.cost)},
   {label: "Latency", cls: "num", get: (r) => fmt.ms(r.latency_ms)},
