@@ -17,6 +17,7 @@ import aiohttp
 import pytest
 import yaml
 
+from coderouter.estimate import estimate_tokens
 from tests.conftest import ALICE, BOB, StartGateway, base_config
 from tests.fakes import Behaviour, FakeUpstream
 from tests.servers import Redis
@@ -52,20 +53,30 @@ async def processes(config: dict[str, Any], tmp_path: Path,
         yield started
 
 
-async def post(http: aiohttp.ClientSession, url: str, key: str) -> int:
+async def post(http: aiohttp.ClientSession, url: str, key: str,
+               body: dict[str, Any] | None = None) -> int:
     async with http.post(url + "/v1/chat/completions", headers={"Authorization": f"Bearer {key}"},
-                         json={"model": "smart", "messages": []}) as resp:
+                         json=body or {"model": "smart", "messages": []}) as resp:
         await resp.read()
         return resp.status
 
 
-async def burst(urls: list[str], key: str, n: int) -> Counter[int]:
+async def burst(urls: list[str], key: str, n: int,
+                body: dict[str, Any] | None = None) -> Counter[int]:
     """*n* concurrent requests spread over *urls*; how many got each status."""
     connector = aiohttp.TCPConnector(limit=0)
     async with aiohttp.ClientSession(connector=connector) as http:
-        statuses = await asyncio.gather(*(post(http, urls[i % len(urls)], key)
+        statuses = await asyncio.gather(*(post(http, urls[i % len(urls)], key, body)
                                           for i in range(n)))
     return Counter(statuses)
+
+
+#: A request whose reservation (prompt estimate + max_tokens) is exactly the 15 tokens the
+#: fake upstream reports, so settling neither frees nor takes room: admissions are exact.
+EXACT = {"model": "smart", "messages": [], "max_tokens": 15 - estimate_tokens(
+    {"model": "smart", "messages": []})}
+DAVE = "sk-cr-dave-0123456789abcdefghijklmnopqr"
+ERIN = "sk-cr-erin-0123456789abcdefghijklmnopqr"
 
 
 def test_quota_suite_passes_on_redis_state(redis_server: Redis) -> None:
@@ -105,6 +116,29 @@ async def test_limits_hold_across_processes(upstream: FakeUpstream, tmp_path: Pa
     by_token = Counter((r["token"], r["status"]) for r in rows)
     assert by_token == {("alice", 200): 10, ("alice", 429): 290, ("carol", 200): 20,
                         ("carol", 429): 70, ("bob", 200): 4, ("bob", 429): 26}
+
+
+async def test_token_quota_and_tpm_hold_across_processes(
+        upstream: FakeUpstream, tmp_path: Path, redis_state: dict[str, Any]) -> None:
+    """Reservations count across processes: 150 concurrent requests of 15 tokens against a
+    100-token quota admit 7 (the last one crosses it by no more than its reservation), and
+    against 60 tokens per minute admit 4."""
+    config = shared_config(upstream, tmp_path, redis_state)
+    config["tokens"] += [
+        {"name": "dave", "key": DAVE, "quota": {"tokens": 100, "period": "day"}},
+        {"name": "erin", "key": ERIN, "rate_limit": {"tpm": 60}}]
+    async with processes(config, tmp_path) as gws:
+        urls = [gw.url for gw in gws]
+        assert await burst(urls, DAVE, 150, EXACT) == {200: 7, 429: 143}
+        assert await burst(urls, ERIN, 150, EXACT) == {200: 4, 429: 146}
+
+        async def all_rows() -> bool:
+            return len(gws[0].rows()) == 300
+        await until(all_rows, "every process's rows")
+        used = Counter()
+        for row in gws[0].rows():
+            used[row["token"]] += row["total_tokens"]
+    assert used == {"dave": 105, "erin": 60}
 
 
 async def test_cooldown_in_one_process_is_seen_by_the_others(
