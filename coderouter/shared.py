@@ -111,9 +111,9 @@ class SharedReservation:
         self._settled = True
         limiter = self._limiter
         limiter.live.pop(self._id, None)
-        limiter.spawn(limiter.settle(_Settlement(
+        limiter.settle(_Settlement(
             self._id, self._scopes, max(0, int(tokens)), max(0.0, float(cost)), forwarded,
-            limiter.clock())))
+            limiter.clock()))
 
 
 class _LocalReservation:
@@ -177,6 +177,10 @@ class SharedLimiter:
         self._skip_until = 0.0
         self._epoch: str | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
+        self._outbox: list[_Settlement] = []
+        self._local_seed: asyncio.Future[None] | None = None
+        self._admit_box: list[tuple[list[Any], asyncio.Future[Any]]] = []
+        self._no_script: type[BaseException] = OSError
         self._errors: tuple[type[BaseException], ...] = (OSError,)
         self._admit: Any = None
         self._settle: Any = None
@@ -193,6 +197,7 @@ class SharedLimiter:
         """
         redis = _redis()
         self._errors = (OSError, redis.RedisError)
+        self._no_script = redis.exceptions.NoScriptError
         # a bounded pool that makes a burst wait for a connection instead of failing
         pool = redis.asyncio.BlockingConnectionPool.from_url(
             self.state.redis, max_connections=_CONNECTIONS, timeout=5.0, socket_timeout=2.0,
@@ -340,10 +345,14 @@ class SharedLimiter:
                          _limit(quota.tokens), _limit(quota.requests), _limit(quota.cost)]
             args += [_limit(rate.rpm if rate else None), _limit(rate.tpm if rate else None),
                      _limit(rate.concurrent if rate else None)]
-        result = await self._admit(args=args)
-        if int(result[0]) == 5:
-            await self.ensure_seeded()
-            result = await self._admit(args=args)
+        try:
+            result = await self._run_admit(args)
+            if int(result[0]) == 5:
+                await self.ensure_seeded()
+                result = await self._run_admit(args)
+        except asyncio.CancelledError:  # the caller left: give back what may have been taken
+            self.settle(_Settlement(rid, scopes, 0, 0.0, False, now))
+            raise
         self._recovered()
         code = int(result[0])
         headers = _headers(limits, result[4:])
@@ -353,6 +362,44 @@ class SharedLimiter:
         self._refuse(token, code, int(result[1]) - 1, result[2], int(result[3]), headers,
                      limits)
         raise AssertionError("unreachable")
+
+    async def _run_admit(self, args: list[Any]) -> Any:
+        """Run the admission script; the admissions of one moment share one round trip (each
+        script is still atomic on its own)."""
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._admit_box.append((args, future))
+        if len(self._admit_box) == 1:
+            self.spawn(self._send_admissions())
+        return await future
+
+    async def _send_admissions(self) -> None:
+        await asyncio.sleep(0)  # let the admissions of this loop iteration join
+        batch, self._admit_box = self._admit_box, []
+        try:
+            results = await self._pipeline_admit(batch)
+            if any(isinstance(r, self._no_script) for r in results):
+                self._admit.sha = await self.redis.script_load(ADMIT)
+                results = await self._pipeline_admit(batch)
+        except BaseException as exc:
+            for _, future in batch:
+                if not future.done():
+                    future.set_exception(exc)
+            if not isinstance(exc, Exception):
+                raise
+            return
+        for (_, future), result in zip(batch, results, strict=True):
+            if future.done():
+                continue
+            if isinstance(result, BaseException):
+                future.set_exception(result)
+            else:
+                future.set_result(result)
+
+    async def _pipeline_admit(self, batch: list[tuple[list[Any], Any]]) -> list[Any]:
+        pipe = self.redis.pipeline(transaction=False)
+        for args, _ in batch:
+            pipe.evalsha(self._admit.sha, 0, *args)
+        return list(await pipe.execute(raise_on_error=False))
 
     def _refuse(self, token: Token, code: int, scope: int, detail: Any, extra: int,
                 headers: dict[str, str], limits: list[tuple[tuple[Quota, ...],
@@ -386,15 +433,33 @@ class SharedLimiter:
 
     # -- settlement -------------------------------------------------------------------------
 
-    async def settle(self, settlement: _Settlement) -> None:
-        """Send one settlement; kept for later when Redis does not answer."""
+    def settle(self, settlement: _Settlement) -> None:
+        """Queue one settlement; those of one moment go to Redis together, in one round trip.
+        """
+        self._outbox.append(settlement)
+        if len(self._outbox) == 1:
+            self.spawn(self._send_outbox())
+
+    async def _send_outbox(self) -> None:
+        await asyncio.sleep(0)  # let the settlements of this loop iteration join
+        batch, self._outbox = self._outbox, []
         try:
-            await self._send(settlement)
+            try:
+                await self._pipeline_settle(batch)
+            except self._no_script:  # Redis restarted: load the script, send again
+                self._settle.sha = await self.redis.script_load(SETTLE)
+                await self._pipeline_settle(batch)
         except self._errors as exc:
-            self.pending.append(settlement)
+            self.pending.extend(batch)  # sent again later: a settlement counts once
             await self._failed_async(exc)
 
-    async def _send(self, s: _Settlement) -> None:
+    async def _pipeline_settle(self, batch: list[_Settlement]) -> None:
+        pipe = self.redis.pipeline(transaction=False)
+        for settlement in batch:
+            pipe.evalsha(self._settle.sha, 0, *self._settle_args(settlement))
+        await pipe.execute()
+
+    def _settle_args(self, s: _Settlement) -> list[Any]:
         starts = self._calendar.at(s.at)
         ends = self._calendar.ends
         args: list[Any] = [repr(s.at), s.id, "1" if s.forwarded else "0", s.tokens,
@@ -405,7 +470,10 @@ class SharedLimiter:
             for index, start in enumerate(starts):
                 end = ends[index]
                 args += [index, _start(start), -1 if end is None else _keep(end, s.at)]
-        await self._settle(args=args)
+        return args
+
+    async def _send(self, s: _Settlement) -> None:
+        await self._settle(args=self._settle_args(s))
 
     async def _push_pending(self) -> None:
         while self.pending:
@@ -419,24 +487,35 @@ class SharedLimiter:
         first = self.problem is None
         self.problem = f"{type(exc).__name__}: {exc}"
         self._skip_until = time.monotonic() + _RETRY_AFTER_FAILURE
+        if first and self.state.on_state_failure == "open":
+            self._local_seed = asyncio.ensure_future(self._seed_local())
         if first:
             log.error("shared state unavailable (Redis: %s); %s", self.problem,
                       "refusing requests" if self.state.on_state_failure == "closed"
                       else "admitting against this process's own counters")
 
     async def _failed_async(self, exc: BaseException) -> None:
-        first = self.problem is None
+        """`_failed`, then wait until this process's own counters are rebuilt (open mode)."""
         self._failed(exc)
-        if first and self.state.on_state_failure == "open":
-            # count from what every process wrote to the table so far, plus this one's queue
-            with contextlib.suppress(Exception):
-                await self.flush_rows()
-            with contextlib.suppress(Exception):
-                for query, totals in await self.seed_source(self.local.seed_plan()):
-                    self.local.seed(query, totals)
+        if self._local_seed is not None:
+            await asyncio.shield(self._local_seed)
+
+    async def _seed_local(self) -> None:
+        """Open mode: count from what every process wrote to the table so far, plus this
+        one's queue."""
+        with contextlib.suppress(Exception):
+            await self.flush_rows()
+        try:
+            for query, totals in await self.seed_source(self.local.seed_plan()):
+                self.local.seed(query, totals)
+        except Exception as exc:
+            log.error("could not rebuild this process's counters from the usage table (%s): "
+                      "counting from zero while Redis is unavailable", exc)
 
     def _recovered(self) -> None:
+        self._skip_until = 0.0
         if self.problem is not None:
+            self._local_seed = None
             log.warning("shared state is back (Redis answers); %d local settlements to add",
                         len(self.pending))
             self.problem = None

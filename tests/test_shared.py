@@ -151,13 +151,15 @@ async def test_cooldown_in_one_process_is_seen_by_the_others(
         upstream.then(status=500)
         async with aiohttp.ClientSession() as http:
             assert await post(http, gws[0].url, CAROL) == 502
-            seen = len(upstream.seen)
 
             async def cooled_everywhere() -> bool:
                 statuses = [await post(http, gw.url, CAROL) for gw in gws[1:]]
                 return statuses == [502, 502]
             await until(cooled_everywhere, "the cooldown in the other processes")
-        assert len(upstream.seen) == seen  # they did not try the cooling target
+            seen = len(upstream.seen)
+            assert [await post(http, gw.url, CAROL) for gw in gws for _ in range(3)] == [
+                502] * 9
+        assert len(upstream.seen) == seen  # no process tries the cooling target
 
 
 async def test_a_killed_process_releases_its_reservations_after_the_lease(
@@ -252,8 +254,8 @@ async def test_redis_down_open_counts_locally_then_reconciles(
         start_gateway: StartGateway, upstream: FakeUpstream, tmp_path: Path,
         own_redis: Redis) -> None:
     """on_state_failure open: with Redis unresponsive, requests are admitted against this
-    process's counters (the quota still holds); when it answers again, what was used meanwhile
-    is added to Redis, so the shared counters are exact."""
+    process's counters, rebuilt from the usage table (the quota still holds); when it answers
+    again, what was used meanwhile is added to Redis, so the shared counters are exact."""
     config = shared_config(upstream, tmp_path, {"redis": own_redis.url, "lease": "3s",
                                                 "on_state_failure": "open"})
     gateway = await start_gateway(config)
@@ -262,7 +264,8 @@ async def test_redis_down_open_counts_locally_then_reconciles(
         assert own_redis.proc is not None
         own_redis.proc.send_signal(signal.SIGSTOP)  # a partition: data kept, no answers
         try:
-            assert [await post(http, gateway.url, ALICE) for _ in range(3)] == [200] * 3
+            # this process's counters start from the table: 4 used, room for 6
+            statuses = [await post(http, gateway.url, ALICE) for _ in range(7)]
         finally:
             own_redis.proc.send_signal(signal.SIGCONT)
         shared = gateway.state.shared
@@ -274,6 +277,7 @@ async def test_redis_down_open_counts_locally_then_reconciles(
         async with http.get(gateway.url + "/v1/usage",
                             headers={"Authorization": f"Bearer {ALICE}"}) as resp:
             report = await resp.json()
-        assert report["quotas"][0]["requests"] == {"limit": 10, "used": 7, "reserved": 0,
-                                                   "remaining": 3}
-        assert [await post(http, gateway.url, ALICE) for _ in range(4)] == [200] * 3 + [429]
+        assert statuses == [200] * 6 + [429]
+        assert report["quotas"][0]["requests"] == {"limit": 10, "used": 10, "reserved": 0,
+                                                   "remaining": 0}
+        assert await post(http, gateway.url, ALICE) == 429
