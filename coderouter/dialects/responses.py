@@ -25,8 +25,11 @@ What each Responses input item becomes (decode), and why:
   a Responses upstream receives the caller's bytes untouched and never comes here.
 
 Tools: ``function`` and ``custom`` (freeform, with its grammar ``format``) map to `Tool`;
-``local_shell`` as above; every other type (``web_search``, ``image_generation``, ``namespace``,
-``file_search``, ``mcp`` …) is a builtin `Tool` with its raw JSON kept.
+``local_shell`` as above; a ``namespace`` (Codex's sub-agent and MCP tool groups) is flattened
+into function tools named ``{namespace}__{name}``, and calls to them go back to the caller with
+``name`` and ``namespace`` apart again. Every other type (``web_search``, ``image_generation``,
+``file_search``, ``mcp`` …) is a builtin `Tool` with its raw JSON kept, for the other dialect's
+encoder to map (web search) or leave out.
 
 ``previous_response_id`` and ``conversation`` refer to history stored at OpenAI; a translated
 request cannot carry them, so they are refused with a clear 400 rather than silently dropped.
@@ -48,6 +51,7 @@ from .responses_items import (
     LOCAL_SHELL,
     LOCAL_SHELL_DESCRIPTION,
     LOCAL_SHELL_SCHEMA,
+    NAMESPACE_KEY,
     RESULT_ITEMS,
     content_parts,
     decode_usage,
@@ -55,6 +59,7 @@ from .responses_items import (
     error_code,
     failed_event,
     finish_reason,
+    flat_name,
     item_part,
     kind_of,
     list_at,
@@ -150,6 +155,25 @@ def _tool(raw: Any, path: str) -> ir.Tool:
     return ir.Tool(name=name, kind="builtin", raw=raw, dialect="responses")
 
 
+def _tools(raw: Any) -> list[ir.Tool]:
+    """The request's tools, a ``namespace``'s function tools flattened into the list (each
+    named `flat_name`, its namespace kept in ``raw`` to name its calls back)."""
+    tools: list[ir.Tool] = []
+    for i, entry in enumerate(list_at(raw or [], "tools")):
+        if isinstance(entry, dict) and entry.get("type") == "namespace":
+            space = str_at(entry.get("name"), f"tools[{i}].name") or ""
+            for j, member in enumerate(list_at(entry.get("tools") or [], f"tools[{i}].tools")):
+                tool = _tool(member, f"tools[{i}].tools[{j}]")
+                if tool.kind == "function":
+                    tool.raw = {NAMESPACE_KEY: space, "name": tool.name}
+                    tool.dialect = "responses"
+                    tool.name = flat_name(space, tool.name)
+                tools.append(tool)
+        else:
+            tools.append(_tool(entry, f"tools[{i}]"))
+    return tools
+
+
 def _tool_choice(raw: Any) -> ir.ToolChoice | None:
     if raw is None:
         return None
@@ -214,8 +238,7 @@ def decode_request(body: Json) -> ir.Request:
         messages.append(ir.Message(role="user", parts=[ir.Text(text=raw_input)]))
     elif raw_input is not None:
         messages.extend(_messages(list_at(raw_input, "input")))
-    tools = [_tool(t, f"tools[{i}]") for i, t in enumerate(list_at(body.get("tools") or [],
-                                                                  "tools"))]
+    tools = _tools(body.get("tools"))
     max_tokens = body.get("max_output_tokens")
     if max_tokens is not None and (isinstance(max_tokens, bool)
                                    or not isinstance(max_tokens, int)):
@@ -340,7 +363,8 @@ def _assistant_items(message: ir.Message, custom_calls: set[str]) -> tuple[list[
 
 
 def _encode_tool(tool: ir.Tool) -> Json | None:
-    if tool.raw is not None and tool.dialect == "responses":
+    if tool.dialect == "responses" and tool.raw is not None and (
+            tool.kind == "builtin" or tool.name == LOCAL_SHELL):
         return tool.raw
     if tool.kind == "custom":
         out: Json = {"type": "custom", "name": tool.name}

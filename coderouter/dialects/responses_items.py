@@ -27,6 +27,11 @@ LOCAL_SHELL_SCHEMA: Json = {
     "required": ["command"],
 }
 LOCAL_SHELL_DESCRIPTION = "Runs a shell command and returns its output."
+#: How a namespace's tools are named upstream: ``{namespace}__{name}`` (OpenAI's and
+#: Anthropic's function names allow letters, digits, ``_`` and ``-`` only).
+NAMESPACE_SEPARATOR = "__"
+#: The key of a flattened namespace member's `ir.Tool.raw` naming its namespace.
+NAMESPACE_KEY = "namespace"
 
 
 #: error.code / neutral kind, both ways.
@@ -203,12 +208,31 @@ def item_part(item: Json, kind: str, path: str) -> ir.Part:
         return ir.ToolCall(id=call_id, name=LOCAL_SHELL,
                            arguments=_local_shell_arguments(item.get("action")))
     name = str_at(item.get("name"), f"{path}.name") or ""
+    namespace = item.get("namespace")
+    if isinstance(namespace, str) and namespace:
+        name = flat_name(namespace, name)
     if kind == "custom_tool_call":
         return ir.ToolCall(id=call_id, name=name, kind="custom",
                            arguments=str_at(item.get("input", ""), f"{path}.input") or "")
     return ir.ToolCall(id=call_id, name=name,
                        arguments=str_at(item.get("arguments", ""), f"{path}.arguments") or "")
 
+
+
+def flat_name(namespace: str, name: str) -> str:
+    """The one function name a namespaced tool (Codex's ``namespace`` tools) goes by
+    upstream; `namespaces` maps it back."""
+    return f"{namespace}{NAMESPACE_SEPARATOR}{name}"
+
+
+def namespaces(tools: list[ir.Tool]) -> dict[str, tuple[str, str]]:
+    """Flattened tool name -> (namespace, name), for the namespaced tools of a request."""
+    out: dict[str, tuple[str, str]] = {}
+    for tool in tools:
+        raw = tool.raw or {}
+        if tool.dialect == "responses" and isinstance(raw.get(NAMESPACE_KEY), str):
+            out[tool.name] = (raw[NAMESPACE_KEY], str(raw.get("name", "")))
+    return out
 
 
 def decode_usage(raw: Any) -> ir.Usage | None:
@@ -293,8 +317,10 @@ def local_shell_action(arguments: str) -> Json | None:
     return action
 
 
-def output_item(part: ir.Part, base: str, index: int, *, local_shell: bool) -> Json | None:
-    """The completed Responses output item for a neutral answer part."""
+def output_item(part: ir.Part, base: str, index: int, *, local_shell: bool,
+                spaces: dict[str, tuple[str, str]] | None = None) -> Json | None:
+    """The completed Responses output item for a neutral answer part (*spaces*: the
+    request's flattened namespace tools, see `namespaces`)."""
     if isinstance(part, ir.Text):
         return {"id": item_id("msg", base, index), "type": "message", "role": "assistant",
                 "status": "completed", "content": [
@@ -316,9 +342,12 @@ def output_item(part: ir.Part, base: str, index: int, *, local_shell: bool) -> J
         if action is not None:
             return {"id": item_id("lsh", base, index), "type": "local_shell_call",
                     "status": "completed", "call_id": part.id, "action": action}
-        return {"id": item_id("fc", base, index), "type": "function_call",
+        item = {"id": item_id("fc", base, index), "type": "function_call",
                 "status": "completed", "call_id": part.id, "name": part.name,
                 "arguments": part.arguments or "{}"}
+        if spaces and part.name in spaces:
+            item["namespace"], item["name"] = spaces[part.name]
+        return item
     return None
 
 

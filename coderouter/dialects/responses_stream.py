@@ -31,6 +31,7 @@ from .responses_items import (
     error_code,
     item_id,
     item_part,
+    namespaces,
     output_item,
     response_id,
 )
@@ -373,6 +374,7 @@ class ResponsesStreamEncoder:
         self._next_output = 0
         self._usage: ir.Usage | None = None
         self._ended = False
+        self._spaces = namespaces(request.tools)
         self._local_shell = any(
             t.name == LOCAL_SHELL and (t.raw or {}).get("type") == LOCAL_SHELL
             for t in request.tools)
@@ -465,8 +467,11 @@ class ResponsesStreamEncoder:
         if call.kind == "custom":
             return {"id": item.id, "type": "custom_tool_call", "status": status,
                     "call_id": call.id, "name": call.name, "input": item.text}
-        return {"id": item.id, "type": "function_call", "status": status,
-                "call_id": call.id, "name": call.name, "arguments": item.text}
+        out = {"id": item.id, "type": "function_call", "status": status,
+               "call_id": call.id, "name": call.name, "arguments": item.text}
+        if call.name in self._spaces:
+            out["namespace"], out["name"] = self._spaces[call.name]
+        return out
 
     def _part_delta(self, event: ir.PartDelta) -> bytes:
         item = self._items.get(event.index)
@@ -517,7 +522,8 @@ class ResponsesStreamEncoder:
             whole = ir.ToolCall(id=part.id, name=part.name, arguments=item.text,
                                 kind=part.kind)
             out += self._call_done(item, whole)
-        done = output_item(whole, self._rid, item.output_index, local_shell=item.held)
+        done = output_item(whole, self._rid, item.output_index, local_shell=item.held,
+                           spaces=self._spaces)
         assert done is not None
         self._output.append(done)
         return out + self._event("response.output_item.done", output_index=item.output_index,

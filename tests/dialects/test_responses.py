@@ -57,6 +57,9 @@ CODEX_BODY: dict[str, Any] = {
         {"type": "local_shell_call_output", "call_id": "call_4", "output": "/w"},
         {"type": "compaction", "encrypted_content": "opaque-summary"},
         {"type": "some_future_item", "x": 1},
+        {"type": "function_call", "name": "close_agent", "namespace": "multi_agent_v1",
+         "call_id": "call_5", "arguments": "{\"target\":\"a1\"}"},
+        {"type": "function_call_output", "call_id": "call_5", "output": "closed"},
         {"type": "message", "role": "assistant",
          "content": [{"type": "output_text", "text": "Fixed."}]},
         {"type": "message", "role": "user",
@@ -70,7 +73,11 @@ CODEX_BODY: dict[str, Any] = {
          "format": APPLY_PATCH_FORMAT},
         {"type": "local_shell"},
         {"type": "web_search", "search_context_size": "low"},
-        {"type": "namespace", "name": "mcp__docs", "tools": []},
+        {"type": "namespace", "name": "multi_agent_v1", "description": "Sub-agents.",
+         "tools": [{"type": "function", "name": "close_agent", "strict": False,
+                    "description": "Close an agent.",
+                    "parameters": {"type": "object", "properties": {
+                        "target": {"type": "string"}}}}]},
     ],
     "tool_choice": "auto",
     "parallel_tool_calls": True,
@@ -165,6 +172,9 @@ class TestDecodeRequest:
                 "call_4", "local_shell",
                 '{"command":["pwd"],"workdir":"/w","timeout_ms":1000,"env":{}}')]),
             ir.Message("user", [ir.ToolResult("call_4", "/w")]),
+            ir.Message("assistant", [
+                ir.ToolCall("call_5", "multi_agent_v1__close_agent", '{"target":"a1"}')]),
+            ir.Message("user", [ir.ToolResult("call_5", "closed")]),
             ir.Message("assistant", [ir.Text("Fixed.")]),
             ir.Message("user", [ir.Text("thanks")]),
         ]
@@ -177,8 +187,10 @@ class TestDecodeRequest:
                     LOCAL_SHELL_SCHEMA, raw={"type": "local_shell"}, dialect="responses"),
             ir.Tool("web_search", kind="builtin", dialect="responses",
                     raw={"type": "web_search", "search_context_size": "low"}),
-            ir.Tool("mcp__docs", kind="builtin", dialect="responses",
-                    raw={"type": "namespace", "name": "mcp__docs", "tools": []}),
+            ir.Tool("multi_agent_v1__close_agent", "Close an agent.",
+                    {"type": "object", "properties": {"target": {"type": "string"}}},
+                    strict=False, dialect="responses",
+                    raw={"namespace": "multi_agent_v1", "name": "close_agent"}),
         ]
         assert request.tool_choice == ir.ToolChoice("auto")
         assert request.parallel_tool_calls is True
@@ -506,6 +518,20 @@ class TestStreamEncoder:
             ir.Finish("stop")])
         item = next(e["item"] for e in events if e["type"] == "response.output_item.done")
         assert "encrypted_content" not in item
+
+    def test_namespaced_call(self) -> None:
+        """A call to a flattened namespace tool goes back with its name and namespace."""
+        request = CODEC.decode_request(CODEX_BODY)
+        events = encode_stream([
+            ir.Start("x", "up"),
+            ir.PartStart(0, ir.ToolCall("call_7", "multi_agent_v1__close_agent")),
+            ir.PartDelta(0, '{"target":"a1"}'), ir.PartEnd(0),
+            ir.Finish("tool_calls")], request)
+        added, done = events[2]["item"], events[5]["item"]
+        assert (added["name"], added["namespace"]) == ("close_agent", "multi_agent_v1")
+        assert done == {"id": "fc_x_0", "type": "function_call", "status": "completed",
+                        "call_id": "call_7", "name": "close_agent",
+                        "namespace": "multi_agent_v1", "arguments": '{"target":"a1"}'}
 
     def test_local_shell(self) -> None:
         """A local_shell call goes back to Codex as a local_shell_call item."""
