@@ -10,6 +10,7 @@ import contextlib
 import dataclasses
 import datetime as dt
 import difflib
+import fnmatch
 import hashlib
 import math
 import os
@@ -127,6 +128,10 @@ class Target:
     model: str
     weight: float = 1.0
     priority: int = 0
+    #: The longest prompt (tokens) and answer the model takes; a request that does not fit
+    #: is not sent here, and a context-length refusal fails over to a larger target.
+    max_context: int | None = None
+    max_output: int | None = None
 
     @property
     def id(self) -> tuple[str, str]:
@@ -150,6 +155,22 @@ class Price:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class Rule:
+    """Targets for requests with some trait; every condition given must hold (`rules`)."""
+
+    name: str
+    targets: tuple[Target, ...]
+    prompt_tokens_over: int | None = None
+    reasoning: bool | None = None
+    images: bool | None = None
+    tools: bool | None = None
+    web_search: bool | None = None
+    clients: tuple[str, ...] | None = None
+    #: Globs of the model name the caller asked for ("*haiku*": Claude Code's background).
+    models: tuple[str, ...] | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class ModelGroup:
     name: str
     targets: tuple[Target, ...]
@@ -161,6 +182,10 @@ class ModelGroup:
     reasoning: bool = True
     #: How long a session stays on the target and key that served it; 0 = not sticky.
     sticky_ttl: float = 3600.0
+    #: Evaluated in order; the first that matches a request names its targets.
+    rules: tuple[Rule, ...] = ()
+    #: Further routable names of this group, as globs ("claude-*").
+    aliases: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -220,6 +245,16 @@ class Config:
     #: Replaces every channel key and secret header value in upstream bytes (`scrub`).
     scrubber: Scrubber = field(default_factory=lambda: Scrubber(()), repr=False, compare=False)
 
+    def route(self, model: str) -> ModelGroup | None:
+        """The group serving *model*: by name, else the first group with an alias glob that
+        matches it."""
+        group = self.routes.get(model)
+        if group is None:
+            for group_ in self.model_groups:
+                if group_.aliases and any(fnmatch.fnmatchcase(model, a) for a in group_.aliases):
+                    return self.routes.get(group_.name)
+        return group
+
     def summary(self) -> str:
         return (f"{len(self.channels)} channels, {len(self.routes)} routable models, "
                 f"{len(self.token_groups)} token groups, {len(self.tokens)} tokens")
@@ -261,6 +296,11 @@ def parse(text: str, environ: Mapping[str, str] | None = None) -> Config:
 
 _MISSING: Any = object()
 _ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+#: What a rule's ``when`` may test (see `rules.Traits`).
+_RULE_CONDITIONS = ("prompt_tokens_over", "reasoning", "images", "tools", "web_search",
+                    "clients", "models", "background")
+#: The model names Claude Code's background calls ask for (its small/fast model).
+BACKGROUND_MODELS = ("*haiku*",)
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
 _DURATION_UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, None: 1}
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(B|KB|KiB|MB|MiB|GB|GiB)?\s*$", re.IGNORECASE)
@@ -607,7 +647,7 @@ class _Parser:
     def model_group(self, raw: Any, path: str,
                     channels: dict[str, Channel]) -> tuple[ModelGroup, str] | None:
         m = self.mapping(raw, path, ("name", "targets", "retry", "cooldown", "price",
-                                     "reasoning", "sticky"))
+                                     "reasoning", "sticky", "rules", "aliases"))
         if m is None:
             return None
         name = self.field(m, path, "name", self.string)
@@ -633,11 +673,50 @@ class _Parser:
                 elif None not in values.values():
                     price = Price(**values)
         reasoning = self.field(m, path, "reasoning", self.boolean, True)
+        aliases = self.field(m, path, "aliases", self.strings, ())
+        rules = tuple(r for p, item in self.items(m.get("rules"), _join(path, "rules"))
+                      if (r := self.rule(item, p, channels)) is not None)
         if name is None or cooldown is None or reasoning is None or sticky is None:
             return None
         return ModelGroup(name=name, targets=tuple(targets), attempts=attempts,
                           cooldown=cooldown, price=price, reasoning=reasoning,
-                          sticky_ttl=sticky), path
+                          sticky_ttl=sticky, rules=rules, aliases=aliases or ()), path
+
+    def rule(self, raw: Any, path: str, channels: dict[str, Channel]) -> Rule | None:
+        m = self.mapping(raw, path, ("name", "when", "targets"))
+        if m is None:
+            return None
+        name = self.field(m, path, "name", self.string, path.rsplit(".", 1)[-1])
+        when_path = _join(path, "when")
+        when = self.mapping(m.get("when"), when_path, _RULE_CONDITIONS)
+        targets = [t for p, item in self.items(m.get("targets"), _join(path, "targets"))
+                   if (t := self.target(item, p, channels)) is not None]
+        if not isinstance(m.get("targets"), list) or not m["targets"]:
+            self.error(_join(path, "targets"), "needs at least one target")
+        if when is None:
+            return None
+        if not when:
+            self.error(when_path, "needs at least one condition; expected one of "
+                                  + ", ".join(_RULE_CONDITIONS))
+        conditions: dict[str, Any] = {}
+        for key, value in when.items():
+            where = _join(when_path, str(key))
+            if key == "prompt_tokens_over":
+                conditions[key] = self.integer(value, where, 0)
+            elif key in ("clients", "models"):
+                items = self.strings(value, where)
+                conditions[key] = None if items is None else (*(conditions.get(key) or ()),
+                                                              *items)
+            elif key == "background":
+                if value is not True:
+                    self.error(where, "only 'background: true' is meaningful (Claude Code's "
+                                      "background calls ask for a *haiku* model)")
+                conditions["models"] = (*(conditions.get("models") or ()), *BACKGROUND_MODELS)
+            elif key in _RULE_CONDITIONS:
+                conditions[key] = self.boolean(value, where)
+        if name is None or not targets or None in conditions.values():
+            return None
+        return Rule(name=name, targets=tuple(targets), **conditions)
 
     def sticky(self, value: Any, path: str) -> float | None:
         """``true`` (one hour), ``false`` (off), or a duration."""
@@ -648,17 +727,22 @@ class _Parser:
         return self.duration(value, path)
 
     def target(self, raw: Any, path: str, channels: dict[str, Channel]) -> Target | None:
-        m = self.mapping(raw, path, ("channel", "model", "weight", "priority"))
+        m = self.mapping(raw, path, ("channel", "model", "weight", "priority", "max_context",
+                                     "max_output"))
         if m is None:
             return None
         channel_name = self.field(m, path, "channel", self.string)
         model = self.field(m, path, "model", self.string)
         weight = self.field(m, path, "weight", self.positive, 1.0)
         priority = self.field(m, path, "priority", lambda v, p: self.integer(v, p, -(2**31)), 0)
+        max_context = self.field(m, path, "max_context", lambda v, p: self.integer(v, p, 1), 0)
+        max_output = self.field(m, path, "max_output", lambda v, p: self.integer(v, p, 1), 0)
         channel = self.lookup(channels, channel_name, _join(path, "channel"), "channel")
-        if channel is None or model is None or weight is None or priority is None:
+        if channel is None or model is None or weight is None or priority is None \
+                or max_context is None or max_output is None:
             return None
-        return Target(channel=channel, model=model, weight=weight, priority=priority)
+        return Target(channel=channel, model=model, weight=weight, priority=priority,
+                      max_context=max_context or None, max_output=max_output or None)
 
     def quotas(self, value: Any, path: str) -> tuple[Quota, ...]:
         entries = [(path, value)] if isinstance(value, dict) else self.items(value, path)

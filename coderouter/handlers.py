@@ -37,6 +37,7 @@ from .errors import (
 from .estimate import MAX_DEPTH, scan_body
 from .logs import log_unserved
 from .proxy import SHUTTING_DOWN, Exchange
+from .rules import first_rule, traits
 from .sessions import client_name, session_key
 from .sse import COUNTING, Dialect
 from .state import GATEWAY
@@ -160,15 +161,19 @@ async def relay(request: web.Request, *, dialect: Dialect | None = None,
         model = payload["model"]
         record.model = model
         record.stream = int(payload.get("stream") is True)
-        route = config.routes.get(model)
+        route = config.route(model)
         if route is None:
             raise ModelNotFound(f"the model '{model}' does not exist")
         check_model(token, model)
         record.session = session_key(request.headers, payload)[0]
+        rule = first_rule(route, traits(payload, body, prompt, record.client)) \
+            if route.rules else None
+        record.rule = rule.name if rule is not None else None
         exchange = Exchange(request=request, dialect=dialect, payload=payload, route=route,
                             record=record, scrubber=config.scrubber, limits=config.limits,
                             raw=body if raw else None, prompt_estimate=prompt,
-                            session=record.session)
+                            session=record.session, rule=rule,
+                            output_tokens=output_allowance(payload))
         if gw.limiter is not None and dialect not in COUNTING:  # counting uses no quota
             reserve = prompt + output_allowance(payload)
             price = route.price

@@ -23,9 +23,15 @@ import orjson
 from aiohttp import web
 
 from . import mock
-from .config import Limits, ModelGroup, Target
+from .config import Limits, ModelGroup, Rule, Target
 from .dialects import counting, hub
-from .errors import GatewayError, ServiceUnavailable, UpstreamError, UpstreamTimeout
+from .errors import (
+    GatewayError,
+    InvalidRequest,
+    ServiceUnavailable,
+    UpstreamError,
+    UpstreamTimeout,
+)
 from .estimate import estimate_output_tokens
 from .forwarding import steering
 from .routing import Health
@@ -90,6 +96,10 @@ class Exchange:
     prompt_estimate: int = 0
     #: The conversation this request belongs to (`sessions.session_key`), for sticky routing.
     session: str | None = None
+    #: The group's rule this request met (`rules.first_rule`): its targets serve it.
+    rule: Rule | None = None
+    #: The answer length the caller asked for (max_tokens and its kin), 0 when unsaid.
+    output_tokens: int = 0
     started: float = field(default_factory=time.monotonic)
     usage: Usage | None = None
     estimated: bool = False
@@ -158,11 +168,44 @@ class _Failed(Exception):
     """An attempt failed in a way another key or target may fix."""
 
     def __init__(self, error: GatewayError, *, key: bool = False,
-                 cooldown: float | None = None) -> None:
+                 cooldown: float | None = None, too_long: web.Response | None = None) -> None:
         super().__init__(error.message)
         self.error = error
         self.key = key  # the channel's key was refused: cool the key, not the target
         self.cooldown = cooldown
+        #: The prompt did not fit the model's context: the caller's answer, when no target
+        #: with a larger ``max_context`` is left to try.
+        self.too_long = too_long
+
+
+#: How upstreams word a prompt longer than the model's context window (lowercased).
+_CONTEXT_TOO_LONG = (
+    "context_length_exceeded", "maximum context length", "context window",
+    "prompt is too long", "input is too long", "exceeds the maximum number of tokens",
+    "too many tokens", "reduce the length", "model_context_window_exceeded")
+
+
+def context_too_long(status: int, body: bytes) -> bool:
+    """Whether an upstream refusal says the prompt is longer than the model's context."""
+    if status not in (400, 413, 422):
+        return False
+    text = body[:4096].lower()
+    return any(phrase.encode() in text for phrase in _CONTEXT_TOO_LONG)
+
+
+def fitting(targets: tuple[Target, ...], prompt: int, output: int) -> tuple[Target, ...]:
+    """The *targets* whose ``max_context`` and ``max_output`` take the request."""
+    return tuple(t for t in targets
+                 if (t.max_context is None or prompt <= t.max_context)
+                 and (t.max_output is None or output <= t.max_output))
+
+
+class _Refusal(GatewayError):
+    """An upstream's own 4xx, kept to hand back when failing over did not help."""
+
+    def __init__(self, message: str, status: int) -> None:
+        super().__init__(message)
+        self.status = status
 
 
 def plan_for(dialect: Dialect, target: Target) -> Conversion | bool:
@@ -190,18 +233,30 @@ class Forwarder:
 
     async def forward(self, ex: Exchange) -> web.StreamResponse:
         """Answer *ex* from the first target that works, within the route's attempts."""
-        route, record = ex.route, ex.record
+        route, record, rule = ex.route, ex.record, ex.rule
         attempts = route.attempts
         failure: GatewayError | None = None
-        candidates = [(t, p) for t in self.health.plan(route, ex.session)
+        targets = rule.targets if rule is not None else route.targets
+        scope = route.name if rule is None else f"{route.name}#{rule.name}"
+        fit = fitting(targets, ex.prompt_estimate, ex.output_tokens)
+        if not fit and ex.dialect not in COUNTING:
+            largest = max(t.max_context or 0 for t in targets)
+            raise InvalidRequest(
+                f"the request (about {ex.prompt_estimate} prompt tokens, {ex.output_tokens} "
+                f"output) fits no target of '{route.name}' (the largest context is {largest})")
+        candidates = [(t, p) for t in self.health.plan(route, ex.session, fit or targets, scope)
                       if (p := plan_for(ex.dialect, t)) is not False]
         if not candidates and ex.dialect in COUNTING:
             return self._count_locally(ex)
         if not candidates:
             raise UpstreamError(f"no enabled channel serves '{route.name}' on this endpoint")
+        too_long: web.Response | None = None  # the last context-length refusal
+        longer_than = -1  # after one, only targets with a larger max_context are tried
         for target, conversion in candidates:
             if attempts == 0:
                 break
+            if (target.max_context or 0) <= longer_than:
+                continue
             if not self.health.acquire(target):
                 continue
             channel = target.channel
@@ -211,7 +266,7 @@ class Forwarder:
             try:
                 while attempts:
                     key = "" if channel.type == "mock" else self.health.next_key(
-                        channel, self.health.pinned_key(route, ex.session, target))
+                        channel, self.health.pinned_key(scope, ex.session, target))
                     if key is None:
                         break
                     attempts -= 1
@@ -226,6 +281,9 @@ class Forwarder:
                     except _Failed as failed:
                         failure = failed.error
                         record.error = f"{channel.name}: {failed.error.message}"
+                        if failed.too_long is not None:
+                            too_long, longer_than = failed.too_long, target.max_context or 0
+                            break  # not the target's fault: no cooldown
                         if failed.key:
                             self.health.key_failed(channel, key,
                                                    failed.cooldown or route.cooldown)
@@ -233,12 +291,14 @@ class Forwarder:
                         self.health.failed(target, route.cooldown)
                         settled = True
                         break
-                    self.health.served(route, ex.session, target, key)
+                    self.health.served(route, ex.session, target, key, scope)
                     settled = True
                     return response
             finally:
                 if not settled:
                     self.health.release(target)
+        if too_long is not None and isinstance(failure, _Refusal):
+            return too_long  # no larger context to fail over to: the upstream's own answer
         if failure is None:
             wait = self.health.retry_in([t for t, _ in candidates])
             raise UpstreamError(
@@ -354,11 +414,16 @@ class Forwarder:
         ex.record.status = status
         ex.record.error = f"upstream answered {status}" + (
             f" to the caller's {', '.join(steered)}" if steered else "")
+        too_long = context_too_long(status, body)
         content_type = upstream.content_type or "application/json"
         if conversion:
             body = ex.scrubber.clean(conversion.error(status, body))
             content_type = "application/json"
-        return web.Response(status=status, body=body, content_type=content_type)
+        answer = web.Response(status=status, body=body, content_type=content_type)
+        if too_long:
+            raise _Failed(_Refusal(f"upstream answered {status}: the prompt is longer than "
+                                   "the model's context", status), too_long=answer)
+        return answer
 
     async def _relay_body(self, ex: Exchange, upstream: Response, idle: float, dialect: Dialect,
                           conversion: Conversion | None) -> web.Response:

@@ -84,10 +84,12 @@ class Health:
         self._rotation: dict[str, Iterator[int]] = {}
 
     def plan(self, group: ModelGroup, session: str | None = None,
-             targets: tuple[Target, ...] | None = None) -> list[Target]:
+             targets: tuple[Target, ...] | None = None,
+             scope: str | None = None) -> list[Target]:
         """Return the targets to try, in order: the session's pinned target first when it has
         one, then lower priority first, weighted-random within a tier. *targets* defaults to
-        the group's. Cooling targets stay in the plan; `acquire` decides at attempt time."""
+        the group's, *scope* (where pins are kept) to its name. Cooling targets stay in the
+        plan; `acquire` decides at attempt time."""
         if targets is None:
             targets = group.targets
         if len(targets) == 1:
@@ -95,7 +97,8 @@ class Health:
         rng = self.rng.random
         # Efraimidis-Spirakis: sorting by u ** (1 / w) draws a weighted order without replacement.
         order = sorted(targets, key=lambda t: (t.priority, -(rng() ** (1.0 / t.weight))))
-        pin = self.sticky.get(group.name, session, self.clock()) if session is not None else None
+        pin = self.sticky.get(scope or group.name, session, self.clock()) \
+            if session is not None else None
         if pin is not None:
             for i, target in enumerate(order):
                 if target.id == pin.target:
@@ -103,18 +106,20 @@ class Health:
                     break
         return order
 
-    def pinned_key(self, group: ModelGroup, session: str | None, target: Target) -> str | None:
+    def pinned_key(self, scope: str, session: str | None, target: Target) -> str | None:
         """The key *session* was last served with on *target*, when it is pinned there."""
         if session is None:
             return None
-        pin = self.sticky.get(group.name, session, self.clock())
+        pin = self.sticky.get(scope, session, self.clock())
         return pin.key if pin is not None and pin.target == target.id else None
 
-    def served(self, group: ModelGroup, session: str | None, target: Target, key: str) -> None:
-        """*target* answered *session* with *key*: clear its cooldown and (re)pin the session."""
+    def served(self, group: ModelGroup, session: str | None, target: Target, key: str,
+               scope: str | None = None) -> None:
+        """*target* answered *session* with *key*: clear its cooldown and (re)pin the session
+        (in *scope*, by default the group's name)."""
         self._targets.pop(target.id, None)
         if session is not None and group.sticky_ttl > 0:
-            self.sticky.pin(group.name, session, target.id, key,
+            self.sticky.pin(scope or group.name, session, target.id, key,
                             self.clock() + group.sticky_ttl)
 
     def acquire(self, target: Target) -> bool:

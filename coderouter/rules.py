@@ -1,0 +1,87 @@
+"""What a request needs, and which of a model group's rules it meets. Pure.
+
+Traits are read from the body as the caller sent it, in any of the four dialects; the two
+that would need a walk of every message (images, server-side web search) are found by one
+regular-expression scan of the raw bytes, which cannot match inside a JSON string (quotes
+there are escaped).
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from .config import ModelGroup, Rule
+
+_IMAGE = re.compile(
+    rb'"type"\s*:\s*"(?:image|image_url|input_image)"|"(?:inlineData|inline_data)"\s*:')
+_WEB_SEARCH = re.compile(
+    rb'"type"\s*:\s*"web_search|"web_search_options"\s*:|"(?:googleSearch|google_search)"\s*:')
+_NO_EFFORT = frozenset({None, "none"})
+
+
+@dataclass(slots=True, frozen=True)
+class Traits:
+    model: str
+    prompt_tokens: int
+    reasoning: bool
+    images: bool
+    tools: bool
+    web_search: bool
+    client: str | None
+
+
+def traits(payload: dict[str, Any], body: bytes, prompt_tokens: int,
+           client: str | None) -> Traits:
+    """The traits of a request whose parsed *payload* came from *body*."""
+    return Traits(
+        model=str(payload.get("model")),
+        prompt_tokens=prompt_tokens,
+        reasoning=_asks_reasoning(payload),
+        images=_IMAGE.search(body) is not None,
+        tools=bool(payload.get("tools") or payload.get("functions")),
+        web_search=_WEB_SEARCH.search(body) is not None,
+        client=client,
+    )
+
+
+def _asks_reasoning(payload: dict[str, Any]) -> bool:
+    """Thinking asked for in Messages, Chat, Responses or Gemini terms."""
+    thinking = payload.get("thinking")
+    if isinstance(thinking, dict) and thinking.get("type") in ("enabled", "adaptive"):
+        return True
+    if payload.get("reasoning_effort") not in _NO_EFFORT:
+        return True
+    reasoning = payload.get("reasoning")
+    if isinstance(reasoning, dict) and reasoning.get("effort") not in _NO_EFFORT:
+        return True
+    config = payload.get("generationConfig")
+    thinking = config.get("thinkingConfig") if isinstance(config, dict) else None
+    if isinstance(thinking, dict):
+        budget = thinking.get("thinkingBudget")
+        return bool(thinking.get("includeThoughts") or thinking.get("thinkingLevel")
+                    or (isinstance(budget, int) and budget != 0))
+    return False
+
+
+def matches(rule: Rule, t: Traits) -> bool:
+    """Whether every condition *rule* states holds for *t*."""
+    return ((rule.prompt_tokens_over is None or t.prompt_tokens > rule.prompt_tokens_over)
+            and (rule.reasoning is None or rule.reasoning == t.reasoning)
+            and (rule.images is None or rule.images == t.images)
+            and (rule.tools is None or rule.tools == t.tools)
+            and (rule.web_search is None or rule.web_search == t.web_search)
+            and (rule.clients is None or (t.client is not None and any(
+                fnmatch.fnmatchcase(t.client, c) for c in rule.clients)))
+            and (rule.models is None or any(
+                fnmatch.fnmatchcase(t.model, m) for m in rule.models)))
+
+
+def first_rule(group: ModelGroup, t: Traits) -> Rule | None:
+    """The first of *group*'s rules that *t* meets, or None (the group's own targets)."""
+    for rule in group.rules:
+        if matches(rule, t):
+            return rule
+    return None
