@@ -36,6 +36,9 @@ DEFAULT_ANTHROPIC_VERSION = "2023-06-01"
 class Listen:
     host: str = "127.0.0.1"
     port: int = 8080
+    #: An idle keep-alive connection, or one whose request head is still incomplete, closes
+    #: after this long (since it opened or since its previous response).
+    keepalive: float = 75.0
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -74,6 +77,7 @@ class Limits:
     max_response: int = 64 * 1024 * 1024  # a non-stream upstream answer, decompressed -> 502
     max_event: int = 16 * 1024 * 1024  # one upstream stream event -> error event, 502 row
     write_timeout: float = 300.0  # a caller that reads nothing of its stream this long: 499
+    max_header_bytes: int = 64 * 1024  # a request's header names and values together -> 431
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -500,7 +504,8 @@ class _Parser:
         if m is None:
             return Config()
         listen = self.section(m, "listen", Listen, {
-            "host": self.string, "port": lambda v, p: self.integer(v, p, 1)})
+            "host": self.string, "port": lambda v, p: self.integer(v, p, 1),
+            "keepalive": self.duration})
         if listen.port > 65535:
             self.error("listen.port", f"must be at most 65535, got {listen.port}")
         database = self.section(m, "database", Database, {
@@ -526,7 +531,8 @@ class _Parser:
         limits = self.section(m, "limits", Limits, {
             "max_body": self.size, "body_timeout": self.duration,
             "sessions": lambda v, p: self.integer(v, p, 1),
-            "max_response": self.size, "max_event": self.size, "write_timeout": self.duration})
+            "max_response": self.size, "max_event": self.size, "write_timeout": self.duration,
+            "max_header_bytes": self.size})
         shutdown = self.section(m, "shutdown", Shutdown, {"grace": self.duration})
         log = self.section(m, "log", Log, {
             "format": self.choice(("plain", "json")), "access": self.boolean})

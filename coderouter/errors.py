@@ -58,6 +58,11 @@ class RequestTooLarge(GatewayError):
         413, "invalid_request_error", "request_too_large", "request_too_large")
 
 
+class HeadersTooLarge(GatewayError):
+    status, type, code, anthropic_type = (
+        431, "invalid_request_error", "request_headers_too_large", "invalid_request_error")
+
+
 class QuotaExceeded(GatewayError):
     status, type, code, anthropic_type = (
         429, "insufficient_quota", "insufficient_quota", "rate_limit_error")

@@ -25,6 +25,7 @@ from .config import Limits
 from .dialects import gemini
 from .errors import (
     GatewayError,
+    HeadersTooLarge,
     InvalidRequest,
     MethodNotAllowed,
     ModelNotFound,
@@ -69,6 +70,14 @@ def request_id(request: web.Request) -> str:
             else f"req_{os.urandom(12).hex()}"
         request[_REQUEST_ID] = rid
     return rid
+
+
+def check_header_bytes(request: web.Request, limit: int) -> None:
+    """`HeadersTooLarge` when the request's header names and values pass *limit* bytes."""
+    size = sum(len(name) + len(value) for name, value in request.raw_headers)
+    if size > limit:
+        raise HeadersTooLarge(f"request headers of {size} bytes are over the {limit} byte "
+                              "limit")
 
 
 async def read_body(request: web.Request, limits: Limits) -> bytes:
@@ -141,6 +150,7 @@ async def relay(request: web.Request, *, dialect: Dialect | None = None,
     """
     gw = request.app[GATEWAY]
     config = gw.holder.current
+    check_header_bytes(request, config.limits.max_header_bytes)
     dialect = dialect or ENDPOINTS[request.path]
     token = authenticate_key(config, key(request) if key else presented_key(request.headers))
     started = time.monotonic()

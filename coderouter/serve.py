@@ -14,16 +14,31 @@ import asyncio
 import logging
 import signal
 from collections.abc import Callable
+from typing import Any
 
 from aiohttp import web
 
 from . import systemd
+from .config import Listen
+from .state import GATEWAY
 
 log = logging.getLogger("coderouter")
 
 #: aiohttp's own shutdown wait, after the drain: only requests it does not track are left
 #: (a body still uploading, a /metrics scrape). It waits up to twice this, then cancels.
 BACKSTOP_TIMEOUT = 2.0
+#: The HTTP parser's bounds on a request head: each line (request line, header) at most
+#: MAX_LINE bytes, at most MAX_HEADERS headers; over them the answer is 400 or 431.
+MAX_LINE = 8190
+MAX_HEADERS = 64
+
+
+def server_options(listen: Listen) -> dict[str, Any]:
+    """aiohttp's per-connection options: keep-alive (also the time a connection has to send
+    a complete request head: aiohttp closes a connection still waiting for one) and the
+    parser's bounds."""
+    return {"keepalive_timeout": listen.keepalive, "max_line_size": MAX_LINE,
+            "max_field_size": MAX_LINE, "max_headers": MAX_HEADERS}
 
 
 async def serve(app: web.Application, host: str, port: int, status: str = "",
@@ -33,7 +48,8 @@ async def serve(app: web.Application, host: str, port: int, status: str = "",
     *reuse_port* lets several worker processes listen on the same port (SO_REUSEPORT).
     """
     runner = web.AppRunner(app, handle_signals=False, access_log=None,
-                           handler_cancellation=True, shutdown_timeout=BACKSTOP_TIMEOUT)
+                           handler_cancellation=True, shutdown_timeout=BACKSTOP_TIMEOUT,
+                           **server_options(app[GATEWAY].holder.current.listen))
     await runner.setup()
     try:
         await web.TCPSite(runner, host, port, reuse_port=reuse_port or None).start()

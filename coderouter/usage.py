@@ -392,6 +392,8 @@ def aggregate_query(by: str, since: float | None, until: float | None,
 
 
 _SPAN = re.compile(r"^(\d+(?:\.\d+)?)([smhdw])$")
+#: 9999-12-31T23:59:59Z: later moments (a zone past the last day) cannot be printed back.
+_LAST_MOMENT = 253402300799.0
 _SPAN_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 
 
@@ -401,8 +403,8 @@ def parse_moment(text: str, now: float) -> float:
     Raise `ValueError` with a message quoting *text* for anything else.
     """
     match = _SPAN.match(text.strip())
-    if match:
-        return now - float(match.group(1)) * _SPAN_SECONDS[match.group(2)]
+    if match:  # a span reaching before 1970 means since the start
+        return max(0.0, now - float(match.group(1)) * _SPAN_SECONDS[match.group(2)])
     try:
         moment = dt.datetime.fromisoformat(text)
     except ValueError:
@@ -411,7 +413,7 @@ def parse_moment(text: str, now: float) -> float:
         ) from None
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=dt.UTC)
-    return moment.timestamp()
+    return min(max(moment.timestamp(), 0.0), _LAST_MOMENT)
 
 
 async def aggregate(db: aiosqlite.Connection, by: str, since: float | None,

@@ -100,7 +100,7 @@ async def serving(config: dict[str, Any], tmp_path: Path,
     *prefix* runs the process through a wrapper command (e.g. `AS_FILE_OWNER`).
     """
     port = free_port()
-    config = {**config, "listen": {"host": "127.0.0.1", "port": port}}
+    config = {**config, "listen": {**config.get("listen", {}), "host": "127.0.0.1", "port": port}}
     path = tmp_path / "config.yaml"
     path.write_text(yaml.safe_dump(config))
     proc = await asyncio.create_subprocess_exec(
