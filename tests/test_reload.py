@@ -247,7 +247,7 @@ class TestRestartOnlySettings:
         assert models(holder.current) == {"mock-2"}
         warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
         assert warnings == ["listen changed: restart to apply "
-                            "(still using Listen(host='127.0.0.1', port=8080))"]
+                            "(still using Listen(host='127.0.0.1', port=8080, keepalive=75.0))"]
 
     def test_database_change_warns_and_keeps_running_value(
             self, holder: ConfigHolder, cfg_path: Path,
