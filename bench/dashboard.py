@@ -45,6 +45,7 @@ ENDPOINTS = [
     ("overview 24h", "/admin/overview", {"range": "24h"}),
     ("breakdown model 30d", "/admin/breakdown", {"range": "30d", "by": "model"}),
     ("breakdown token 30d", "/admin/breakdown", {"range": "30d", "by": "token"}),
+    ("breakdown session 30d", "/admin/breakdown", {"range": "30d", "by": "session"}),
     ("channels 30d", "/admin/channels", {"range": "30d"}),
     ("channels 24h", "/admin/channels", {"range": "24h"}),
     ("quotas", "/admin/quotas", {}),

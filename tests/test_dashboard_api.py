@@ -145,7 +145,11 @@ async def test_breakdown_equals_the_table(start_gateway: StartGateway, upstream:
     expected = [{"key": v, **data.sums([r for r in picked if r[column] == v])} for v in values]
     expected.sort(key=lambda item: (-item["requests"], str(item["key"])))
     assert data.same(body["data"], expected)
-    assert body["by"] == by and len(body["data"]) >= 2
+    assert body["by"] == by and len(body["data"]) >= 2 and body["others"] is None
+    _, top, _ = await get(gateway.url + "/admin/breakdown", ADMIN, by=by, range="7d", limit=1)
+    assert data.same(top["data"], expected[:1])
+    rest = [r for r in picked if r[column] != expected[0]["key"]]
+    assert data.same(top["others"], {"keys": len(expected) - 1, **data.sums(rest)})
 
 
 async def test_requests_newest_first_filtered_whole_rows(

@@ -30,7 +30,7 @@ from .views import config_summary, quotas
 log = logging.getLogger("coderouter.dashboard")
 READER = web.AppKey("dashboard_reader", Reader)
 MEMO = web.AppKey("dashboard_memo", Memo)
-#: Most rows one ``requests`` call answers.
+#: Most rows (``requests``) or items (``breakdown``) one call answers.
 MAX_ROWS = 500
 
 
@@ -64,9 +64,12 @@ async def admin_breakdown(request: web.Request) -> web.Response:
     window = _window(request.query, gw.clock())
     rows = q.Filter(window.since, window.until, _equal(request.query))
 
+    limit = _limit(request.query)
+
     async def compute() -> dict[str, Any]:
-        return {"by": by, "since": window.since, "until": window.until,
-                "data": await stats.breakdown(reader, rows, by)}
+        data, others = await stats.breakdown(reader, rows, by, limit)
+        return {"by": by, "since": window.since, "until": window.until, "data": data,
+                "others": others}
 
     return _json(await _kept(request, window, compute))
 
@@ -190,14 +193,19 @@ def _equal(query: Mapping[str, str]) -> dict[str, str]:
 
 async def _recent(reader: Reader, query: Mapping[str, str],
                   equal: Mapping[str, str]) -> list[dict[str, Any]]:
-    status = _integer(query, "status")
+    return await stats.recent(reader, equal, errors=query.get("errors") in ("1", "true"),
+                              status=_integer(query, "status"),
+                              before=_integer(query, "before"), limit=_limit(query),
+                              request_id=query.get("request_id") or None)
+
+
+def _limit(query: Mapping[str, str]) -> int:
+    """``limit``: how many rows or items, 1 to `MAX_ROWS` (default 50)."""
     limit = _integer(query, "limit")
     limit = 50 if limit is None else limit
     if not 1 <= limit <= MAX_ROWS:
         raise InvalidRequest(f"'limit' must be between 1 and {MAX_ROWS}, got {limit}")
-    return await stats.recent(reader, equal, errors=query.get("errors") in ("1", "true"),
-                              status=status, before=_integer(query, "before"), limit=limit,
-                              request_id=query.get("request_id") or None)
+    return limit
 
 
 def _integer(query: Mapping[str, str], name: str) -> int | None:

@@ -87,11 +87,19 @@ async def overview(reader: Reader, window: q.Window,
             "totals": whole.shaped(), "series": series}
 
 
-async def breakdown(reader: Reader, rows: q.Filter, by: str) -> list[dict[str, Any]]:
-    """Totals and timings per value of dimension *by*, most requests first."""
-    groups = await grouped(reader, rows, [q.DIMENSIONS[by]])
-    out = [{"key": key, **group.shaped()} for (key,), group in groups.items()]
-    return sorted(out, key=lambda item: (-item["requests"], str(item["key"])))
+async def breakdown(reader: Reader, rows: q.Filter, by: str,
+                    limit: int) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
+    """Totals and timings per value of dimension *by*, most requests first: the first
+    *limit* values, and the rest merged into one ``others`` item (None when none are left)."""
+    groups = sorted((await grouped(reader, rows, [q.DIMENSIONS[by]])).items(),
+                    key=lambda item: (-item[1].sums[0], str(item[0][0])))
+    top = [{"key": key, **group.shaped()} for (key,), group in groups[:limit]]
+    if len(groups) <= limit:
+        return top, None
+    rest = Group()
+    for _, group in groups[limit:]:
+        rest.merge(group)
+    return top, {"keys": len(groups) - limit, **rest.shaped()}
 
 
 async def target_stats(reader: Reader, rows: q.Filter) -> dict[tuple[str, str], dict[str, Any]]:

@@ -72,8 +72,12 @@
       {label: "TTFB p50/p95", cls: "num",
        get: (r) => `${fmt.ms(r.ttfb_p50)} / ${fmt.ms(r.ttfb_p95)}`},
     ];
-    cr.renderTable(document.getElementById("breakdown-table"), columns, body.data,
-                   {rowAttrs: (r) => ({"data-key": r.key ?? ""})});
+    const rows = body.others
+      ? [...body.data, {...body.others, key: `${fmt.int(body.others.keys)} more`, others: true}]
+      : body.data;
+    cr.renderTable(document.getElementById("breakdown-table"), columns, rows,
+                   {rowAttrs: (r) => ({"data-key": r.others ? null : r.key ?? "",
+                                       class: r.others ? "others" : null})});
   }
 
   function stateBadge(t) {
