@@ -36,10 +36,6 @@ from tests.fake_gemini import (
 from tests.fakes import FakeUpstream
 
 UPSTREAM_MODEL = "gemini-2.5-flash"
-#: google-genai's async client subclasses aiohttp's ClientSession, which aiohttp frowns upon.
-pytestmark = pytest.mark.filterwarnings(
-    "ignore:Inheritance class AiohttpClientSession:DeprecationWarning")
-
 
 @pytest.fixture
 async def gemini_upstream(aiohttp_server: Any) -> FakeGemini:

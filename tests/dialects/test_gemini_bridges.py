@@ -29,9 +29,6 @@ from tests.fake_gemini import error as google_error
 from tests.fakes import WORDS, FakeUpstream
 from tests.test_gemini_routes import UPSTREAM_MODEL
 
-pytestmark = pytest.mark.filterwarnings(
-    "ignore:Inheritance class AiohttpClientSession:DeprecationWarning")
-
 WEATHER = types.FunctionDeclaration(
     name="get_weather", description="Weather of a place",
     parameters_json_schema={"type": "object", "properties": {"location": {"type": "string"}},
