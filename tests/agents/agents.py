@@ -1,0 +1,166 @@
+"""How to run each real agent CLI once, non-interactively and offline, in a fresh HOME.
+
+An `Agent` turns (base URL, key, model, task) into a command line, an environment built from
+scratch (nothing of the caller's environment leaks in: no stray API keys or proxies) and the
+config files it reads from HOME. Where the CLIs are installed: `install.sh` beside this file.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from tests.agents.script import Task
+
+HERE = Path(__file__).resolve().parent
+NODE_BIN = HERE / "node_modules" / ".bin"
+AIDER = HERE / ".aider" / "bin" / "aider"
+
+
+@dataclass(frozen=True)
+class Launch:
+    argv: list[str]
+    env: dict[str, str]
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """Where an agent is pointed: a base URL in the form the agent wants, and a key."""
+
+    base_url: str
+    key: str
+    model: str
+
+
+@dataclass(frozen=True)
+class Agent:
+    name: str
+    dialect: str  # the wire dialect it speaks: messages | responses | chat | gemini
+    executable: Path
+    prepare: Callable[[Endpoint, Task, Path], Launch]
+
+    @property
+    def installed(self) -> bool:
+        return self.executable.exists()
+
+
+def base_env(home: Path) -> dict[str, str]:
+    """A clean environment: only PATH, HOME and the XDG dirs under HOME, no proxies."""
+    path = os.pathsep.join([str(NODE_BIN), "/usr/local/bin", "/usr/bin", "/bin"])
+    return {
+        "PATH": path, "HOME": str(home), "USER": "agent", "LANG": "C.UTF-8", "TERM": "dumb",
+        "NO_COLOR": "1", "CI": "true", "TMPDIR": str(home / "tmp"),
+        "XDG_CONFIG_HOME": str(home / ".config"), "XDG_DATA_HOME": str(home / ".local/share"),
+        "XDG_CACHE_HOME": str(home / ".cache"), "XDG_STATE_HOME": str(home / ".local/state"),
+        "NO_PROXY": "127.0.0.1,localhost", "no_proxy": "127.0.0.1,localhost",
+    }
+
+
+def write_json(path: Path, obj: object) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(obj, indent=2))
+
+
+def claude_code(at: Endpoint, task: Task, home: Path) -> Launch:
+    write_json(home / ".claude.json", {"hasCompletedOnboarding": True,
+                                       "bypassPermissionsModeAccepted": True})
+    env = {**base_env(home),
+           "ANTHROPIC_BASE_URL": at.base_url, "ANTHROPIC_AUTH_TOKEN": at.key,
+           "ANTHROPIC_MODEL": at.model, "ANTHROPIC_DEFAULT_OPUS_MODEL": at.model,
+           "ANTHROPIC_DEFAULT_SONNET_MODEL": at.model, "ANTHROPIC_DEFAULT_HAIKU_MODEL": at.model,
+           "ANTHROPIC_SMALL_FAST_MODEL": at.model, "CLAUDE_CODE_SUBAGENT_MODEL": at.model,
+           "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1", "DISABLE_AUTOUPDATER": "1",
+           "DISABLE_TELEMETRY": "1", "DISABLE_ERROR_REPORTING": "1",
+           "CLAUDE_CONFIG_DIR": str(home / ".claude")}
+    argv = [str(NODE_BIN / "claude"), "-p", task.prompt, "--permission-mode", "acceptEdits",
+            "--max-turns", "5", "--output-format", "text"]
+    return Launch(argv, env)
+
+
+def codex(at: Endpoint, task: Task, home: Path) -> Launch:
+    codex_home = home / ".codex"
+    codex_home.mkdir(parents=True, exist_ok=True)
+    (codex_home / "config.toml").write_text(
+        f'model = "{at.model}"\n'
+        'model_provider = "gateway"\n'
+        "check_for_update_on_startup = false\n"
+        "[analytics]\nenabled = false\n"
+        "[model_providers.gateway]\n"
+        'name = "gateway"\n'
+        f'base_url = "{at.base_url}"\n'
+        'env_key = "CODEROUTER_API_KEY"\n'
+        'wire_api = "responses"\n'
+        "request_max_retries = 1\n"
+        "stream_max_retries = 1\n"
+        "supports_websockets = false\n")
+    env = {**base_env(home), "CODEX_HOME": str(codex_home), "CODEROUTER_API_KEY": at.key}
+    argv = [str(NODE_BIN / "codex"), "exec", "--skip-git-repo-check",
+            "--sandbox", "danger-full-access", "-C", task.workdir, task.prompt]
+    return Launch(argv, env)
+
+
+def gemini_cli(at: Endpoint, task: Task, home: Path) -> Launch:
+    write_json(home / ".gemini" / "settings.json", {
+        "security": {"auth": {"selectedType": "gemini-api-key"}},
+        "privacy": {"usageStatisticsEnabled": False},
+        "telemetry": {"enabled": False},
+        "general": {"enableAutoUpdate": False, "enableAutoUpdateNotification": False}})
+    env = {**base_env(home), "GEMINI_API_KEY": at.key, "GOOGLE_GEMINI_BASE_URL": at.base_url,
+           "GEMINI_CLI_TRUST_WORKSPACE": "true", "GEMINI_TELEMETRY_ENABLED": "false"}
+    argv = [str(NODE_BIN / "gemini"), "-p", task.prompt, "-m", at.model,
+            "--approval-mode", "yolo", "-o", "text"]
+    return Launch(argv, env)
+
+
+def opencode(at: Endpoint, task: Task, home: Path) -> Launch:
+    write_json(home / ".config" / "opencode" / "opencode.json", {
+        "$schema": "https://opencode.ai/config.json",
+        "autoupdate": False, "share": "disabled",
+        "model": f"gateway/{at.model}", "small_model": f"gateway/{at.model}",
+        "permission": {"edit": "allow", "bash": "allow"},
+        "provider": {"gateway": {
+            "npm": "@ai-sdk/openai-compatible", "name": "gateway",
+            "options": {"baseURL": at.base_url, "apiKey": at.key},
+            "models": {at.model: {"name": at.model, "tool_call": True}}}}})
+    env = {**base_env(home), "OPENCODE_DISABLE_MODELS_FETCH": "true",
+           "OPENCODE_DISABLE_AUTOUPDATE": "true", "OPENCODE_DISABLE_LSP_DOWNLOAD": "true",
+           "OPENCODE_DISABLE_DEFAULT_PLUGINS": "true"}
+    argv = [str(NODE_BIN / "opencode"), "run", "-m", f"gateway/{at.model}", task.prompt]
+    return Launch(argv, env)
+
+
+def qwen_code(at: Endpoint, task: Task, home: Path) -> Launch:
+    write_json(home / ".qwen" / "settings.json", {
+        "security": {"auth": {"selectedType": "openai"}},
+        "privacy": {"usageStatisticsEnabled": False},
+        "telemetry": {"enabled": False},
+        "general": {"disableAutoUpdate": True, "disableUpdateNag": True}})
+    env = {**base_env(home), "OPENAI_API_KEY": at.key, "OPENAI_BASE_URL": at.base_url,
+           "OPENAI_MODEL": at.model}
+    argv = [str(NODE_BIN / "qwen"), "-m", at.model, "--auth-type", "openai",
+            "--approval-mode", "yolo", task.prompt]
+    return Launch(argv, env)
+
+
+def aider(at: Endpoint, task: Task, home: Path) -> Launch:
+    env = {**base_env(home), "OPENAI_API_KEY": at.key, "OPENAI_API_BASE": at.base_url,
+           "LITELLM_LOCAL_MODEL_COST_MAP": "True", "AIDER_CHECK_UPDATE": "false",
+           "AIDER_ANALYTICS": "false"}
+    argv = [str(AIDER), "--model", f"openai/{at.model}", "--edit-format", "whole",
+            "--no-git", "--yes-always", "--no-check-update", "--analytics-disable",
+            "--no-show-model-warnings", "--no-pretty", "--no-fancy-input",
+            "--map-tokens", "0", "--message", task.prompt, task.filename]
+    return Launch(argv, env)
+
+
+AGENTS = {agent.name: agent for agent in (
+    Agent("claude-code", "messages", NODE_BIN / "claude", claude_code),
+    Agent("codex", "responses", NODE_BIN / "codex", codex),
+    Agent("gemini-cli", "gemini", NODE_BIN / "gemini", gemini_cli),
+    Agent("opencode", "chat", NODE_BIN / "opencode", opencode),
+    Agent("qwen-code", "chat", NODE_BIN / "qwen", qwen_code),
+    Agent("aider", "chat", AIDER, aider),
+)}

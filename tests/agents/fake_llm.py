@@ -1,0 +1,424 @@
+"""A scripted fake LLM on loopback that speaks the four wire dialects coding agents use.
+
+Each dialect lives under its own prefix, so a channel pointed at one prefix reaches only that
+API (a request in another dialect gets the 404 a real vendor would give):
+
+- ``/anthropic``    Anthropic Messages: ``/v1/messages`` (SSE or JSON), ``.../count_tokens``
+- ``/openai/v1``    OpenAI with the Responses API: ``/chat/completions`` and ``/responses``
+- ``/openai-chat/v1``  a Chat-Completions-only OpenAI-compatible server
+- ``/gemini``       Gemini: ``/v1beta/models/{m}:generateContent``,
+  ``:streamGenerateContent?alt=sse``, ``:countTokens``
+
+Every prefix also lists models. The answers follow `script.decide`; each one reports the fixed
+usage in `script`, in the dialect's own fields. A run is found by the model its requests name
+(`register`), and every request is recorded (`seen`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+from aiohttp import web
+
+from tests.agents import script
+from tests.agents.script import Action, Call, Say, Task, Tool, Turn
+
+CREATED = 1_764_547_200
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+@dataclass
+class Seen:
+    """One request the fake answered."""
+
+    dialect: str
+    path: str
+    model: str
+    stream: bool
+    answer: str  # "call <tool>", "text", "count", "list", "404"
+
+
+class FakeLLM:
+    def __init__(self) -> None:
+        self.tasks: dict[str, Task] = {}
+        self.seen: list[Seen] = []
+        self.ids = itertools.count(1)
+        self.url = ""  # http://127.0.0.1:PORT once served
+        app = web.Application(client_max_size=64 * 1024 * 1024)
+        app.router.add_route("*", "/{tail:.*}", self.dispatch)
+        self.app = app
+        self.routes: dict[tuple[str, str], Handler] = {
+            ("POST", "/anthropic/v1/messages"): self.messages,
+            ("POST", "/anthropic/v1/messages/count_tokens"): self.count_messages,
+            ("GET", "/anthropic/v1/models"): self.anthropic_models,
+        }
+        for prefix in ("/openai/v1", "/openai-chat/v1"):
+            self.routes[("POST", prefix + "/chat/completions")] = self.chat
+            self.routes[("GET", prefix + "/models")] = self.openai_models
+        self.routes[("POST", "/openai/v1/responses")] = self.responses
+
+    def register(self, model: str, task: Task) -> None:
+        self.tasks[model] = task
+
+    def generations(self, model: str) -> list[Seen]:
+        """The answered requests for *model* that produce usage (not counts or lists)."""
+        return [s for s in self.seen if s.model == model and s.answer not in ("count", "list")]
+
+    def next_id(self, prefix: str) -> str:
+        return f"{prefix}{next(self.ids):024d}"
+
+    async def dispatch(self, request: web.Request) -> web.StreamResponse:
+        handler = self.routes.get((request.method, request.path))
+        if handler is not None:
+            return await handler(request)
+        if request.path.startswith("/gemini/v1beta/models"):
+            return await self.gemini(request)
+        if request.method in ("GET", "HEAD") and request.path == "/":
+            return web.Response(text="fake llm")
+        self.seen.append(Seen("?", f"{request.method} {request.path}", "", False, "404"))
+        return web.json_response({"error": {"message": f"no route {request.path}",
+                                            "type": "invalid_request_error"}}, status=404)
+
+    def decide(self, model: str, turn: Turn) -> Action:
+        return script.decide(turn, self.tasks.get(model))
+
+    # ---- Anthropic Messages -------------------------------------------------------------
+
+    async def messages(self, request: web.Request) -> web.StreamResponse:
+        body = orjson.loads(await request.read())
+        model = str(body.get("model"))
+        messages = body.get("messages") or []
+        tools = tuple(Tool(t["name"], "function", t.get("input_schema") or {})
+                      for t in body.get("tools") or [] if "input_schema" in t)
+        has_result = any(isinstance(block, dict) and block.get("type") == "tool_result"
+                         for m in messages if isinstance(m.get("content"), list)
+                         for block in m["content"])
+        user = script.texts([m.get("content") for m in messages if m.get("role") == "user"])
+        action = self.decide(model, Turn(tools, has_result, user))
+        stream = body.get("stream") is True
+        self.seen.append(Seen("messages", request.path, model, stream, describe(action)))
+        message_id = self.next_id("msg_01")
+        if isinstance(action, Call):
+            block: dict[str, Any] = {"type": "tool_use", "id": self.next_id("toolu_01"),
+                                     "name": action.tool.name, "input": action.arguments}
+            stop = "tool_use"
+        else:
+            block = {"type": "text", "text": action.text}
+            stop = "end_turn"
+        usage = {"input_tokens": script.PROMPT_TOKENS, "cache_creation_input_tokens": 0,
+                 "cache_read_input_tokens": 0}
+        if not stream:
+            return json_response({
+                "id": message_id, "type": "message", "role": "assistant", "model": model,
+                "content": [block], "stop_reason": stop, "stop_sequence": None,
+                "usage": {**usage, "output_tokens": script.COMPLETION_TOKENS}})
+        events = [anthropic_event("message_start", {"type": "message_start", "message": {
+            "id": message_id, "type": "message", "role": "assistant", "model": model,
+            "content": [], "stop_reason": None, "stop_sequence": None,
+            "usage": {**usage, "output_tokens": 1}}})]
+        if isinstance(action, Call):
+            start = {**block, "input": {}}
+            deltas = [{"type": "input_json_delta", "partial_json": part}
+                      for part in halves(action.arguments_json)]
+        else:
+            start = {"type": "text", "text": ""}
+            deltas = [{"type": "text_delta", "text": part} for part in halves(action.text)]
+        events.append(anthropic_event("content_block_start", {
+            "type": "content_block_start", "index": 0, "content_block": start}))
+        events.append(b'event: ping\ndata: {"type": "ping"}\n\n')
+        events += [anthropic_event("content_block_delta", {
+            "type": "content_block_delta", "index": 0, "delta": d}) for d in deltas]
+        events.append(anthropic_event("content_block_stop",
+                                      {"type": "content_block_stop", "index": 0}))
+        events.append(anthropic_event("message_delta", {
+            "type": "message_delta", "delta": {"stop_reason": stop, "stop_sequence": None},
+            "usage": {"output_tokens": script.COMPLETION_TOKENS}}))
+        events.append(anthropic_event("message_stop", {"type": "message_stop"}))
+        return await sse(request, events)
+
+    async def count_messages(self, request: web.Request) -> web.StreamResponse:
+        body = orjson.loads(await request.read())
+        self.seen.append(Seen("messages", request.path, str(body.get("model")), False, "count"))
+        return json_response({"input_tokens": script.COUNTED_TOKENS})
+
+    async def anthropic_models(self, request: web.Request) -> web.StreamResponse:
+        self.seen.append(Seen("messages", request.path, "", False, "list"))
+        data = [{"type": "model", "id": m, "display_name": m,
+                 "created_at": "2025-12-01T00:00:00Z"} for m in self.tasks]
+        return json_response({"data": data, "has_more": False,
+                              "first_id": data[0]["id"] if data else None,
+                              "last_id": data[-1]["id"] if data else None})
+
+    # ---- OpenAI Chat Completions --------------------------------------------------------
+
+    async def chat(self, request: web.Request) -> web.StreamResponse:
+        body = orjson.loads(await request.read())
+        model = str(body.get("model"))
+        messages = body.get("messages") or []
+        tools = tuple(Tool(t["function"]["name"], "function",
+                           t["function"].get("parameters") or {})
+                      for t in body.get("tools") or []
+                      if t.get("type") == "function" and isinstance(t.get("function"), dict))
+        has_result = any(m.get("role") in ("tool", "function") for m in messages)
+        user = script.texts([m.get("content") for m in messages if m.get("role") == "user"])
+        action = self.decide(model, Turn(tools, has_result, user))
+        stream = body.get("stream") is True
+        self.seen.append(Seen("chat", request.path, model, stream, describe(action)))
+        chat_id = self.next_id("chatcmpl-")
+        usage = {"prompt_tokens": script.PROMPT_TOKENS,
+                 "completion_tokens": script.COMPLETION_TOKENS,
+                 "total_tokens": script.TOTAL_TOKENS}
+        if isinstance(action, Call):
+            call_id = self.next_id("call_")
+            finish = "tool_calls"
+        else:
+            finish = "stop"
+        if not stream:
+            message: dict[str, Any] = {"role": "assistant", "refusal": None}
+            if isinstance(action, Call):
+                message["content"] = None
+                message["tool_calls"] = [{"id": call_id, "type": "function", "function": {
+                    "name": action.tool.name, "arguments": action.arguments_json}}]
+            else:
+                message["content"] = action.text
+            return json_response({
+                "id": chat_id, "object": "chat.completion", "created": CREATED, "model": model,
+                "choices": [{"index": 0, "message": message, "logprobs": None,
+                             "finish_reason": finish}],
+                "usage": usage, "system_fingerprint": None})
+        with_usage = (body.get("stream_options") or {}).get("include_usage") is True
+        extra = {"usage": None} if with_usage else {}
+
+        def chunk(delta: dict[str, Any], finish_reason: str | None = None) -> bytes:
+            return chat_chunk(chat_id, model, [{"index": 0, "delta": delta, "logprobs": None,
+                                                "finish_reason": finish_reason}], extra)
+
+        events = [chunk({"role": "assistant", "content": "", "refusal": None})]
+        if isinstance(action, Call):
+            events.append(chunk({"tool_calls": [{
+                "index": 0, "id": call_id, "type": "function",
+                "function": {"name": action.tool.name, "arguments": ""}}]}))
+            events += [chunk({"tool_calls": [{"index": 0, "function": {"arguments": part}}]})
+                       for part in halves(action.arguments_json)]
+        else:
+            events += [chunk({"content": part}) for part in halves(action.text)]
+        events.append(chunk({}, finish))
+        if with_usage:
+            events.append(chat_chunk(chat_id, model, [], {"usage": usage}))
+        events.append(b"data: [DONE]\n\n")
+        return await sse(request, events)
+
+    async def openai_models(self, request: web.Request) -> web.StreamResponse:
+        self.seen.append(Seen("chat", request.path, "", False, "list"))
+        return json_response({"object": "list", "data": [
+            {"id": m, "object": "model", "created": CREATED, "owned_by": "fake"}
+            for m in self.tasks]})
+
+    # ---- OpenAI Responses ---------------------------------------------------------------
+
+    async def responses(self, request: web.Request) -> web.StreamResponse:
+        body = orjson.loads(await request.read())
+        model = str(body.get("model"))
+        items = body.get("input")
+        items = items if isinstance(items, list) else [
+            {"type": "message", "role": "user", "content": items}]
+        tools = []
+        for t in body.get("tools") or []:
+            if t.get("type") == "function":
+                tools.append(Tool(t["name"], "function", t.get("parameters") or {}))
+            elif t.get("type") == "custom":
+                tools.append(Tool(t["name"], "custom", t.get("format") or {}))
+        has_result = any(isinstance(i, dict) and str(i.get("type", "")).endswith("_output")
+                         for i in items)
+        user = script.texts([i.get("content") for i in items
+                             if isinstance(i, dict) and i.get("role") == "user"])
+        action = self.decide(model, Turn(tuple(tools), has_result, user))
+        stream = body.get("stream") is True
+        self.seen.append(Seen("responses", request.path, model, stream, describe(action)))
+        response_id = self.next_id("resp_")
+        item, deltas = self.responses_item(action)
+        usage = {"input_tokens": script.PROMPT_TOKENS,
+                 "input_tokens_details": {"cached_tokens": 0},
+                 "output_tokens": script.COMPLETION_TOKENS,
+                 "output_tokens_details": {"reasoning_tokens": 0},
+                 "total_tokens": script.TOTAL_TOKENS}
+
+        def response(status: str, output: list[Any], usage: Any) -> dict[str, Any]:
+            return {"id": response_id, "object": "response", "created_at": CREATED,
+                    "status": status, "error": None, "incomplete_details": None,
+                    "instructions": body.get("instructions"), "model": model,
+                    "output": output, "parallel_tool_calls": True, "previous_response_id": None,
+                    "reasoning": {"effort": None, "summary": None}, "store": False,
+                    "temperature": 1.0, "text": {"format": {"type": "text"}},
+                    "tool_choice": "auto", "tools": body.get("tools") or [], "top_p": 1.0,
+                    "truncation": "disabled", "usage": usage, "metadata": {}}
+
+        if not stream:
+            return json_response(response("completed", [item], usage))
+        seq = itertools.count()
+
+        def event(name: str, **data: Any) -> bytes:
+            payload = {"type": name, "sequence_number": next(seq), **data}
+            return f"event: {name}\n".encode() + b"data: " + orjson.dumps(payload) + b"\n\n"
+
+        item_id = item["id"]
+        events = [event("response.created", response=response("in_progress", [], None)),
+                  event("response.in_progress", response=response("in_progress", [], None))]
+        if item["type"] == "message":
+            part = item["content"][0]
+            events.append(event("response.output_item.added", output_index=0, item={
+                **item, "status": "in_progress", "content": []}))
+            events.append(event("response.content_part.added", item_id=item_id,
+                                output_index=0, content_index=0,
+                                part={**part, "text": ""}))
+            events += [event("response.output_text.delta", item_id=item_id, output_index=0,
+                             content_index=0, delta=d, logprobs=[]) for d in deltas]
+            events.append(event("response.output_text.done", item_id=item_id, output_index=0,
+                                content_index=0, text=part["text"], logprobs=[]))
+            events.append(event("response.content_part.done", item_id=item_id,
+                                output_index=0, content_index=0, part=part))
+        else:
+            key = "arguments" if item["type"] == "function_call" else "input"
+            kind = ("function_call_arguments" if item["type"] == "function_call"
+                    else "custom_tool_call_input")
+            events.append(event("response.output_item.added", output_index=0, item={
+                **item, "status": "in_progress", key: ""}))
+            events += [event(f"response.{kind}.delta", item_id=item_id, output_index=0,
+                             delta=d) for d in deltas]
+            events.append(event(f"response.{kind}.done", item_id=item_id, output_index=0,
+                                **{key: item[key]}))
+        events.append(event("response.output_item.done", output_index=0, item=item))
+        events.append(event("response.completed", response=response("completed", [item],
+                                                                     usage)))
+        return await sse(request, events)
+
+    def responses_item(self, action: Action) -> tuple[dict[str, Any], list[str]]:
+        """The one output item answering *action*, and its streamed deltas."""
+        if isinstance(action, Say):
+            return ({"id": self.next_id("msg_"), "type": "message", "status": "completed",
+                     "role": "assistant", "content": [
+                         {"type": "output_text", "text": action.text, "annotations": []}]},
+                    halves(action.text))
+        call_id = self.next_id("call_")
+        if action.tool.kind == "custom":
+            text = action.input or ""
+            return ({"id": self.next_id("ctc_"), "type": "custom_tool_call",
+                     "status": "completed", "call_id": call_id, "name": action.tool.name,
+                     "input": text}, halves(text))
+        arguments = action.arguments_json
+        return ({"id": self.next_id("fc_"), "type": "function_call", "status": "completed",
+                 "arguments": arguments, "call_id": call_id, "name": action.tool.name},
+                halves(arguments))
+
+    # ---- Gemini -------------------------------------------------------------------------
+
+    async def gemini(self, request: web.Request) -> web.StreamResponse:
+        rest = request.path.removeprefix("/gemini/v1beta/models").lstrip("/")
+        if request.method == "GET":
+            self.seen.append(Seen("gemini", request.path, "", False, "list"))
+            if rest:
+                return json_response(gemini_model(rest))
+            return json_response({"models": [gemini_model(m) for m in self.tasks]})
+        model, _, method = rest.partition(":")
+        body = orjson.loads(await request.read())
+        if method == "countTokens":
+            self.seen.append(Seen("gemini", request.path, model, False, "count"))
+            return json_response({"totalTokens": script.COUNTED_TOKENS, "promptTokensDetails": [
+                {"modality": "TEXT", "tokenCount": script.COUNTED_TOKENS}]})
+        if method not in ("generateContent", "streamGenerateContent"):
+            self.seen.append(Seen("gemini", request.path, model, False, "404"))
+            return web.json_response({"error": {"code": 404, "status": "NOT_FOUND",
+                                                "message": f"method {method} not found"}},
+                                     status=404)
+        contents = body.get("contents") or []
+        tools = tuple(Tool(d["name"], "function",
+                           d.get("parametersJsonSchema") or d.get("parameters") or {})
+                      for t in body.get("tools") or []
+                      for d in t.get("functionDeclarations") or [])
+        parts = [p for c in contents for p in c.get("parts") or [] if isinstance(p, dict)]
+        has_result = any("functionResponse" in p for p in parts)
+        user = script.texts([c.get("parts") for c in contents if c.get("role") == "user"])
+        action = self.decide(model, Turn(tools, has_result, user))
+        stream = method == "streamGenerateContent"
+        self.seen.append(Seen("gemini", request.path, model, stream, describe(action)))
+        response_id = self.next_id("gem")
+        usage = {"promptTokenCount": script.PROMPT_TOKENS,
+                 "candidatesTokenCount": script.COMPLETION_TOKENS,
+                 "totalTokenCount": script.TOTAL_TOKENS,
+                 "promptTokensDetails": [{"modality": "TEXT",
+                                          "tokenCount": script.PROMPT_TOKENS}]}
+
+        def answer(answer_parts: list[dict[str, Any]], finish: bool) -> dict[str, Any]:
+            candidate: dict[str, Any] = {"content": {"parts": answer_parts, "role": "model"},
+                                         "index": 0}
+            out: dict[str, Any] = {"candidates": [candidate]}
+            if finish:
+                candidate["finishReason"] = "STOP"
+                out["usageMetadata"] = usage
+            else:
+                out["usageMetadata"] = {"promptTokenCount": script.PROMPT_TOKENS,
+                                        "totalTokenCount": script.PROMPT_TOKENS}
+            out["modelVersion"] = model
+            out["responseId"] = response_id
+            return out
+
+        if isinstance(action, Call):
+            chunks = [[{"functionCall": {"name": action.tool.name, "args": action.arguments},
+                        "thoughtSignature": "ZmFrZS10aG91Z2h0LXNpZ25hdHVyZQ=="}]]
+        else:
+            chunks = [[{"text": part}] for part in halves(action.text)]
+        if not stream:
+            return json_response(answer([p for c in chunks for p in c], True))
+        if request.query.get("alt") != "sse":
+            return json_response([answer(c, n == len(chunks) - 1)
+                                  for n, c in enumerate(chunks)])
+        return await sse(request, [
+            b"data: " + orjson.dumps(answer(c, n == len(chunks) - 1)) + b"\r\n\r\n"
+            for n, c in enumerate(chunks)])
+
+
+def gemini_model(name: str) -> dict[str, Any]:
+    return {"name": f"models/{name}", "version": "001", "displayName": name,
+            "inputTokenLimit": 1_048_576, "outputTokenLimit": 65_536,
+            "supportedGenerationMethods": ["generateContent", "countTokens"]}
+
+
+def describe(action: Action) -> str:
+    return f"call {action.tool.name}" if isinstance(action, Call) else "text"
+
+
+def halves(text: str) -> list[str]:
+    """*text* in two stream deltas (one when it is too short to split)."""
+    middle = len(text) // 2
+    return [text[:middle], text[middle:]] if middle else [text]
+
+
+def anthropic_event(name: str, data: dict[str, Any]) -> bytes:
+    return b"event: " + name.encode() + b"\ndata: " + orjson.dumps(data) + b"\n\n"
+
+
+def chat_chunk(chat_id: str, model: str, choices: list[dict[str, Any]],
+               extra: dict[str, Any]) -> bytes:
+    obj = {"id": chat_id, "object": "chat.completion.chunk", "created": CREATED, "model": model,
+           "system_fingerprint": None, "choices": choices, **extra}
+    return b"data: " + orjson.dumps(obj) + b"\n\n"
+
+
+def json_response(obj: Any) -> web.Response:
+    return web.Response(body=orjson.dumps(obj), content_type="application/json")
+
+
+async def sse(request: web.Request, events: list[bytes]) -> web.StreamResponse:
+    response = web.StreamResponse(headers={"Content-Type": "text/event-stream",
+                                           "Cache-Control": "no-cache"})
+    await response.prepare(request)
+    for event in events:
+        await response.write(event)
+        await asyncio.sleep(0)
+    await response.write_eof()
+    return response

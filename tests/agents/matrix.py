@@ -1,0 +1,281 @@
+"""The agent matrix: which agent on which channel, what is expected, and running it all.
+
+`CASES` is the table. A case that is not expected to pass yet carries an `Expect` saying why;
+when the work it waits for lands, delete that expectation from its line (strict ones turn into
+failures until you do). `CHANNELS` is how the gateway reaches the fake LLM for each channel kind.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import secrets
+import signal
+import sqlite3
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+from aiohttp import web
+
+from coderouter.config import ConfigError, parse
+from tests.agents.agents import AGENTS, Agent, Endpoint
+from tests.agents.fake_llm import FakeLLM, Seen
+from tests.agents.runner import Outcome, run_agent, task_for
+from tests.agents.script import COMPLETION_TOKENS, PROMPT_TOKENS, TOTAL_TOKENS
+from tests.service import serving
+
+UPSTREAM_KEY = "sk-fake-llm-upstream-key-0123456789"
+CONTROL_KEY = "sk-fake-llm-direct-key-0123456789"
+TIMEOUT = float(os.environ.get("CODEROUTER_AGENT_TIMEOUT", "180"))
+JOBS = int(os.environ.get("CODEROUTER_AGENT_JOBS", "3"))
+
+
+@dataclass(frozen=True)
+class Expect:
+    """Why a case is not expected to pass yet; *strict*: it must fail until the fix lands."""
+
+    reason: str
+    strict: bool = True
+
+
+HUB = "issue 10 (dialect hub)"
+NO_GEMINI_CHANNEL = Expect(f"{HUB}: no `gemini` channel type yet (the config check rejects it)")
+NO_GEMINI_ROUTES = Expect(f"{HUB}: the gateway serves no Gemini API routes (/v1beta/models/...)")
+NO_RESPONSES_TO_CHAT = Expect(
+    f"{HUB}: /v1/responses is passed through only; a chat-only upstream has no Responses API")
+NO_RESPONSES_TO_MESSAGES = Expect(f"{HUB}: no Responses -> Messages translation")
+ESTIMATE_500 = Expect("issue 9: 500 from estimate.py on tool schemas with type lists / objects "
+                      "named `type`", strict=False)
+SYSTEM_MIDWAY = Expect("issue 9: mid-conversation system messages are sent to Chat upstreams "
+                       "as role `system` inside messages (400)", strict=False)
+
+#: Channel kinds: the gateway's channel entry (name, type, base URL under the fake) for each.
+#: The hub adds the option that says an `openai` channel has no Responses API to `openai-chat`.
+CHANNELS: dict[str, dict[str, Any]] = {
+    "anthropic": {"type": "anthropic", "path": "/anthropic"},
+    "openai": {"type": "openai", "path": "/openai/v1"},
+    "openai-chat": {"type": "openai", "path": "/openai-chat/v1"},
+    "gemini": {"type": "gemini", "path": "/gemini"},
+}
+#: Where an agent's base URL points, by the dialect it speaks: the fake (control) and gateway.
+FAKE_BASE = {"messages": "/anthropic", "responses": "/openai/v1", "chat": "/openai-chat/v1",
+             "gemini": "/gemini"}
+GATEWAY_BASE = {"messages": "", "responses": "/v1", "chat": "/v1", "gemini": ""}
+
+
+@dataclass(frozen=True)
+class Case:
+    agent: str
+    channel: str
+    expect: Expect | None = None
+
+    @property
+    def id(self) -> str:
+        return f"{self.agent}-via-{self.channel}"
+
+
+CASES = [
+    Case("claude-code", "anthropic"),
+    Case("claude-code", "openai", SYSTEM_MIDWAY),
+    Case("claude-code", "openai-chat", SYSTEM_MIDWAY),
+    Case("claude-code", "gemini", NO_GEMINI_CHANNEL),
+    Case("codex", "openai", ESTIMATE_500),
+    Case("codex", "openai-chat", NO_RESPONSES_TO_CHAT),
+    Case("codex", "anthropic", NO_RESPONSES_TO_MESSAGES),
+    Case("codex", "gemini", NO_GEMINI_CHANNEL),
+    Case("gemini-cli", "anthropic", NO_GEMINI_ROUTES),
+    Case("gemini-cli", "openai", NO_GEMINI_ROUTES),
+    Case("gemini-cli", "openai-chat", NO_GEMINI_ROUTES),
+    Case("gemini-cli", "gemini", NO_GEMINI_CHANNEL),
+    Case("opencode", "openai"),
+    Case("opencode", "openai-chat"),
+    Case("opencode", "anthropic"),
+    Case("opencode", "gemini", NO_GEMINI_CHANNEL),
+    Case("qwen-code", "openai", ESTIMATE_500),
+    Case("qwen-code", "openai-chat", ESTIMATE_500),
+    Case("qwen-code", "anthropic", ESTIMATE_500),
+    Case("qwen-code", "gemini", NO_GEMINI_CHANNEL),
+    Case("aider", "openai"),
+    Case("aider", "openai-chat"),
+    Case("aider", "anthropic"),
+    Case("aider", "gemini", NO_GEMINI_CHANNEL),
+]
+
+
+@dataclass
+class Run:
+    """One agent run, judged: *cause* is None when it passed, else the first reason it did not."""
+
+    model: str
+    outcome: Outcome | None = None
+    seen: list[Seen] = field(default_factory=list)
+    rows: list[dict[str, Any]] = field(default_factory=list)
+    cause: str | None = "not run"
+
+    @property
+    def ok(self) -> bool:
+        return self.cause is None
+
+
+@dataclass
+class Matrix:
+    controls: dict[str, Run]
+    cases: dict[str, Run]
+
+
+def judge_agent(agent: Agent, run: Run, expected: str) -> str | None:
+    """The first thing wrong with an agent run (exit, file, tool round trip), or None."""
+    out = run.outcome
+    assert out is not None
+    if out.timed_out:
+        return f"timed out after {out.seconds:.0f}s: {last_line(out)}"
+    if out.exit_code != 0:
+        return f"exit {out.exit_code}: {last_line(out)}"
+    if out.written is None:
+        return f"no file written: {last_line(out)}"
+    if out.written != expected:
+        return f"file holds {out.written[:80]!r}, expected {expected!r}"
+    answers = [s.answer for s in run.seen]
+    if agent.name != "aider":
+        calls = [n for n, a in enumerate(answers) if a.startswith("call ")]
+        if not calls or "text" not in answers[calls[0] + 1:]:
+            return f"no tool round trip: the fake answered {answers}"
+    elif "text" not in answers:
+        return f"the fake answered {answers}"
+    return None
+
+
+def judge_rows(run: Run) -> str | None:
+    """The first thing wrong with a gateway run's usage rows, or None."""
+    bad = [r for r in run.rows if r["status"] != 200]
+    if bad:
+        r = bad[0]
+        return f"HTTP {r['status']} on {r['endpoint']}: {(r['error'] or '')[:160]}"
+    generated = [r for r in run.rows if "count" not in r["endpoint"].lower()]
+    upstream = [s for s in run.seen if s.answer not in ("count", "list", "404")]
+    if len(generated) != len(upstream):
+        return (f"{len(generated)} usage rows for {len(upstream)} answered requests "
+                f"({[r['endpoint'] for r in generated]})")
+    for r in generated:
+        got = (r["prompt_tokens"], r["completion_tokens"], r["total_tokens"])
+        if got != (PROMPT_TOKENS, COMPLETION_TOKENS, TOTAL_TOKENS):
+            return (f"usage row {r['endpoint']} has tokens {got} ({r['usage_source']}), the "
+                    f"fake reported {(PROMPT_TOKENS, COMPLETION_TOKENS, TOTAL_TOKENS)}")
+    return None
+
+
+def last_line(out: Outcome) -> str:
+    for text in (out.stderr, out.stdout):
+        lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
+        if lines:
+            return lines[-1][:200]
+    return "(no output)"
+
+
+def gateway_config(fake_url: str,
+                   db: Path) -> tuple[dict[str, Any], dict[str, str], dict[str, str]]:
+    """The gateway's config for every case, the channels it rejects (why), and case keys."""
+    rejected: dict[str, str] = {}
+    channels = []
+    for kind, spec in CHANNELS.items():
+        entry = {"name": f"fake-{kind}", "type": spec["type"],
+                 "base_url": fake_url + spec["path"], "keys": [UPSTREAM_KEY],
+                 **{k: v for k, v in spec.items() if k not in ("type", "path")}}
+        probe = {"database": {"path": str(db)}, "channels": [entry]}
+        try:
+            parse(yaml.safe_dump(probe))
+        except ConfigError as exc:
+            rejected[kind] = f"channel {kind!r} rejected by the config check: {exc}"
+            continue
+        channels.append(entry)
+    keys = {case.id: f"sk-cr-{case.id}-{secrets.token_hex(12)}" for case in CASES}
+    usable = [case for case in CASES if case.channel not in rejected]
+    config = {
+        "database": {"path": str(db)},
+        "channels": channels,
+        "model_groups": [{"name": case.id, "targets": [
+            {"channel": f"fake-{case.channel}", "model": case.id}]} for case in usable],
+        "tokens": [{"name": case.id, "key": keys[case.id], "models": [case.id]}
+                   for case in usable],
+    }
+    return config, rejected, keys
+
+
+async def run_matrix(agents: list[str] | None = None) -> Matrix:
+    """Every control and every case (of *agents*, default all), bounded by `JOBS` at a time."""
+    chosen = [a for a in AGENTS.values() if agents is None or a.name in agents]
+    cases = [c for c in CASES if c.agent in {a.name for a in chosen}]
+    fake = FakeLLM()
+    runner = web.AppRunner(fake.app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    fake_url = f"http://127.0.0.1:{runner.addresses[0][1]}"
+    root = Path(tempfile.mkdtemp(prefix="coderouter-agents-"))
+    limit = asyncio.Semaphore(JOBS)
+    controls = {a.name: Run(f"{a.name}-control") for a in chosen}
+    results = {c.id: Run(c.id) for c in cases}
+    try:
+        config, rejected, keys = gateway_config(fake_url, root / "usage.sqlite")
+        async with serving(config, root) as gateway:
+
+            async def one(agent: Agent, run: Run, endpoint: Endpoint) -> None:
+                async with limit:
+                    task = task_for(root / run.model, run.model)
+                    fake.register(run.model, task)
+                    run.outcome = await run_agent(agent, endpoint, task, root / run.model,
+                                                  TIMEOUT)
+                    run.seen = [s for s in fake.seen if s.model == run.model]
+                    run.cause = judge_agent(agent, run, task.content)
+
+            jobs = [one(a, controls[a.name], Endpoint(fake_url + FAKE_BASE[a.dialect],
+                                                      CONTROL_KEY, controls[a.name].model))
+                    for a in chosen]
+            for case in cases:
+                if case.channel in rejected:
+                    results[case.id].cause = rejected[case.channel]
+                    continue
+                agent = AGENTS[case.agent]
+                jobs.append(one(agent, results[case.id], Endpoint(
+                    gateway.url + GATEWAY_BASE[agent.dialect], keys[case.id], case.id)))
+            await asyncio.gather(*jobs)
+            gateway.signal(signal.SIGTERM)  # a graceful stop flushes every usage row
+            await gateway.exit_code()
+        with sqlite3.connect(root / "usage.sqlite") as db:
+            db.row_factory = sqlite3.Row
+            rows = [dict(r) for r in db.execute("SELECT * FROM usage ORDER BY id")]
+        for case in cases:
+            run = results[case.id]
+            run.rows = [r for r in rows if r["token"] == case.id]
+            if run.outcome is not None:
+                run.cause = judge_rows(run) or run.cause
+    finally:
+        await runner.cleanup()
+    return Matrix(controls, results)
+
+
+def render(matrix: Matrix) -> str:
+    """The matrix as a table: case, control, through gateway, expectation, first cause."""
+    def mark(run: Run) -> str:
+        if run.outcome is None:
+            return "-"
+        return f"{'pass' if run.ok else 'FAIL'} {run.outcome.seconds:4.0f}s"
+
+    lines = [f"{'case':<28} {'control':<11} {'gateway':<11} {'expected':<9} first cause",
+             "-" * 100]
+    for case in CASES:
+        run = matrix.cases.get(case.id)
+        if run is None:
+            continue
+        control = matrix.controls[case.agent]
+        expected = "pass" if case.expect is None else (
+            "xfail" if case.expect.strict else "xfail?")
+        cause = run.cause or ""
+        if not control.ok:
+            cause = f"control: {control.cause}" + (f" | gateway: {cause}" if cause else "")
+        lines.append(f"{case.id:<28} {mark(control):<11} {mark(run):<11} {expected:<9} "
+                     f"{cause}")
+    return "\n".join(lines)

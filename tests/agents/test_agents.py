@@ -1,0 +1,38 @@
+"""Real coding agents through the real gateway: the matrix of agent x channel kind.
+
+Each agent also runs straight against the fake LLM (its control): a control failure is a
+harness bug, a case that fails only through the gateway is a gateway bug. Cases waiting for
+other work are marked from their `Expect` in `matrix.CASES`.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.agents.agents import AGENTS
+from tests.agents.matrix import CASES, Case, Matrix
+
+#: The whole matrix runs inside the first test's setup.
+pytestmark = pytest.mark.timeout(900)
+
+
+def marks(case: Case) -> list[pytest.MarkDecorator]:
+    if case.expect is None:
+        return []
+    return [pytest.mark.xfail(reason=case.expect.reason, strict=case.expect.strict)]
+
+
+@pytest.mark.parametrize("agent", list(AGENTS))
+def test_control(matrix: Matrix, agent: str) -> None:
+    """The agent completes the task against the fake LLM directly."""
+    run = matrix.controls[agent]
+    assert run.ok, f"control failed (a harness bug): {run.cause}"
+
+
+@pytest.mark.parametrize("case", [pytest.param(c, id=c.id, marks=marks(c)) for c in CASES])
+def test_through_gateway(matrix: Matrix, case: Case) -> None:
+    """Through the gateway: exit 0, the file written, a 200 usage row per request, exact usage."""
+    run = matrix.cases[case.id]
+    control = matrix.controls[case.agent]
+    assert control.ok, f"control failed too (a harness bug): {control.cause}"
+    assert run.ok, run.cause
