@@ -19,7 +19,7 @@ def matrix() -> Matrix:
     """Every control and case, run concurrently (bounded) against one gateway process.
 
     In CI (CI set) a missing agent install is a failure; elsewhere the matrix is skipped with
-    the command that installs the agents.
+    the command that installs the agents. CODEROUTER_AGENTS=a,b runs only those agents' cases.
     """
     missing = [a.name for a in AGENTS.values() if not a.installed]
     if missing:
@@ -28,7 +28,8 @@ def matrix() -> Matrix:
         if os.environ.get("CI"):
             pytest.fail(message, pytrace=False)
         pytest.skip(message)
-    result = asyncio.run(run_matrix())
+    only = os.environ.get("CODEROUTER_AGENTS")
+    result = asyncio.run(run_matrix(only.split(",") if only else None))
     _REPORT.append(render(result))
     return result
 

@@ -25,6 +25,8 @@ def marks(case: Case) -> list[pytest.MarkDecorator]:
 @pytest.mark.parametrize("agent", list(AGENTS))
 def test_control(matrix: Matrix, agent: str) -> None:
     """The agent completes the task against the fake LLM directly."""
+    if agent not in matrix.controls:
+        pytest.skip("not among CODEROUTER_AGENTS")
     run = matrix.controls[agent]
     assert run.ok, f"control failed (a harness bug): {run.cause}"
 
@@ -32,6 +34,8 @@ def test_control(matrix: Matrix, agent: str) -> None:
 @pytest.mark.parametrize("case", [pytest.param(c, id=c.id, marks=marks(c)) for c in CASES])
 def test_through_gateway(matrix: Matrix, case: Case) -> None:
     """Through the gateway: exit 0, the file written, a 200 usage row per request, exact usage."""
+    if case.id not in matrix.cases:
+        pytest.skip("not among CODEROUTER_AGENTS")
     run = matrix.cases[case.id]
     control = matrix.controls[case.agent]
     assert control.ok, f"control failed too (a harness bug): {control.cause}"
