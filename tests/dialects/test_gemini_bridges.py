@@ -371,3 +371,25 @@ class TestCountingAcross:
                 model="gem", messages=[{"role": "user", "content": "x"}])
         assert caught.value.body == {"type": "error", "error": {
             "type": "invalid_request_error", "message": "bad contents"}}
+
+
+class TestGeminiCallerOnMock:
+    @pytest.mark.parametrize("stream", [False, True])
+    async def test_the_demo_channel_answers_gemini(self, gw: Running, sdk: Clients,
+                                                   stream: bool) -> None:
+        """The mock channel (the example config's) serves a Gemini caller too."""
+        if stream:
+            got = [c async for c in await sdk.gemini.models.generate_content_stream(
+                model="mocked", contents="Say something")]
+            text = "".join(c.text or "" for c in got)
+            last = got[-1]
+        else:
+            last = await sdk.gemini.models.generate_content(model="mocked",
+                                                            contents="Say something")
+            text = last.text or ""
+        assert text == "Hello from the Code Router mock channel. You said: Say something"
+        assert last.candidates is not None
+        assert last.candidates[0].finish_reason == types.FinishReason.STOP
+        assert last.usage_metadata is not None and last.usage_metadata.total_token_count
+        [row] = await gw.rows()
+        assert (row["channel"], row["status"]) == ("mock", 200)
