@@ -5,9 +5,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
+import secrets
 import time
 from collections.abc import AsyncIterator, Callable
 from functools import partial
+from pathlib import Path
 
 from aiohttp import web
 
@@ -16,6 +19,7 @@ from .config import Config, Database
 from .control import reload_route
 from .dashboard import api as dashboard_api
 from .dashboard import pages
+from .dialects import hub
 from .limits import Limiter
 from .logs import AccessLog
 from .metrics import METRICS, Metrics, metrics_route, mirror_state
@@ -36,6 +40,7 @@ def create_app(holder: ConfigHolder, *, watch: bool = False,
     *clock* (unix seconds) stamps usage rows and drives quota periods and rate-limit windows.
     """
     config = holder.current
+    hub.use_secret(envelope_secret(config))
     pools, health = Pools(), Health(sessions=config.limits.sessions)
     gateway = Gateway(holder=holder, pools=pools, health=health,
                       forwarder=Forwarder(pools, health),
@@ -95,11 +100,50 @@ def usage_store(database: Database) -> UsageStore:
     return UsageWriter(database.path)
 
 
+def envelope_secret(config: Config) -> bytes:
+    """The secret that signs envelopes (`dialects.envelope`): the config's ``secret:``, else
+    the one in ``coderouter.secret`` beside the SQLite database, made on first start (0600).
+    Gateways sharing callers behind one address need the same secret: set ``secret:``."""
+    if config.secret is not None:
+        return config.secret.encode()
+    path = Path(config.database.path).parent / "coderouter.secret"
+    kept = _read_secret(path)
+    if kept is not None:
+        return kept
+    made = secrets.token_bytes(32)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(made.hex() + "\n")
+        return made
+    except FileExistsError:  # another process made it meanwhile: use theirs
+        kept = _read_secret(path)
+        problem = "it holds no secret (32+ hex characters)"
+    except OSError as exc:
+        kept, problem = None, exc.strerror or "cannot write"
+    if kept is not None:
+        return kept
+    log.warning("envelope secret file %s: %s; reasoning state carried through callers will "
+                "not survive a restart (set secret: in the config)", path, problem)
+    return made
+
+
+def _read_secret(path: Path) -> bytes | None:
+    try:
+        secret = bytes.fromhex(path.read_text().strip())
+    except (OSError, ValueError):
+        return None
+    return secret if len(secret) >= 16 else None
+
+
 def _swapped(pools: Pools, health: Health, old: Config, new: Config) -> None:
     """A reload: close the pools of removed or disabled channels after their last request;
-    apply the new bound on sticky sessions."""
+    apply the new bound on sticky sessions; a changed ``secret:`` signs envelopes from now
+    on."""
     pools.retain(channel.name for channel in new.channels if channel.enabled)
     health.sticky.maximum = new.limits.sessions
+    if new.secret != old.secret:
+        hub.use_secret(envelope_secret(new))
 
 
 async def _drain(app: web.Application) -> None:

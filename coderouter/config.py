@@ -242,6 +242,9 @@ class Config:
     model_groups: tuple[ModelGroup, ...] = ()
     token_groups: tuple[TokenGroup, ...] = ()
     tokens: tuple[Token, ...] = ()
+    #: Signs the envelopes that carry an upstream's opaque state through callers of another
+    #: dialect; None: a random secret kept in a file beside the database (`app`).
+    secret: str | None = field(default=None, repr=False)
     warnings: tuple[str, ...] = ()
     #: Every routable name: explicit groups, then models listed by enabled channels.
     routes: Mapping[str, ModelGroup] = field(default_factory=dict, repr=False)
@@ -499,7 +502,7 @@ class _Parser:
 
     def config(self, raw: Any) -> Config:
         top = ("listen", "database", "state", "workers", "admin", "limits", "shutdown", "log",
-               "channels", "model_groups", "token_groups", "tokens")
+               "channels", "model_groups", "token_groups", "tokens", "secret")
         m = self.mapping(raw, "", top)
         if m is None:
             return Config()
@@ -526,6 +529,9 @@ class _Parser:
                                   "count quotas, rate limits and cooldowns on its own, so "
                                   "every limit would be multiplied by the number of workers")
         admin = self.section(m, "admin", Admin, {"key": self.secret})
+        secret = self.field(m, "", "secret", self.secret, None)
+        if secret is not None and len(secret) < 16:
+            self.error("secret", "needs at least 16 characters")
         if admin.key == "":
             admin = Admin()
         limits = self.section(m, "limits", Limits, {
@@ -565,7 +571,7 @@ class _Parser:
             channels=tuple(c for c, _ in channels),
             model_groups=tuple(g for g, _ in groups),
             token_groups=tuple(g for g, _ in token_groups),
-            tokens=tuple(t for t, _ in tokens),
+            tokens=tuple(t for t, _ in tokens), secret=secret,
             warnings=tuple(self.warnings),
             routes=_routes([c for c, _ in channels], [g for g, _ in groups]),
             tokens_by_sha256=tokens_by_sha256,

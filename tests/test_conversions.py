@@ -277,8 +277,11 @@ async def test_chat_on_anthropic_channel(coding_gateway: Running,
             seen.headers["anthropic-version"]) == ("/v1/messages", "", UPSTREAM_KEY,
                                                    "2023-06-01")
     assert "Authorization" not in seen.headers
-    assert seen.json == {"model": "claude-upstream", "max_tokens": 300, "system": "Be brief.",
-                         "messages": [{"role": "user", "content": "Hello"}]}
+    breakpoint = {"cache_control": {"type": "ephemeral"}}  # added: Chat callers send none
+    assert seen.json == {"model": "claude-upstream", "max_tokens": 300,
+                         "system": [{"type": "text", "text": "Be brief.", **breakpoint}],
+                         "messages": [{"role": "user", "content": [
+                             {"type": "text", "text": "Hello", **breakpoint}]}]}
     assert reply.choices[0].message.content == "".join(TEXT)
     assert (reply.choices[0].finish_reason, reply.model) == ("stop", "claude")
     assert reply.usage is not None
@@ -304,7 +307,8 @@ async def test_chat_stream_on_anthropic_channel(coding_gateway: Running,
         plain_chunks = [chunk async for chunk in plain]
     assert anthropic_upstream.seen[0].json == {
         "model": "claude-upstream", "max_tokens": 4096, "stream": True,
-        "messages": [{"role": "user", "content": "Hello"}]}
+        "messages": [{"role": "user", "content": [
+            {"type": "text", "text": "Hello", "cache_control": {"type": "ephemeral"}}]}]}
     assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices) == "".join(TEXT)
     assert [c.choices[0].finish_reason for c in chunks if c.choices][-1] == "stop"
     assert chunks[-1].choices == [] and chunks[-1].usage is not None
@@ -333,7 +337,8 @@ async def test_chat_tools_on_anthropic_channel(coding_gateway: Running,
             *messages, reply.choices[0].message.model_dump(exclude_none=True),
             {"role": "tool", "tool_call_id": call.id, "content": "15 degrees"}])
     sent = anthropic_upstream.seen[0].json
-    assert (sent["tools"], sent["tool_choice"]) == ([WEATHER_TOOL], {"type": "any"})
+    assert (sent["tools"], sent["tool_choice"]) == (
+        [{**WEATHER_TOOL, "cache_control": {"type": "ephemeral"}}], {"type": "any"})
     assert reply.choices[0].finish_reason == "tool_calls"
     assert reply.choices[0].message.content == TOOL_TEXT
     assert (call.id, call.type, call.function.name, call.function.arguments) == (
@@ -349,7 +354,8 @@ async def test_chat_tools_on_anthropic_channel(coding_gateway: Running,
             {"type": "tool_use", "id": TOOL_ID, "name": "get_weather",
              "input": {"location": "San Francisco, CA"}}]},
         {"role": "user", "content": [
-            {"type": "tool_result", "tool_use_id": TOOL_ID, "content": "15 degrees"}]}]
+            {"type": "tool_result", "tool_use_id": TOOL_ID, "content": "15 degrees",
+             "cache_control": {"type": "ephemeral"}}]}]
 
 
 async def test_anthropic_upstream_error_reaches_a_chat_caller_openai_shaped(

@@ -10,6 +10,7 @@ answer or stream that cannot be decoded is the upstream's (`UpstreamError`, 502)
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Iterator
 from typing import Any
 
@@ -18,6 +19,8 @@ from ..errors import InvalidRequest, UpstreamError
 from ..estimate import estimate_tokens
 from . import ir
 from .codec import Codec, CodecError, StreamDecoder, StreamEncoder
+from .crossing import Crossing, Down, up
+from .envelope import Sealer
 
 Json = dict[str, Any]
 
@@ -30,6 +33,17 @@ PREFERENCE: tuple[ir.WireDialect, ...] = ("chat", "messages", "responses", "gemi
 
 
 _BRIDGES: dict[tuple[str, tuple[str, ...]], Bridge | None] = {}
+
+#: Seals and opens the envelopes that carry foreign opaque state through callers. A random
+#: secret until the app sets the configured one (`use_secret`).
+_sealer = Sealer(secrets.token_bytes(32))
+
+
+def use_secret(secret: bytes) -> None:
+    """Seal and open envelopes with *secret* from now on; envelopes sealed with another
+    secret no longer open (their state is dropped, never forwarded)."""
+    global _sealer
+    _sealer = Sealer(secret)
 
 #: The dialects (gateway endpoints) each channel type's upstream serves as they are; a caller
 #: dialect not listed is translated by a Bridge. An openai or azure channel drops
@@ -82,11 +96,12 @@ _KIND_OF_CODE = {"rate_limit_exceeded": "rate_limit", "context_length_exceeded":
 class BridgeStream:
     """A StreamConverter: complete upstream SSE events in, the caller's SSE bytes out."""
 
-    __slots__ = ("_decoder", "_encoder", "_kind", "_unsent")
+    __slots__ = ("_decoder", "_down", "_encoder", "_kind", "_unsent")
 
-    def __init__(self, decoder: StreamDecoder, encoder: StreamEncoder) -> None:
+    def __init__(self, decoder: StreamDecoder, encoder: StreamEncoder, down: Down) -> None:
         self._decoder = decoder
         self._encoder = encoder
+        self._down = down
         self._kind: str | None = None  # the neutral kind of an upstream failure met
         self._unsent = b""  # what was encoded before a failure interrupted a feed
 
@@ -123,7 +138,7 @@ class BridgeStream:
                 # The proxy records the failure, then ends the stream with `error_event`.
                 self._kind = event.kind
                 raise UpstreamError(f"upstream stream error: {event.message}")
-            out.append(self._encoder.feed(event))
+            out.extend(self._encoder.feed(e) for e in self._down.event(event))
 
     def error_event(self, message: str, code: str) -> bytes:
         """The caller-dialect events that end this stream with an error, after whatever was
@@ -154,9 +169,15 @@ class Bridge:
         except CodecError as exc:
             raise InvalidRequest(str(exc)) from None
 
+    def _cross(self, request: ir.Request) -> Crossing:
+        upstream = self._upstream
+        return up(request, self._client.name, upstream.name, sealer=_sealer,
+                  max_tool_name=upstream.max_tool_name, custom_tools=upstream.custom_tools)
+
     def request(self, payload: Json) -> Json:
         """The upstream body for the caller's *payload*."""
         request = self.decode(payload)
+        self._cross(request)
         try:
             return self._upstream.encode_request(request)
         except CodecError as exc:
@@ -164,17 +185,20 @@ class Bridge:
 
     def response(self, body: Json, payload: Json) -> Json:
         """The caller's answer for the upstream's *body*."""
+        down = Down(self._cross(self.decode(payload)))
         try:
             answer = self._upstream.decode_response(body)
         except CodecError as exc:
             raise UpstreamError(f"upstream answer cannot be translated: {exc}") from None
+        down.answer(answer)
         return self._client.encode_response(answer, str(payload.get("model")))
 
     def stream(self, payload: Json) -> BridgeStream:
         request = self.decode(payload)
+        down = Down(self._cross(request))
         encoder = self._client.stream_encoder(str(payload.get("model")), request,
                                               estimate_tokens(payload))
-        return BridgeStream(self._upstream.stream_decoder(), encoder)
+        return BridgeStream(self._upstream.stream_decoder(), encoder, down)
 
     def error(self, status: int, body: bytes) -> bytes:
         """An upstream's error body in the caller's error shape, message kept."""

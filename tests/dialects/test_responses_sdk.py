@@ -119,9 +119,11 @@ class TestText:
                           anthropic_upstream: FakeAnthropic) -> None:
         events = await stream(sdk, instructions="Be brief.", input="hi",
                               max_output_tokens=300)
-        assert upstream_body(anthropic_upstream) == {
-            "model": "claude-upstream", "messages": [{"role": "user", "content": "hi"}],
-            "max_tokens": 300, "system": "Be brief.", "stream": True}
+        assert upstream_body(anthropic_upstream) == {  # the hub adds cache breakpoints
+            "model": "claude-upstream", "messages": [{"role": "user", "content": [
+                {"type": "text", "text": "hi", "cache_control": {"type": "ephemeral"}}]}],
+            "max_tokens": 300, "stream": True, "system": [
+                {"type": "text", "text": "Be brief.", "cache_control": {"type": "ephemeral"}}]}
         assert [e["type"] for e in events] == [
             "response.created", "response.in_progress", "response.output_item.added",
             "response.content_part.added", "response.output_text.delta",
@@ -147,8 +149,10 @@ class TestText:
             {"role": "developer", "content": "Be brief."},
             {"role": "user", "content": "hi"}])
         assert upstream_body(anthropic_upstream) == {
-            "model": "claude-upstream", "messages": [{"role": "user", "content": "hi"}],
-            "max_tokens": 4096, "system": "Be brief."}
+            "model": "claude-upstream", "messages": [{"role": "user", "content": [
+                {"type": "text", "text": "hi", "cache_control": {"type": "ephemeral"}}]}],
+            "max_tokens": 4096, "system": [
+                {"type": "text", "text": "Be brief.", "cache_control": {"type": "ephemeral"}}]}
         assert response.id == RESPONSE_ID and response.status == "completed"
         assert response.output_text == "Hello!"
         assert response.usage is not None
@@ -163,7 +167,8 @@ class TestTools:
     async def test_round_trip(self, sdk: openai.AsyncOpenAI,
                               anthropic_upstream: FakeAnthropic) -> None:
         first = await stream(sdk, input="weather in SF?", tools=[WEATHER])
-        assert upstream_body(anthropic_upstream)["tools"] == [ANTHROPIC_WEATHER]
+        assert upstream_body(anthropic_upstream)["tools"] == [
+            {**ANTHROPIC_WEATHER, "cache_control": {"type": "ephemeral"}}]
         done = [e["item"] for e in first if e["type"] == "response.output_item.done"]
         assert done[1] == {
             "id": f"fc_{MESSAGE_ID}_1", "type": "function_call", "status": "completed",
@@ -186,7 +191,8 @@ class TestTools:
                 {"type": "tool_use", "id": TOOL_ID, "name": "get_weather",
                  "input": {"location": "San Francisco, CA"}}]},
             {"role": "user", "content": [
-                {"type": "tool_result", "tool_use_id": TOOL_ID, "content": "Sunny, 21C"}]}]
+                {"type": "tool_result", "tool_use_id": TOOL_ID, "content": "Sunny, 21C",
+                 "cache_control": {"type": "ephemeral"}}]}]
         assert second[-1]["response"]["output"][0]["content"][0]["text"] == "Hello!"
 
     async def test_parallel_calls_merge_into_one_turn(
@@ -217,7 +223,8 @@ class TestTools:
                  "input": {"location": "Rome"}}]},
             {"role": "user", "content": [
                 {"type": "tool_result", "tool_use_id": "toolu_a", "content": "rain"},
-                {"type": "tool_result", "tool_use_id": "toolu_b", "content": "sun"}]}]
+                {"type": "tool_result", "tool_use_id": "toolu_b", "content": "sun",
+                 "cache_control": {"type": "ephemeral"}}]}]
 
 
 class TestInputs:
@@ -228,7 +235,7 @@ class TestInputs:
             {"type": "input_image", "image_url": "data:image/png;base64,iVBORw0KGgo=",
              "detail": "auto"}]}])
         assert upstream_body(anthropic_upstream)["messages"] == [{"role": "user", "content": [
-            {"type": "text", "text": "what is this?"},
+            {"type": "text", "text": "what is this?", "cache_control": {"type": "ephemeral"}},
             {"type": "image", "source": {"type": "base64", "media_type": "image/png",
                                          "data": "iVBORw0KGgo="}}]}]
 
