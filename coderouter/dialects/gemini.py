@@ -809,7 +809,10 @@ class StreamDecoder:
         self._index += 1
         tool = _tool_call(call, part, f"call_{self._prefix}_{self._calls}")
         self._calls += 1
-        events.append(ir.PartStart(self._index, ir.ToolCall(id=tool.id, name=tool.name)))
+        # the signature rides on the start too: a caller of another dialect carries it on
+        # the call's id, which goes out with the start
+        events.append(ir.PartStart(self._index, ir.ToolCall(id=tool.id, name=tool.name,
+                                                            signature=tool.signature)))
         events.append(ir.PartDelta(self._index, tool.arguments))
         if tool.signature is not None:
             events.append(ir.PartSignature(self._index, tool.signature))

@@ -18,7 +18,6 @@ import pytest
 from google import genai
 from google.genai import types
 
-from coderouter.dialects.gemini import SKIP_SIGNATURE
 from tests.conftest import ALICE, Running, StartGateway, coding_config
 from tests.fake_anthropic import COUNTED as ANTHROPIC_COUNTED
 from tests.fake_anthropic import TOOL_ID, TOOL_TEXT, FakeAnthropic
@@ -110,11 +109,14 @@ class TestGeminiCallerOnMessages:
         assert (last.usage_metadata.prompt_token_count,
                 last.usage_metadata.candidates_token_count,
                 last.usage_metadata.cached_content_token_count) == (132, 15, 100)
+        breakpoint = {"cache_control": {"type": "ephemeral"}}  # the hub adds them
         assert anthropic_upstream.seen[0].json == {
-            "model": "claude-upstream", "max_tokens": 300, "system": "Be brief.",
-            "messages": [{"role": "user", "content": "Weather in SF?"}],
+            "model": "claude-upstream", "max_tokens": 300,
+            "system": [{"type": "text", "text": "Be brief.", **breakpoint}],
+            "messages": [{"role": "user", "content": [
+                {"type": "text", "text": "Weather in SF?", **breakpoint}]}],
             "tools": [{"name": "get_weather", "description": "Weather of a place",
-                       "input_schema": WEATHER_SCHEMA}],
+                       "input_schema": WEATHER_SCHEMA, **breakpoint}],
             **({"stream": True} if stream else {})}
 
         # turn two: the Gemini CLI's shape of the answer, without the name-free ids it lacks
@@ -136,7 +138,8 @@ class TestGeminiCallerOnMessages:
                 {"type": "tool_use", "id": TOOL_ID, "name": "get_weather",
                  "input": {"location": "San Francisco, CA"}}]},
             {"role": "user", "content": [
-                {"type": "tool_result", "tool_use_id": TOOL_ID, "content": "Sunny, 18C"}]}]
+                {"type": "tool_result", "tool_use_id": TOOL_ID, "content": "Sunny, 18C",
+                 **breakpoint}]}]
         rows = await gw.rows()
         assert [(r["endpoint"], r["channel"], r["status"]) for r in rows] == [
             (f"/v1beta/models/claude:{'streamGenerateContent' if stream else 'generateContent'}",
@@ -197,8 +200,8 @@ class TestOthersOnGemini:
     async def test_chat_caller_tool_round_trip(self, gw: Running, sdk: Clients,
                                                gemini_upstream: FakeGemini, stream: bool) -> None:
         """The openai SDK on a gemini channel: the functionCall comes back as a tool call
-        (id synthesised), the tool message goes to Gemini as a functionResponse named after
-        its call, with the placeholder signature Gemini 3 needs."""
+        (id synthesised, the call's thoughtSignature sealed onto it), the tool message goes to
+        Gemini as a functionResponse named after its call, the signature back on the call."""
         messages: list[Any] = [{"role": "system", "content": "Be brief."},
                                {"role": "user", "content": "Weather in Paris?"}]
         tools: list[Any] = [{"type": "function", "function": {
@@ -245,12 +248,14 @@ class TestOthersOnGemini:
         answer = await sdk.openai.chat.completions.create(model="gem", messages=messages,
                                                       tools=tools)
         assert answer.choices[0].message.content == "".join(TEXT)
+        own_id, _, sealed = call_id.partition(".")
+        assert sealed.startswith("crenv1.")
         assert gemini_upstream.seen[1].json["contents"][1:] == [
             {"role": "model", "parts": [
-                {"functionCall": {"id": call_id, "name": "get_weather", "args": CALL["args"]},
-                 "thoughtSignature": SKIP_SIGNATURE}]},
+                {"functionCall": {"id": own_id, "name": "get_weather", "args": CALL["args"]},
+                 "thoughtSignature": SIGNATURE}]},
             {"role": "user", "parts": [
-                {"functionResponse": {"id": call_id, "name": "get_weather",
+                {"functionResponse": {"id": own_id, "name": "get_weather",
                                       "response": {"output": "Sunny"}}}]}]
 
     async def test_messages_caller_stream_with_thoughts(self, gw: Running, sdk: Clients,
