@@ -246,10 +246,12 @@ QWEN_AS_MESSAGES = {
             {"type": "tool_use", "id": "call_q1", "name": "write_file", "input": WRITE_INPUT}]},
         {"role": "user", "content": [
             {"type": "tool_result", "tool_use_id": "call_q1", "content": WRITTEN},
-            {"type": "text", "text": "Now say done."}]},
+            {"type": "text", "text": "Now say done.", "cache_control": {"type": "ephemeral"}}]},
     ],
     "max_tokens": 4096,
-    "system": QWEN_SYSTEM,
+    # the hub adds cache breakpoints for a caller whose dialect has none: the system prompt,
+    # the last tool, the last message
+    "system": [{"type": "text", "text": QWEN_SYSTEM, "cache_control": {"type": "ephemeral"}}],
     "temperature": 0,
     "top_p": 1,
     "stream": True,
@@ -257,7 +259,8 @@ QWEN_AS_MESSAGES = {
                "input_schema": WRITE_SCHEMA},
               {"name": "todo_write", "description": "Manages the todo list.",
                "input_schema": TODO_SCHEMA},
-              {"name": "read_file", "description": "Reads a file.", "input_schema": READ_SCHEMA}],
+              {"name": "read_file", "description": "Reads a file.", "input_schema": READ_SCHEMA,
+               "cache_control": {"type": "ephemeral"}}],
 }
 
 
