@@ -24,6 +24,7 @@ import yaml
 from .errors import ConfigError
 from .forwarding import invalid_extra
 from .scrub import Scrubber
+from .yamlload import YamlTooLarge, load_yaml
 
 ChannelType = Literal["openai", "anthropic", "azure", "gemini", "mock"]
 Period = Literal["day", "week", "month", "total"]
@@ -288,14 +289,24 @@ def load(path: str | os.PathLike[str], environ: Mapping[str, str] | None = None)
 def parse(text: str, environ: Mapping[str, str] | None = None) -> Config:
     """Validate a YAML document; raise `ConfigError` with every problem found."""
     try:
-        raw = yaml.safe_load(text)
+        raw = load_yaml(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
         problem = getattr(exc, "problem", None) or str(exc)
         raise ConfigError([("", f"invalid YAML: {where}{problem}")]) from None
+    except YamlTooLarge as exc:
+        raise ConfigError([("", f"refused: {exc}")]) from None
+    except (RecursionError, MemoryError):
+        raise ConfigError([("", "refused: the document nests too deeply")]) from None
+    except Exception as exc:  # whatever else the loader meets: an error, never a traceback
+        raise ConfigError([("", f"cannot load the YAML: {type(exc).__name__}: {exc}")]) \
+            from None
     parser = _Parser(os.environ if environ is None else environ)
-    config = parser.config({} if raw is None else raw)
+    try:
+        config = parser.config({} if raw is None else raw)
+    except RecursionError:
+        raise ConfigError([("", "refused: the document nests too deeply")]) from None
     if parser.problems:
         raise ConfigError(parser.problems)
     return config

@@ -24,7 +24,7 @@ async def reload_route(request: web.Request) -> web.Response:
     """
     holder = request.app[GATEWAY].holder
     require_admin(holder.current, request.headers, "/admin/reload")
-    reloaded = holder.reload("admin")
+    reloaded = await holder.areload("admin")
     errors = [{"path": path or holder.path, "message": message}
               for path, message in holder.problems]
     return web.Response(status=422 if errors else 200,

@@ -11,13 +11,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import gc
 import hashlib
 import logging
 import os
 import signal
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
@@ -47,6 +48,16 @@ class ReloadEvent:
     result: Literal["reloaded", "unchanged", "failed"]
 
 
+@dataclass(slots=True, kw_only=True)
+class _Prepared:
+    """A reload's file, read and parsed off the loop: a new config, problems, or unchanged."""
+
+    digest: bytes = b""
+    config: Config | None = None
+    problems: list[tuple[str, str]] = field(default_factory=list)
+    unchanged: bool = False
+
+
 class ConfigHolder:
     """One reference to the live Config; a reload parses and validates whole, then swaps it."""
 
@@ -66,6 +77,7 @@ class ConfigHolder:
         #: When the live config was loaded (unix seconds), and the last reload's outcome.
         self.loaded_at = time.time()
         self.last_reload: ReloadEvent | None = None
+        self._lock = asyncio.Lock()
 
     @classmethod
     def from_file(cls, path: str, on_swap: OnSwap | None = None) -> ConfigHolder:
@@ -81,33 +93,47 @@ class ConfigHolder:
         An unreadable, empty or invalid file logs its problems (also kept in ``problems``),
         counts a failure and keeps the current config. Content identical to the live config's
         is not swapped (False). A changed file is bracketed by sd_notify RELOADING=1 and
-        READY=1, so ``systemctl reload`` waits for it.
+        READY=1, so ``systemctl reload`` waits for it. Parses on the calling thread: the
+        server uses `areload`.
         """
+        return self._finish(reason, self._prepare())
+
+    async def areload(self, reason: str) -> bool:
+        """`reload`, with reading and parsing in a worker thread so the event loop keeps
+        serving while a large file is parsed; the swap itself runs on the loop. Reloads run
+        one at a time, in the order asked."""
+        async with self._lock:
+            return self._finish(reason, await asyncio.to_thread(self._prepare))
+
+    def _prepare(self) -> _Prepared:
+        """Read and parse the file; touches no state, so it may run on any thread."""
         try:
             data = _read(self.path)
+            digest = hashlib.sha256(data).digest()
+            if digest == self.digest:
+                return _Prepared(digest=digest, unchanged=True)
+            if not data.strip():
+                raise ConfigError([("", "file is empty; refusing to reload to an empty config")])
+            with _gc_paused():
+                return _Prepared(digest=digest, config=parse(_decode(data)))
         except ConfigError as exc:
-            self._failed(reason, exc.problems)
-            return False
-        digest = hashlib.sha256(data).digest()
-        if digest == self.digest:
+            return _Prepared(problems=exc.problems)
+        except Exception as exc:  # never let a reload kill the watcher or the server
+            logger.exception("config reload failed unexpectedly")
+            return _Prepared(problems=[("", f"the reload failed: {type(exc).__name__}")])
+
+    def _finish(self, reason: str, prepared: _Prepared) -> bool:
+        if prepared.unchanged:
             self._unchanged(reason)
+            return False
+        if prepared.config is None:
+            self._failed(reason, prepared.problems)
             return False
         systemd.reloading()
         try:
-            return self._load(reason, data, digest)
+            return self._swap(reason, prepared.config, prepared.digest)
         finally:
             systemd.ready(self.current.summary())
-
-    def _load(self, reason: str, data: bytes, digest: bytes) -> bool:
-        """Parse *data* and swap it in; log and count the problems when it is invalid."""
-        try:
-            if not data.strip():
-                raise ConfigError([("", "file is empty; refusing to reload to an empty config")])
-            new = parse(_decode(data))
-        except ConfigError as exc:
-            self._failed(reason, exc.problems)
-            return False
-        return self._swap(reason, new, digest)
 
     def _swap(self, reason: str, new: Config, digest: bytes) -> bool:
         """Keep restart-only settings, run the swap hook, then replace ``current``."""
@@ -158,6 +184,20 @@ class ConfigHolder:
                      reason, len(problems), "" if len(problems) == 1 else "s", self.path)
         for yaml_path, message in problems:
             logger.error("%s: %s", yaml_path or self.path, message)
+
+
+@contextlib.contextmanager
+def _gc_paused() -> Iterator[None]:
+    """Pause the cyclic garbage collector: a large document's new objects would set off full
+    collections that walk the whole heap while holding the GIL, stalling the event loop. The
+    parse makes no cycles; reference counting frees what it drops."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
 
 
 def _read(path: str) -> bytes:
@@ -242,12 +282,15 @@ async def watch_config(holder: ConfigHolder, stop: asyncio.Event, debounce_ms: i
             continue
         missing = False
         if rearmed:
-            holder.reload("file changed")
+            await holder.areload("file changed")
         rearmed = True
         try:
             await _watch_until_moved(holder, stop, dirs, names, debounce_ms)
         except OSError as exc:
             logger.warning("watching %s failed (%s); re-arming", holder.path, exc)
+            await _wait(stop, REARM_DELAY)
+        except Exception:  # the watcher must outlive anything: a revocation may be next
+            logger.exception("watching %s failed; re-arming", holder.path)
             await _wait(stop, REARM_DELAY)
 
 
@@ -262,7 +305,7 @@ async def _watch_until_moved(holder: ConfigHolder, stop: asyncio.Event, dirs: fr
     async for _changes in watchfiles.awatch(
             *sorted(dirs), watch_filter=relevant, debounce=debounce_ms, step=50,
             stop_event=stop, recursive=False):
-        holder.reload("file changed")
+        await holder.areload("file changed")
         if watched_paths(holder.path) != (dirs, names):
             return
 
@@ -275,4 +318,11 @@ async def _wait(stop: asyncio.Event, seconds: float) -> None:
 
 def install_sighup(loop: asyncio.AbstractEventLoop, holder: ConfigHolder) -> None:
     """Make SIGHUP reload *holder* on *loop* (``systemctl reload`` sends it)."""
-    loop.add_signal_handler(signal.SIGHUP, holder.reload, "SIGHUP")
+    pending: set[asyncio.Task[bool]] = set()
+
+    def on_sighup() -> None:
+        task = loop.create_task(holder.areload("SIGHUP"))
+        pending.add(task)
+        task.add_done_callback(pending.discard)
+
+    loop.add_signal_handler(signal.SIGHUP, on_sighup)
