@@ -46,6 +46,9 @@ log = logging.getLogger("coderouter.proxy")
 MAX_RETRY_AFTER = 600.0
 #: The error of a request or stream ended by a graceful stop.
 SHUTTING_DOWN = "server shutting down"
+#: Statuses of a request that ended while an upstream had it: the caller left, the gateway
+#: stopped.
+_LEFT_WAITING = frozenset({499, 503})
 _INJECTS_USAGE: frozenset[Dialect] = frozenset({"chat", "completions"})
 #: Upstream dialects whose model is in the URL, never in the body.
 _MODEL_IN_URL: frozenset[Dialect] = frozenset({"gemini", "gemini_count"})
@@ -128,14 +131,23 @@ class Exchange:
                 self.scope.reschedule(asyncio.get_running_loop().time())
 
     def settle(self) -> None:
-        """Put usage and cost in the row: the upstream's, else an estimate, else none."""
+        """Put usage and cost in the row: the upstream's, else an estimate, else none.
+
+        A stream cut short is estimated from its prompt and events. A request an upstream took
+        but that ended before any answer because the caller left (499) or the gateway stopped
+        (503) is charged its prompt estimate: the upstream bills it all the same, so hanging
+        up must not make a request free.
+        """
         usage = self.usage
+        record = self.record
         if usage is None and self.meter is not None:
             usage = Usage(self.prompt_estimate, max(0, self.meter.events - 3))
             self.estimated = True
+        elif usage is None and record.attempts and record.status in _LEFT_WAITING:
+            usage = Usage(self.prompt_estimate, 0)
+            self.estimated = True
         if usage is None:
             return
-        record = self.record
         record.prompt_tokens, record.completion_tokens = usage.prompt, usage.completion
         record.total_tokens, record.cached_tokens = usage.total, usage.cached
         record.usage_source = "estimated" if self.estimated else "upstream"
