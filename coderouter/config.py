@@ -191,6 +191,9 @@ class ModelGroup:
     rules: tuple[Rule, ...] = ()
     #: Further routable names of this group, as globs ("claude-*").
     aliases: tuple[str, ...] = ()
+    #: Output tokens a request that names no maximum (``max_tokens`` …) reserves of its
+    #: token's quotas and tpm while in flight.
+    output_reserve: int = 4096
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -670,7 +673,8 @@ class _Parser:
     def model_group(self, raw: Any, path: str,
                     channels: dict[str, Channel]) -> tuple[ModelGroup, str] | None:
         m = self.mapping(raw, path, ("name", "targets", "retry", "cooldown", "price",
-                                     "reasoning", "sticky", "rules", "aliases"))
+                                     "reasoning", "sticky", "rules", "aliases",
+                                     "output_reserve"))
         if m is None:
             return None
         name = self.field(m, path, "name", self.string)
@@ -699,11 +703,15 @@ class _Parser:
         aliases = self.field(m, path, "aliases", self.strings, ())
         rules = tuple(r for p, item in self.items(m.get("rules"), _join(path, "rules"))
                       if (r := self.rule(item, p, channels)) is not None)
-        if name is None or cooldown is None or reasoning is None or sticky is None:
+        output_reserve = self.field(m, path, "output_reserve",
+                                    lambda v, p: self.integer(v, p, 0), 4096)
+        if (name is None or cooldown is None or reasoning is None or sticky is None
+                or output_reserve is None):
             return None
         return ModelGroup(name=name, targets=tuple(targets), attempts=attempts,
                           cooldown=cooldown, price=price, reasoning=reasoning,
-                          sticky_ttl=sticky, rules=rules, aliases=aliases or ()), path
+                          sticky_ttl=sticky, rules=rules, aliases=aliases or (),
+                          output_reserve=output_reserve), path
 
     def rule(self, raw: Any, path: str, channels: dict[str, Channel]) -> Rule | None:
         m = self.mapping(raw, path, ("name", "when", "targets"))

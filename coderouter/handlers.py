@@ -36,6 +36,7 @@ from .errors import (
     StorageUnavailable,
 )
 from .estimate import MAX_DEPTH, scan_body
+from .limits import refuse_oversized
 from .logs import log_unserved
 from .proxy import SHUTTING_DOWN, Exchange
 from .rules import first_rule, traits
@@ -129,6 +130,7 @@ def parse_payload(body: bytes) -> dict[str, Any]:
 
 
 def output_allowance(payload: dict[str, Any]) -> int:
+    """The most output tokens the request asks for, 0 when it names no maximum."""
     for field in ("max_completion_tokens", "max_tokens", "max_output_tokens"):
         value = payload.get(field)
         if isinstance(value, int) and value > 0:
@@ -184,15 +186,22 @@ async def relay(request: web.Request, *, dialect: Dialect | None = None,
                             raw=body if raw else None, prompt_estimate=prompt,
                             session=record.session, rule=rule,
                             output_tokens=output_allowance(payload))
-        if gw.limiter is not None and dialect not in COUNTING:  # counting uses no quota
-            reserve = prompt + output_allowance(payload)
+        if gw.limiter is not None and dialect in COUNTING:
+            # counting uses no quota, but rpm and concurrent hold (this process's counters)
+            admission = gw.limiter.admit_free(token)
+            request[RATELIMIT_HEADERS] = admission.headers
+        elif gw.limiter is not None:
+            asked = output_allowance(payload)
+            output = asked or route.output_reserve
             price = route.price
-            estimate_cost = price.cost(prompt, reserve - prompt) if price else 0.0
+            refuse_oversized(token, tokens=prompt + asked,
+                             cost=price.cost(prompt, asked) if price else 0.0)
+            estimate_cost = price.cost(prompt, output) if price else 0.0
             if gw.shared is None:
-                admission = gw.limiter.admit(token, estimate_tokens=reserve,
+                admission = gw.limiter.admit(token, estimate_tokens=prompt + output,
                                              estimate_cost=estimate_cost)
             else:
-                admission = await gw.shared.admit(token, estimate_tokens=reserve,
+                admission = await gw.shared.admit(token, estimate_tokens=prompt + output,
                                                   estimate_cost=estimate_cost)
             request[RATELIMIT_HEADERS] = admission.headers
         with gw.drain.track(exchange):

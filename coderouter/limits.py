@@ -4,10 +4,14 @@ Quotas (tokens, requests, cost per day, week, month or total, UTC calendar) are 
 reserved in one synchronous step: a request is admitted while, for every quota of its token
 and its group, what was used in the current period plus the reservations of requests still in
 flight is below the limit. The admitted request reserves its estimate (tokens, cost and one
-request) and `Reservation.settle` replaces the estimate by the real usage. Refused requests
-consume nothing; a settled request counts as one request when it was forwarded upstream, and
-one that never was (every target cooling down) gives everything back, as its usage row
-(``attempts = 0``) is not counted when the counters are rebuilt from the table.
+request), never more tokens or cost than the tightest quota or tpm limit has left, and
+`Reservation.settle` replaces the estimate by the real usage. A request that alone asks for
+more than a quota allows is refused before admission (`refuse_oversized`); one that uses no
+quota (count_tokens) is admitted by `Limiter.admit_free` against rpm and concurrent only.
+Refused requests consume nothing; a settled request counts as one request when it was
+forwarded upstream, and one that never was (every target cooling down) gives everything back,
+as its usage row (``attempts = 0``) is not counted when the counters are rebuilt from the
+table.
 
 Rate limits are sliding 60 s windows: ``rpm`` counts admissions, ``tpm`` counts settled tokens
 plus the tokens reserved by requests in flight, ``concurrent`` counts requests in flight.
@@ -142,6 +146,38 @@ def _whole_seconds(seconds: float) -> int:
 
 def _number(value: float) -> str:
     return str(int(value)) if float(value).is_integer() else f"{value:g}"
+
+
+def quota_message(label: str, quota: Quota, what: str, limit: float, end: float | None,
+                  held: bool) -> str:
+    """Why a quota refused a request: used up, or *held* by the reservations of requests in
+    flight (which may give part of it back when they settle)."""
+    adjective = _ADJECTIVE[quota.period]
+    if held:
+        return (f"{label} has the rest of its {adjective} {what} quota ({_number(limit)}) "
+                f"reserved by requests in flight; retry when one finishes")
+    when = f"it resets at {_iso(end)}" if end is not None else "it does not reset"
+    return f"{label} has used its {adjective} {what} quota ({_number(limit)}); {when}"
+
+
+def refuse_oversized(token: Token, *, tokens: int, cost: float) -> None:
+    """Raise `QuotaExceeded` when a request alone asks for more than a quota of *token* or
+    its group allows at all: *tokens* and *cost* are its prompt estimate plus the output it
+    asked for (``max_tokens``), priced. Such a request could never be admitted."""
+    scopes = [("token", token.name, token.quotas)]
+    if token.group is not None:
+        scopes.append(("group", token.group.name, token.group.quotas))
+    for scope, name, quotas in scopes:
+        for quota in quotas:
+            for what, limit, asked in (("token", quota.tokens, tokens),
+                                       ("cost", quota.cost, cost)):
+                if limit is not None and asked > limit:
+                    amount = f"{asked} tokens" if what == "token" else f"a cost of {asked:g}"
+                    raise QuotaExceeded(
+                        f"this request alone asks for {amount} (its prompt and max_tokens), "
+                        f"more than {_LABEL[scope]} '{name}' has in its "
+                        f"{_ADJECTIVE[quota.period]} {what} quota ({_number(limit)}); "
+                        f"ask for fewer output tokens")
 
 
 # -- counters ---------------------------------------------------------------------------------
@@ -280,12 +316,14 @@ class _Counters:
 class Reservation:
     """An admitted request's hold on its quotas and rate limits, until `settle` is called."""
 
-    __slots__ = ("_at", "_cost", "_group", "_limiter", "_settled", "_token", "_tokens",
-                 "headers")
+    __slots__ = ("_at", "_cost", "_free", "_group", "_limiter", "_settled", "_token",
+                 "_tokens", "headers")
 
     def __init__(self, limiter: Limiter, token: _Counters, group: _Counters | None,
-                 tokens: int, cost: float, headers: dict[str, str], at: float) -> None:
+                 tokens: int, cost: float, headers: dict[str, str], at: float,
+                 free: bool = False) -> None:
         self._limiter = limiter
+        self._free = free
         self._at = at
         self._token = token
         self._group = group
@@ -310,6 +348,11 @@ class Reservation:
         if self._settled:
             return
         self._settled = True
+        if self._free:  # `Limiter.admit_free`: only the slot in flight to give back
+            for counters in (self._token, self._group):
+                if counters is not None:
+                    counters.release(0, 0.0)
+            return
         if not forwarded:
             self._limiter._withdraw(self._token, self._group, self._tokens, self._cost,
                                     self._at)
@@ -387,11 +430,59 @@ class Limiter:
         if group is not None and grp is not None and group.rate_limit is not None:
             self._check_rate("group", group.name, grp, group.rate_limit, now, token)
 
-        tokens, cost = max(0, int(estimate_tokens)), max(0.0, float(estimate_cost))
+        room_tokens, room_cost = self._room(token, tok, grp, starts)
+        tokens = min(max(0, int(estimate_tokens)), room_tokens)
+        cost = min(max(0.0, float(estimate_cost)), room_cost)
         tok.reserve(now, tokens, cost)
         if grp is not None:
             grp.reserve(now, tokens, cost)
         return Reservation(self, tok, grp, tokens, cost, self._headers(now, token), now)
+
+    def admit_free(self, token: Token) -> Reservation:
+        """Admit a request that uses no quota (count_tokens) against *token*'s and its group's
+        ``concurrent`` and ``rpm`` limits: it holds a slot in flight and counts in the rpm
+        window, and settles to nothing else. Raise `RateLimited` when refused."""
+        now = self._clock()
+        group = token.group
+        tok = self._get("token", token.name)
+        grp = self._get("group", group.name) if group is not None else None
+        scopes: list[tuple[Scope, str, _Counters, RateLimit | None]] = [
+            ("token", token.name, tok, token.rate_limit)]
+        if group is not None and grp is not None:
+            scopes.append(("group", group.name, grp, group.rate_limit))
+        for scope, name, counters, limit in scopes:
+            counters.requests.prune(now)
+            if limit is not None:
+                self._check_rate(scope, name, counters,
+                                 RateLimit(rpm=limit.rpm, concurrent=limit.concurrent), now,
+                                 token)
+        for _, _, counters, _ in scopes:
+            counters.reserve(now, 0, 0.0)
+        return Reservation(self, tok, grp, 0, 0.0, self._headers(now, token), now, free=True)
+
+    def _room(self, token: Token, tok: _Counters, grp: _Counters | None,
+              starts: tuple[float, ...]) -> tuple[int | float, float]:
+        """What the tightest token and cost limit of *token* and its group has left, beyond
+        what is used and reserved: an admitted request reserves no more than that."""
+        room_tokens: int | float = math.inf
+        room_cost = math.inf
+        scopes = [(token.quotas, token.rate_limit, tok)]
+        if token.group is not None and grp is not None:
+            scopes.append((token.group.quotas, token.group.rate_limit, grp))
+        for quotas, rate, counters in scopes:
+            for quota in quotas:
+                index = _INDEX[quota.period]
+                bucket = counters.buckets[index].roll(starts[index])
+                if quota.tokens is not None:
+                    room_tokens = min(room_tokens,
+                                      quota.tokens - bucket.tokens - counters.reserved_tokens)
+                if quota.cost is not None:
+                    room_cost = min(room_cost,
+                                    quota.cost - bucket.cost - counters.reserved_cost)
+            if rate is not None and rate.tpm is not None:
+                room_tokens = min(room_tokens,
+                                  rate.tpm - counters.tokens.total - counters.reserved_tokens)
+        return max(0, room_tokens), max(0.0, room_cost)
 
     def _settle(self, token: _Counters, group: _Counters | None, reserved_tokens: int,
                 reserved_cost: float, tokens: int, cost: float) -> None:
@@ -425,23 +516,20 @@ class Limiter:
         for quota in quotas:
             index = _INDEX[quota.period]
             bucket = counters.buckets[index].roll(starts[index])
-            if quota.tokens is not None and (
-                    bucket.tokens + counters.reserved_tokens >= quota.tokens):
-                self._refuse_quota(scope, name, quota, "token", quota.tokens, now, token)
-            if quota.requests is not None and (
-                    bucket.requests + counters.in_flight >= quota.requests):
-                self._refuse_quota(scope, name, quota, "request", quota.requests, now, token)
-            if quota.cost is not None and bucket.cost + counters.reserved_cost >= quota.cost:
-                self._refuse_quota(scope, name, quota, "cost", quota.cost, now, token)
+            for what, limit, used, held in (
+                    ("token", quota.tokens, bucket.tokens, counters.reserved_tokens),
+                    ("request", quota.requests, bucket.requests, counters.in_flight),
+                    ("cost", quota.cost, bucket.cost, counters.reserved_cost)):
+                if limit is not None and used + held >= limit:
+                    self._refuse_quota(scope, name, quota, what, limit, now, token,
+                                       held=used < limit)
 
     def _refuse_quota(self, scope: Scope, name: str, quota: Quota, what: str, limit: float,
-                      now: float, token: Token) -> NoReturn:
+                      now: float, token: Token, held: bool = False) -> NoReturn:
         """Raise `QuotaExceeded` naming the scope, the quota and when it resets."""
-        end = self._calendar.ends[_INDEX[quota.period]]
-        when = f"it resets at {_iso(end)}" if end is not None else "it does not reset"
-        raise QuotaExceeded(
-            f"{_LABEL[scope]} '{name}' has used its {_ADJECTIVE[quota.period]} {what} quota "
-            f"({_number(limit)}); {when}", headers=self._headers(now, token))
+        raise QuotaExceeded(quota_message(f"{_LABEL[scope]} '{name}'", quota, what, limit,
+                                          self._calendar.ends[_INDEX[quota.period]], held),
+                            headers=self._headers(now, token))
 
     def _check_rate(self, scope: Scope, name: str, counters: _Counters, limit: RateLimit,
                     now: float, token: Token) -> None:

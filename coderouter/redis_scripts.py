@@ -44,8 +44,10 @@ end
 #: its quota count, 6 values per quota (period index, start, end or -1, token, request and
 #: cost limits or -1), then rpm, tpm, concurrent (or -1).
 #: Returns {code, scope, detail, extra, then per scope 4 header values}: code 0 admitted,
-#: 1 quota (detail: quota index, extra: 1 tokens / 2 requests / 3 cost), 2 concurrent
-#: (extra: in flight), 3 rpm and 4 tpm (detail: seconds to wait), 5 not seeded.
+#: 1 quota (detail: quota index, extra: 1 tokens / 2 requests / 3 cost, plus 10 when what is
+#: used is below the limit and reservations in flight fill the rest), 2 concurrent (extra:
+#: in flight), 3 rpm and 4 tpm (detail: seconds to wait), 5 not seeded. An admitted request
+#: reserves its estimate, but no more than the tightest token or cost limit has left.
 ADMIT = _COMMON + """
 local id, expiry = ARGV[2], tonumber(ARGV[3])
 local est_t, est_c = tonumber(ARGV[4]), tonumber(ARGV[5])
@@ -120,9 +122,16 @@ for s, sc in ipairs(scopes) do
   for q, quota in ipairs(sc.quotas) do
     local b = redis.call('HMGET', sc.key .. ':b:' .. quota[1] .. ':' .. quota[2], 't', 'r', 'c')
     local bt, br, bc = tonumber(b[1]) or 0, tonumber(b[2]) or 0, tonumber(b[3]) or 0
-    if quota[3] >= 0 and bt + sc.t >= quota[3] then return headers({1, s, q, 1}) end
-    if quota[4] >= 0 and br + sc.n >= quota[4] then return headers({1, s, q, 2}) end
-    if quota[5] >= 0 and bc + sc.c >= quota[5] then return headers({1, s, q, 3}) end
+    quota[6], quota[7] = bt, bc
+    if quota[3] >= 0 and bt + sc.t >= quota[3] then
+      return headers({1, s, q, bt < quota[3] and 11 or 1})
+    end
+    if quota[4] >= 0 and br + sc.n >= quota[4] then
+      return headers({1, s, q, br < quota[4] and 12 or 2})
+    end
+    if quota[5] >= 0 and bc + sc.c >= quota[5] then
+      return headers({1, s, q, bc < quota[5] and 13 or 3})
+    end
   end
 end
 for s, sc in ipairs(scopes) do
@@ -151,11 +160,20 @@ for s, sc in ipairs(scopes) do
 end
 
 for _, sc in ipairs(scopes) do
+  for _, quota in ipairs(sc.quotas) do
+    if quota[3] >= 0 then est_t = math.min(est_t, quota[3] - quota[6] - sc.t) end
+    if quota[5] >= 0 then est_c = math.min(est_c, quota[5] - quota[7] - sc.c) end
+  end
+  if sc.tpm >= 0 then est_t = math.min(est_t, sc.tpm - sc.tsum - sc.t) end
+end
+est_t, est_c = math.max(0, est_t), math.max(0, est_c)
+local held = string.format('%d %.17g', est_t, est_c)
+for _, sc in ipairs(scopes) do
   local k = sc.key
   redis.call('HINCRBY', k .. ':held', 'n', 1)
-  redis.call('HINCRBY', k .. ':held', 't', est_t)
-  redis.call('HINCRBYFLOAT', k .. ':held', 'c', est_c)
-  redis.call('HSET', k .. ':res', id, ARGV[4] .. ' ' .. ARGV[5])
+  redis.call('HINCRBY', k .. ':held', 't', string.format('%d', est_t))
+  redis.call('HINCRBYFLOAT', k .. ':held', 'c', string.format('%.17g', est_c))
+  redis.call('HSET', k .. ':res', id, held)
   redis.call('ZADD', k .. ':lease', expiry, id)
   redis.call('ZADD', k .. ':rpm', now, id)
   for _, suffix in ipairs({':held', ':res', ':lease', ':rpm'}) do

@@ -34,7 +34,6 @@ from typing import Any
 from .config import PERIODS, Config, Quota, RateLimit, State, Token
 from .errors import QuotaExceeded, RateLimited, StorageUnavailable
 from .limits import (  # the in-memory limiter's wording and calendar, shared on purpose
-    _ADJECTIVE,
     _LABEL,
     WINDOW,
     Limiter,
@@ -43,9 +42,9 @@ from .limits import (  # the in-memory limiter's wording and calendar, shared on
     Totals,
     _Calendar,
     _iso,
-    _number,
     _whole_seconds,
     format_reset,
+    quota_message,
 )
 from .redis_scripts import ADMIT, SETTLE
 from .routing import Health
@@ -410,13 +409,11 @@ class SharedLimiter:
         quotas, rate = limits[scope]
         if code == 1:
             quota = quotas[int(detail) - 1]
-            what = _WHAT[extra]
-            limit = {1: quota.tokens, 2: quota.requests, 3: quota.cost}[extra]
-            end = self._calendar.ends[_INDEX[quota.period]]
-            when = f"it resets at {_iso(end)}" if end is not None else "it does not reset"
-            raise QuotaExceeded(
-                f"{label} has used its {_ADJECTIVE[quota.period]} {what} quota "
-                f"({_number(limit or 0)}); {when}", headers=headers)
+            held, extra = extra >= 10, extra % 10
+            limit = {1: quota.tokens, 2: quota.requests, 3: quota.cost}[extra] or 0
+            raise QuotaExceeded(quota_message(label, quota, _WHAT[extra], limit,
+                                              self._calendar.ends[_INDEX[quota.period]], held),
+                                headers=headers)
         assert rate is not None
         if code == 2:
             message, wait = (f"{label} has {extra} requests in flight, its concurrency limit; "

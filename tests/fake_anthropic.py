@@ -53,6 +53,7 @@ class Reply:
     tool: bool | None = None         # force a tool_use (True) or text (False) answer
     cut_after: int | None = None     # close the connection after this many stream events
     events: list[bytes] | None = None  # stream exactly these events
+    hold: asyncio.Event | None = None  # wait for this event before answering
 
 
 def event(name: str, data: dict[str, Any]) -> bytes:
@@ -149,7 +150,10 @@ class FakeAnthropic:
         body = await request.read()
         self.seen.append(Seen(request.method, request.path, request.query_string,
                               request.headers, body))
-        return orjson.loads(body), self.queue.popleft() if self.queue else Reply()
+        how = self.queue.popleft() if self.queue else Reply()
+        if how.hold is not None:
+            await how.hold.wait()
+        return orjson.loads(body), how
 
     async def count_tokens(self, request: web.Request) -> web.Response:
         _, how = await self._take(request)

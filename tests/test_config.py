@@ -193,3 +193,18 @@ model_groups:
     assert (config.routes["plain"].reasoning, config.routes["smart"].reasoning) == (False, True)
     assert problems(text.replace("reasoning: false", "reasoning: no-thanks")) == [
         ("model_groups[0].reasoning", "expected true or false, got str 'no-thanks'")]
+
+
+def test_model_group_output_reserve() -> None:
+    """``output_reserve`` defaults to 4096, takes a whole number from 0, reaches the route."""
+    text = """
+channels: [{name: o, type: mock, models: [m]}]
+model_groups:
+  - {name: small, output_reserve: 256, targets: [{channel: o, model: m}]}
+  - {name: smart, targets: [{channel: o, model: m}]}
+"""
+    config = parse(text)
+    assert (config.routes["small"].output_reserve, config.routes["smart"].output_reserve,
+            config.routes["m"].output_reserve) == (256, 4096, 4096)
+    assert problems(text.replace("output_reserve: 256", "output_reserve: -1")) == [
+        ("model_groups[0].output_reserve", "must be at least 0, got -1")]

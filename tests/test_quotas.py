@@ -13,6 +13,7 @@ import orjson
 import pytest
 
 from tests.conftest import ALICE, BOB, Running, StartGateway, base_config
+from tests.fake_anthropic import FakeAnthropic
 from tests.fakes import Behaviour, FakeClock, FakeUpstream
 
 CAROL = "sk-cr-carol-0123456789abcdefghijklmnopq"
@@ -33,8 +34,13 @@ RATE_HEADERS = ("x-ratelimit-limit-requests", "x-ratelimit-remaining-requests",
 
 def limits_config(upstream: FakeUpstream, tmp_path: Path, *, alice: dict[str, Any] | None = None,
                   team: dict[str, Any] | None = None) -> dict[str, Any]:
-    """The base config plus carol in alice's group, with *alice* and *team* limits merged in."""
+    """The base config plus carol in alice's group, with *alice* and *team* limits merged in.
+
+    Its group reserves no output for requests without ``max_tokens`` (``output_reserve: 0``),
+    so reservations are the prompt estimate plus ``max_tokens``; the reserve has its own tests.
+    """
     config = base_config(upstream.url, tmp_path)
+    config["model_groups"][0]["output_reserve"] = 0
     config["tokens"][0].update(alice or {})
     config["token_groups"][0].update(team or {})
     config["tokens"].append({"name": "carol", "key": CAROL, "group": "team"})
@@ -360,8 +366,8 @@ async def test_burst_of_50_admits_only_what_the_quota_has_room_for(
     statuses = [status for status, _, _ in results]
     assert (statuses.count(200), statuses.count(429)) == (5, 45)
     assert {body_message(b) for s, _, b in results if s == 429} == {
-        f"token group 'team' has used its daily {dimension[:-1]} quota ({5 * reserved_each}); "
-        f"it resets at 2026-03-05T00:00:00Z"}
+        f"token group 'team' has the rest of its daily {dimension[:-1]} quota "
+        f"({5 * reserved_each}) reserved by requests in flight; retry when one finishes"}
     assert len(upstream.seen) == 5
 
     rows = await gateway.rows()
@@ -499,3 +505,174 @@ async def test_v1_usage_needs_a_key(gateway: Running) -> None:
             gateway.url + "/v1/usage", headers={"Authorization": "Bearer sk-cr-nope"}) as resp:
         assert resp.status == 401
         assert (await resp.json())["error"]["code"] == "invalid_api_key"
+
+
+# -- what a request reserves, and who pays for a hang-up ----------------------------------------
+
+#: A prompt of 4000 characters: 1000 tokens, plus 4 for its message.
+LONG = {"model": "smart", "messages": [{"role": "user", "content": "x" * 4000}], "max_tokens": 10}
+LONG_PROMPT = 1004
+
+
+async def hang_up(gateway: Running, upstream: FakeUpstream, body: dict[str, Any]) -> None:
+    """Send *body*, and leave once the upstream has it (the fake holds every answer)."""
+    cancelled = upstream.cancelled
+    task = asyncio.create_task(call(gateway, body=body))
+    await until(lambda: upstream.in_flight == 1)
+    task.cancel()
+    await until(lambda: upstream.cancelled == cancelled + 1 and upstream.in_flight == 0)
+
+
+async def test_a_caller_that_hangs_up_pays_its_prompt_estimate(
+        start_gateway: StartGateway, upstream: FakeUpstream, tmp_path: Path) -> None:
+    """Two 1004-token prompts left before any answer use up a 2000-token quota (the upstream
+    took and bills them): the third request is refused, not forwarded free."""
+    gateway = await start_gateway(limits_config(
+        upstream, tmp_path, alice={"quota": {"tokens": 2000, "period": "day"}}),
+        clock=FakeClock(START))
+    upstream.default = Behaviour(hold=asyncio.Event())
+    for _ in range(2):
+        await hang_up(gateway, upstream, LONG)
+    await until_rows(gateway, 2)
+    status, _, body = await call(gateway, body=LONG)
+    assert (status, body) == (429, quota_error(
+        "token 'alice' has used its daily token quota (2000); it resets at 2026-03-05T00:00:00Z"))
+    assert len(upstream.seen) == 2
+    rows = await gateway.rows()
+    assert [(r["status"], r["prompt_tokens"], r["total_tokens"], r["usage_source"])
+            for r in rows] == [(499, LONG_PROMPT, LONG_PROMPT, "estimated")] * 2 + [
+        (429, 0, 0, "none")]
+    assert (await own_usage(gateway))["quotas"][0]["tokens"]["used"] == 2 * LONG_PROMPT
+
+
+async def until_rows(gateway: Running, count: int) -> None:
+    """Wait until *count* requests have finished and settled."""
+    async def finished() -> bool:
+        return len(await gateway.rows()) >= count
+    async with asyncio.timeout(5):
+        while not await finished():
+            await asyncio.sleep(0.01)
+
+
+async def test_without_max_tokens_a_request_reserves_the_groups_output_reserve(
+        start_gateway: StartGateway, upstream: FakeUpstream, tmp_path: Path) -> None:
+    """No max_tokens: a request holds prompt + output_reserve (default 4096) while in flight,
+    clamped to what the quota has left, so 30 concurrent requests against 1000 tokens send
+    one upstream, not 30."""
+    config = limits_config(upstream, tmp_path,
+                           alice={"quota": {"tokens": 1000, "period": "day"}})
+    del config["model_groups"][0]["output_reserve"]
+    gateway = await start_gateway(config, clock=FakeClock(START))
+    release = asyncio.Event()
+    upstream.default = Behaviour(hold=release)
+    body = {"model": "smart", "messages": [{"role": "user", "content": "hi"}]}
+    tasks = [asyncio.create_task(call(gateway, body=body)) for _ in range(30)]
+    await until(lambda: sum(t.done() for t in tasks) == 29 and upstream.in_flight == 1)
+    held = (await own_usage(gateway))["quotas"][0]["tokens"]
+    assert held == {"limit": 1000, "used": 0, "reserved": 1000, "remaining": 0}
+    release.set()
+    statuses = [status for status, _, _ in await asyncio.gather(*tasks)]
+    assert (statuses.count(200), statuses.count(429)) == (1, 29)
+    assert (await own_usage(gateway))["quotas"][0]["tokens"] == {
+        "limit": 1000, "used": TOKENS, "reserved": 0, "remaining": 1000 - TOKENS}
+
+
+async def test_output_reserve_is_set_per_model_group(
+        start_gateway: StartGateway, upstream: FakeUpstream, tmp_path: Path) -> None:
+    """``output_reserve: 100``: prompt 1 + 100 held by a request in flight without max_tokens."""
+    config = limits_config(upstream, tmp_path,
+                           alice={"quota": {"tokens": 10_000, "period": "day"}})
+    config["model_groups"][0]["output_reserve"] = 100
+    gateway = await start_gateway(config, clock=FakeClock(START))
+    release = asyncio.Event()
+    upstream.then(hold=release)
+    task = asyncio.create_task(call(gateway, body={
+        "model": "smart", "messages": [{"role": "user", "content": "hi"}]}))
+    await until(lambda: upstream.in_flight == 1)
+    assert (await own_usage(gateway))["quotas"][0]["tokens"]["reserved"] == 1 + 4 + 100
+    release.set()
+    assert (await task)[0] == 200
+
+
+async def test_a_huge_max_tokens_is_refused_alone_and_locks_nobody_out(
+        start_gateway: StartGateway, upstream: FakeUpstream, tmp_path: Path) -> None:
+    """max_tokens 10^15 against a group's 1,000,000-token quota: refused, saying that this
+    request alone asks for more than the quota, and nothing is reserved; max_tokens just
+    under the quota is admitted, holds only what is left, and carol is told the truth."""
+    gateway = await start_gateway(limits_config(
+        upstream, tmp_path, team={"quota": {"tokens": 1_000_000, "period": "day"}}),
+        clock=FakeClock(START))
+    huge = {"model": "smart", "messages": [], "max_tokens": 10**15}
+    status, _, body = await call(gateway, body=huge)
+    assert (status, body) == (429, quota_error(
+        f"this request alone asks for {10**15} tokens (its prompt and max_tokens), more than "
+        "token group 'team' has in its daily token quota (1000000); ask for fewer output "
+        "tokens"))
+    assert (await call(gateway, CAROL))[0] == 200  # nothing was held
+    release = asyncio.Event()
+    upstream.then(hold=release)
+    task = asyncio.create_task(call(gateway, body={**huge, "max_tokens": 999_999}))
+    await until(lambda: upstream.in_flight == 1)
+    held = (await own_usage(gateway))["quotas"][0]["tokens"]
+    assert held == {"limit": 1_000_000, "used": TOKENS, "reserved": 1_000_000 - TOKENS,
+                    "remaining": 0}
+    status, _, body = await call(gateway, CAROL)
+    assert (status, body) == (429, quota_error(
+        "token group 'team' has the rest of its daily token quota (1000000) reserved by "
+        "requests in flight; retry when one finishes"))
+    release.set()
+    assert (await task)[0] == 200
+    assert (await call(gateway, CAROL))[0] == 200
+
+
+async def test_a_huge_max_tokens_is_refused_by_a_cost_quota_too(
+        start_gateway: StartGateway, upstream: FakeUpstream, tmp_path: Path) -> None:
+    """At the group's price (2.0 per 1M output tokens) 10^9 output tokens cost 2000: more than
+    a 50 cost quota ever allows."""
+    gateway = await start_gateway(limits_config(
+        upstream, tmp_path, alice={"quota": {"cost": 50, "period": "month"}}),
+        clock=FakeClock(START))
+    status, _, body = await call(gateway, body={"model": "smart", "messages": [],
+                                                "max_tokens": 10**9})
+    assert (status, body) == (429, quota_error(
+        "this request alone asks for a cost of 2000 (its prompt and max_tokens), more than "
+        "token 'alice' has in its monthly cost quota (50); ask for fewer output tokens"))
+    assert upstream.seen == []
+
+
+# -- count_tokens: free, but rate limited ------------------------------------------------------
+
+
+async def test_count_tokens_is_free_but_keeps_rpm_and_concurrent(
+        start_gateway: StartGateway, upstream: FakeUpstream, anthropic_upstream: FakeAnthropic,
+        tmp_path: Path) -> None:
+    """A token whose quota is spent may still count, within ``concurrent`` (2 of 6 concurrent
+    calls reach the upstream) and ``rpm`` (the 4th call in a minute is refused)."""
+    config = limits_config(upstream, tmp_path, alice={
+        "quota": {"tokens": 1, "period": "day"}, "rate_limit": {"rpm": 3, "concurrent": 2}})
+    config["channels"].append({"name": "claude", "type": "anthropic",
+                               "base_url": anthropic_upstream.url, "keys": ["k"]})
+    config["model_groups"].append(
+        {"name": "claude", "targets": [{"channel": "claude", "model": "claude-upstream"}]})
+    clock = FakeClock(START)
+    gateway = await start_gateway(config, clock=clock)
+    assert (await call(gateway))[0] == 200  # uses the quota up
+    assert (await call(gateway))[0] == 429
+    count = {"model": "claude", "messages": [{"role": "user", "content": "hi"}]}
+    clock.now = START + 60
+    release = asyncio.Event()
+    for _ in range(2):
+        anthropic_upstream.then(hold=release)
+    tasks = [asyncio.create_task(call(gateway, body=count, path="/v1/messages/count_tokens"))
+             for _ in range(6)]
+    await until(lambda: sum(t.done() for t in tasks) == 4 and len(anthropic_upstream.seen) == 2)
+    release.set()
+    results = await asyncio.gather(*tasks)
+    assert sorted(status for status, _, _ in results) == [200, 200, 429, 429, 429, 429]
+    assert {body["error"]["message"] for status, _, body in results if status == 429} == {
+        "token 'alice' has 2 requests in flight, its concurrency limit; retry when one finishes"}
+    assert (await call(gateway, body=count, path="/v1/messages/count_tokens"))[0] == 200
+    status, headers, body = await call(gateway, body=count, path="/v1/messages/count_tokens")
+    assert (status, body["error"]["message"], headers["Retry-After"]) == (
+        429, "token 'alice' reached its rate limit of 3 requests per minute; retry in 60s", "60")
+    assert len(anthropic_upstream.seen) == 3
