@@ -70,9 +70,10 @@ def http(url: str, key: str | None = None, body: dict[str, Any] | None = None) -
 
 
 class Served:
-    def __init__(self, url: str, db: str) -> None:
+    def __init__(self, url: str, db: str, config_path: Path) -> None:
         self.url = url
         self.db = db
+        self.config_path = config_path
 
     def rows(self) -> list[dict[str, Any]]:
         return data.table_rows(self.db)
@@ -132,7 +133,7 @@ def served() -> Iterator[Served]:
         assert http(url + "/v1/chat/completions", BOB, {**chat, "model": "smart"}) == 200
         assert http(url + "/v1/chat/completions", BOB, {**chat, "model": "nope"}) == 404
         assert http(url + "/admin/usage", ADMIN) == 200  # flushes the writer
-        yield Served(url, db)
+        yield Served(url, db, path)
     finally:
         proc.terminate()
         proc.wait(10)
@@ -211,17 +212,12 @@ def select_range(driver: webdriver.Chrome, name: str) -> None:
         "s.dispatchEvent(new Event('change'));", name)
 
 
-def shown_window(driver: webdriver.Chrome) -> tuple[float, float, int]:
-    """The range the page is showing, as the page's own JSON call reports it."""
-    body = driver.execute_async_script(
-        "const done = arguments[arguments.length - 1];"
-        "fetch(arguments[0], {headers: {Authorization: 'Bearer ' +"
-        " sessionStorage.getItem(arguments[1])}}).then(r => r.json()).then(done);",
-        "/admin/overview?range=30d" if "dashboard" in driver.current_url
-        else "/me/overview?range=30d",
-        "coderouter.dashboard.key" if "dashboard" in driver.current_url
-        else "coderouter.me.key")
-    return body["since"], body["until"], body["step"]
+def shown_window(driver: webdriver.Chrome, step: int) -> tuple[float, float, int]:
+    """The range the page shows (it writes it on #totals), once it has the bucket *step*."""
+    wait(driver, lambda d: attrs(d, "#totals", "data-step") == [[str(step)]],
+         f"the page to show buckets of {step}s")
+    ((since, until, shown),) = attrs(driver, "#totals", "data-since", "data-until", "data-step")
+    return float(since or "nan"), float(until or "nan"), int(shown or 0)
 
 
 def screenshot(driver: webdriver.Chrome, name: str, width: int = 1280, height: int = 900,
@@ -266,8 +262,8 @@ def test_dashboard_numbers_equal_the_usage_table(served: Served,
     loaded(browser)
     no_secrets(browser)
     select_range(browser, "30d")
-    since, until, step = shown_window(browser)
-    assert step == 86400 and since == (until - 30 * 86400) // 86400 * 86400
+    since, until, step = shown_window(browser, 86400)
+    assert since == (until - 30 * 86400) // 86400 * 86400
     rows = served.rows()
     expected = data.overview(rows, since, until, step)
     totals = expected["totals"]
@@ -370,7 +366,7 @@ def test_me_shows_only_the_callers_token(served: Served, browser: webdriver.Chro
     no_secrets(browser)
     assert text(browser, "#who") == "bob"
     select_range(browser, "30d")
-    since, until, step = shown_window(browser)
+    since, until, step = shown_window(browser, 86400)
     rows = served.rows()
     expected = data.overview(rows, since, until, step, lambda r: r["token"] == "bob")
     wait(browser, lambda d: value(d, "total-requests") == str(expected["totals"]["requests"]),
@@ -393,3 +389,50 @@ def test_me_shows_only_the_callers_token(served: Served, browser: webdriver.Chro
     screenshot(browser, "me-top", full=False)
     screenshot(browser, "me-dark-phone", width=390, height=844, dark=True, full=False)
     no_secrets(browser)
+
+
+def test_custom_range(served: Served, browser: webdriver.Chrome) -> None:
+    """A custom from/to shows that range, in buckets small enough for at most 60 points."""
+    sign_in(browser, served.url + "/dashboard", ADMIN)
+    loaded(browser)
+    browser.execute_script(
+        "const s = document.getElementById('range'); s.value = 'custom';"
+        "s.dispatchEvent(new Event('change'));"
+        "document.getElementById('since').value = arguments[0];"
+        "const u = document.getElementById('until'); u.value = arguments[1];"
+        "u.dispatchEvent(new Event('change'));",
+        time.strftime("%Y-%m-%dT%H:%M", time.localtime(time.time() - 10 * 86400)),
+        time.strftime("%Y-%m-%dT%H:%M", time.localtime(time.time() - 4 * 86400)))
+    since, until, step = shown_window(browser, 3 * 3600)
+    assert 6 * 86400 - 60 <= until - since <= 6 * 86400 + step
+    expected = data.overview(served.rows(), since, until, step)
+    wait(browser, lambda d: value(d, "total-requests") == str(expected["totals"]["requests"]),
+         "the custom range's totals")
+    bars = attrs(browser, "#chart-requests [data-series=errors] [data-t]", "data-t", "data-v")
+    assert [(float(t or "nan"), float(v or "nan")) for t, v in bars] == [
+        (p["t"], p["errors"]) for p in expected["series"]]
+
+
+def test_a_failed_reload_shows_its_errors(served: Served, browser: webdriver.Chrome) -> None:
+    """An invalid config saved while serving: the page says the reload failed, with every
+    error's YAML path; the old config keeps serving."""
+    good = served.config_path.read_text()
+    config = yaml.safe_load(good)
+    config["model_groups"][0]["targets"][0]["channel"] = "nowhere"
+    config["tokens"][0]["group"] = "nogroup"
+    try:
+        served.config_path.write_text(yaml.safe_dump(config))
+        sign_in(browser, served.url + "/dashboard", ADMIN)
+        loaded(browser)
+        wait(browser, lambda d: attrs(d, "#last-reload", "data-result") == [["failed"]],
+             "the failed reload on the page")
+        errors = [t for (t,) in attrs(browser, "#last-reload li", "text")]
+        assert any(e.startswith("model_groups[0].targets[0].channel: ") for e in errors)
+        assert any(e.startswith("tokens[0].group: ") for e in errors)
+        assert text(browser, "#config-line") == (
+            "2 channels, 2 routable models, 1 token groups, 2 tokens")
+        browser.execute_script("document.getElementById('config').scrollIntoView()")
+        screenshot(browser, "dashboard-reload-failed", full=False)
+        no_secrets(browser)
+    finally:
+        served.config_path.write_text(good)

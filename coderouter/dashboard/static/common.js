@@ -246,6 +246,11 @@ window.addEventListener("resize", () => {
 
 function renderCharts(overview) {
   lastOverview = overview;
+  // the range shown, for whoever reads the page (and its tests)
+  const totals = document.getElementById("totals");
+  totals.dataset.since = overview.since;
+  totals.dataset.until = overview.until;
+  totals.dataset.step = overview.step;
   const time = (ts, long) => long ? fmt.time(ts, true)
     : overview.step >= 86400 ? fmt.day(ts) : fmt.time(ts);
   const points = overview.series;
