@@ -1,8 +1,10 @@
 """How to run each real agent CLI once, non-interactively and offline, in a fresh HOME.
 
-An `Agent` turns (base URL, key, model, task) into a command line, an environment built from
-scratch (nothing of the caller's environment leaks in: no stray API keys or proxies) and the
-config files it reads from HOME. Where the CLIs are installed: `install.sh` beside this file.
+An `Agent` turns (base URL, key, model, task, step) into a command line, an environment built
+from scratch (nothing of the caller's environment leaks in: no stray API keys or proxies) and
+the config files it reads from HOME. Step 0 starts a session; a later step resumes it, so the
+agent sends the whole conversation so far (tool calls and results included) again. Where
+the CLIs are installed: `install.sh` beside this file.
 """
 
 from __future__ import annotations
@@ -40,7 +42,7 @@ class Agent:
     name: str
     dialect: str  # the wire dialect it speaks: messages | responses | chat | gemini
     executable: Path
-    prepare: Callable[[Endpoint, Task, Path], Launch]
+    prepare: Callable[[Endpoint, Task, Path, int], Launch]
 
     @property
     def installed(self) -> bool:
@@ -60,11 +62,14 @@ def base_env(home: Path) -> dict[str, str]:
 
 
 def write_json(path: Path, obj: object) -> None:
+    """Write a config file once: a resumed session keeps what the agent made of it."""
+    if path.exists():
+        return
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(obj, indent=2))
 
 
-def claude_code(at: Endpoint, task: Task, home: Path) -> Launch:
+def claude_code(at: Endpoint, task: Task, home: Path, step: int) -> Launch:
     write_json(home / ".claude.json", {"hasCompletedOnboarding": True,
                                        "bypassPermissionsModeAccepted": True})
     env = {**base_env(home),
@@ -75,34 +80,39 @@ def claude_code(at: Endpoint, task: Task, home: Path) -> Launch:
            "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1", "DISABLE_AUTOUPDATER": "1",
            "DISABLE_TELEMETRY": "1", "DISABLE_ERROR_REPORTING": "1",
            "CLAUDE_CONFIG_DIR": str(home / ".claude")}
-    argv = [str(NODE_BIN / "claude"), "-p", task.prompt, "--permission-mode", "acceptEdits",
-            "--max-turns", "5", "--output-format", "text"]
+    argv = [str(NODE_BIN / "claude"), "-p", task.prompt(step), "--permission-mode",
+            "acceptEdits", "--max-turns", "5", "--output-format", "text"]
+    if step:
+        argv.append("--continue")
     return Launch(argv, env)
 
 
-def codex(at: Endpoint, task: Task, home: Path) -> Launch:
+def codex(at: Endpoint, task: Task, home: Path, step: int) -> Launch:
     codex_home = home / ".codex"
     codex_home.mkdir(parents=True, exist_ok=True)
-    (codex_home / "config.toml").write_text(
-        f'model = "{at.model}"\n'
-        'model_provider = "gateway"\n'
-        "check_for_update_on_startup = false\n"
-        "[analytics]\nenabled = false\n"
-        "[model_providers.gateway]\n"
-        'name = "gateway"\n'
-        f'base_url = "{at.base_url}"\n'
-        'env_key = "CODEROUTER_API_KEY"\n'
-        'wire_api = "responses"\n'
-        "request_max_retries = 1\n"
-        "stream_max_retries = 1\n"
-        "supports_websockets = false\n")
+    config = codex_home / "config.toml"
+    if not config.exists():
+        config.write_text(
+            f'model = "{at.model}"\n'
+            'model_provider = "gateway"\n'
+            "check_for_update_on_startup = false\n"
+            "[analytics]\nenabled = false\n"
+            "[model_providers.gateway]\n"
+            'name = "gateway"\n'
+            f'base_url = "{at.base_url}"\n'
+            'env_key = "CODEROUTER_API_KEY"\n'
+            'wire_api = "responses"\n'
+            "request_max_retries = 1\n"
+            "stream_max_retries = 1\n"
+            "supports_websockets = false\n")
     env = {**base_env(home), "CODEX_HOME": str(codex_home), "CODEROUTER_API_KEY": at.key}
     argv = [str(NODE_BIN / "codex"), "exec", "--skip-git-repo-check",
-            "--sandbox", "danger-full-access", "-C", task.workdir, task.prompt]
+            "--sandbox", "danger-full-access", "-C", task.workdir]
+    argv += ["resume", "--last", task.prompt(step)] if step else [task.prompt(step)]
     return Launch(argv, env)
 
 
-def gemini_cli(at: Endpoint, task: Task, home: Path) -> Launch:
+def gemini_cli(at: Endpoint, task: Task, home: Path, step: int) -> Launch:
     write_json(home / ".gemini" / "settings.json", {
         "security": {"auth": {"selectedType": "gemini-api-key"}},
         "privacy": {"usageStatisticsEnabled": False},
@@ -110,12 +120,14 @@ def gemini_cli(at: Endpoint, task: Task, home: Path) -> Launch:
         "general": {"enableAutoUpdate": False, "enableAutoUpdateNotification": False}})
     env = {**base_env(home), "GEMINI_API_KEY": at.key, "GOOGLE_GEMINI_BASE_URL": at.base_url,
            "GEMINI_CLI_TRUST_WORKSPACE": "true", "GEMINI_TELEMETRY_ENABLED": "false"}
-    argv = [str(NODE_BIN / "gemini"), "-p", task.prompt, "-m", at.model,
+    argv = [str(NODE_BIN / "gemini"), "-p", task.prompt(step), "-m", at.model,
             "--approval-mode", "yolo", "-o", "text"]
+    if step:
+        argv += ["--resume", "latest"]
     return Launch(argv, env)
 
 
-def opencode(at: Endpoint, task: Task, home: Path) -> Launch:
+def opencode(at: Endpoint, task: Task, home: Path, step: int) -> Launch:
     write_json(home / ".config" / "opencode" / "opencode.json", {
         "$schema": "https://opencode.ai/config.json",
         "autoupdate": False, "share": "disabled",
@@ -128,11 +140,13 @@ def opencode(at: Endpoint, task: Task, home: Path) -> Launch:
     env = {**base_env(home), "OPENCODE_DISABLE_MODELS_FETCH": "true",
            "OPENCODE_DISABLE_AUTOUPDATE": "true", "OPENCODE_DISABLE_LSP_DOWNLOAD": "true",
            "OPENCODE_DISABLE_DEFAULT_PLUGINS": "true"}
-    argv = [str(NODE_BIN / "opencode"), "run", "-m", f"gateway/{at.model}", task.prompt]
+    argv = [str(NODE_BIN / "opencode"), "run", "-m", f"gateway/{at.model}", task.prompt(step)]
+    if step:
+        argv.append("--continue")
     return Launch(argv, env)
 
 
-def qwen_code(at: Endpoint, task: Task, home: Path) -> Launch:
+def qwen_code(at: Endpoint, task: Task, home: Path, step: int) -> Launch:
     write_json(home / ".qwen" / "settings.json", {
         "security": {"auth": {"selectedType": "openai"}},
         "privacy": {"usageStatisticsEnabled": False},
@@ -141,18 +155,22 @@ def qwen_code(at: Endpoint, task: Task, home: Path) -> Launch:
     env = {**base_env(home), "OPENAI_API_KEY": at.key, "OPENAI_BASE_URL": at.base_url,
            "OPENAI_MODEL": at.model}
     argv = [str(NODE_BIN / "qwen"), "-m", at.model, "--auth-type", "openai",
-            "--approval-mode", "yolo", task.prompt]
+            "--approval-mode", "yolo", task.prompt(step)]
+    if step:
+        argv.append("--continue")
     return Launch(argv, env)
 
 
-def aider(at: Endpoint, task: Task, home: Path) -> Launch:
+def aider(at: Endpoint, task: Task, home: Path, step: int) -> Launch:
     env = {**base_env(home), "OPENAI_API_KEY": at.key, "OPENAI_API_BASE": at.base_url,
            "LITELLM_LOCAL_MODEL_COST_MAP": "True", "AIDER_CHECK_UPDATE": "false",
            "AIDER_ANALYTICS": "false"}
     argv = [str(AIDER), "--model", f"openai/{at.model}", "--edit-format", "whole",
             "--no-git", "--yes-always", "--no-check-update", "--analytics-disable",
             "--no-show-model-warnings", "--no-pretty", "--no-fancy-input",
-            "--map-tokens", "0", "--message", task.prompt, task.filename]
+            "--map-tokens", "0", "--message", task.prompt(step), task.steps[step].filename]
+    if step:
+        argv.insert(-3, "--restore-chat-history")
     return Launch(argv, env)
 
 

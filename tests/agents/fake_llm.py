@@ -41,6 +41,8 @@ class Seen:
     model: str
     stream: bool
     answer: str  # "call <tool>", "text", "count", "list", "404"
+    step: int | None = None  # the run's step the request belongs to
+    replayed: bool = False  # the earlier steps' prompts and tool calls are in the request
 
 
 class FakeLLM:
@@ -84,24 +86,40 @@ class FakeLLM:
         return web.json_response({"error": {"message": f"no route {request.path}",
                                             "type": "invalid_request_error"}}, status=404)
 
-    def decide(self, model: str, turn: Turn) -> Action:
-        return script.decide(turn, self.tasks.get(model))
+    def answer(self, dialect: str, request: web.Request, raw: bytes, model: str, stream: bool,
+               turn: Turn) -> Action:
+        """Decide the scripted answer to a generation request and record it."""
+        task = self.tasks.get(model)
+        action = script.decide(turn, task)
+        step = script.current_step(turn, task)[0] if task is not None else None
+        replayed = step is not None and all(
+            raw.decode(errors="replace").count(task.steps[n].marker) >= 2
+            for n in range(step)) if task is not None else False
+        self.seen.append(Seen(dialect, request.path, model, stream, describe(action), step,
+                              replayed))
+        return action
 
     # ---- Anthropic Messages -------------------------------------------------------------
 
     async def messages(self, request: web.Request) -> web.StreamResponse:
-        body = orjson.loads(await request.read())
+        raw = await request.read()
+        body = orjson.loads(raw)
         model = str(body.get("model"))
-        messages = body.get("messages") or []
         tools = tuple(Tool(t["name"], "function", t.get("input_schema") or {})
                       for t in body.get("tools") or [] if "input_schema" in t)
-        has_result = any(isinstance(block, dict) and block.get("type") == "tool_result"
-                         for m in messages if isinstance(m.get("content"), list)
-                         for block in m["content"])
-        user = script.texts([m.get("content") for m in messages if m.get("role") == "user"])
-        action = self.decide(model, Turn(tools, has_result, user))
+        events: list[tuple[str, str]] = []
+        for m in body.get("messages") or []:
+            if m.get("role") != "user":
+                continue
+            blocks = m.get("content")
+            for block in blocks if isinstance(blocks, list) else [blocks]:
+                if isinstance(block, dict) and block.get("type") == "tool_result":
+                    events.append(("result", ""))
+                else:
+                    events.append(("user", script.texts(block)))
         stream = body.get("stream") is True
-        self.seen.append(Seen("messages", request.path, model, stream, describe(action)))
+        action = self.answer("messages", request, raw, model, stream,
+                             Turn(tools, tuple(events)))
         message_id = self.next_id("msg_01")
         if isinstance(action, Call):
             block: dict[str, Any] = {"type": "tool_use", "id": self.next_id("toolu_01"),
@@ -157,18 +175,19 @@ class FakeLLM:
     # ---- OpenAI Chat Completions --------------------------------------------------------
 
     async def chat(self, request: web.Request) -> web.StreamResponse:
-        body = orjson.loads(await request.read())
+        raw = await request.read()
+        body = orjson.loads(raw)
         model = str(body.get("model"))
-        messages = body.get("messages") or []
         tools = tuple(Tool(t["function"]["name"], "function",
                            t["function"].get("parameters") or {})
                       for t in body.get("tools") or []
                       if t.get("type") == "function" and isinstance(t.get("function"), dict))
-        has_result = any(m.get("role") in ("tool", "function") for m in messages)
-        user = script.texts([m.get("content") for m in messages if m.get("role") == "user"])
-        action = self.decide(model, Turn(tools, has_result, user))
+        events = tuple(("result", "") if m.get("role") in ("tool", "function")
+                       else ("user", script.texts(m.get("content")))
+                       for m in body.get("messages") or []
+                       if m.get("role") in ("user", "tool", "function"))
         stream = body.get("stream") is True
-        self.seen.append(Seen("chat", request.path, model, stream, describe(action)))
+        action = self.answer("chat", request, raw, model, stream, Turn(tools, events))
         chat_id = self.next_id("chatcmpl-")
         usage = {"prompt_tokens": script.PROMPT_TOKENS,
                  "completion_tokens": script.COMPLETION_TOKENS,
@@ -222,7 +241,8 @@ class FakeLLM:
     # ---- OpenAI Responses ---------------------------------------------------------------
 
     async def responses(self, request: web.Request) -> web.StreamResponse:
-        body = orjson.loads(await request.read())
+        raw = await request.read()
+        body = orjson.loads(raw)
         model = str(body.get("model"))
         items = body.get("input")
         items = items if isinstance(items, list) else [
@@ -233,13 +253,17 @@ class FakeLLM:
                 tools.append(Tool(t["name"], "function", t.get("parameters") or {}))
             elif t.get("type") == "custom":
                 tools.append(Tool(t["name"], "custom", t.get("format") or {}))
-        has_result = any(isinstance(i, dict) and str(i.get("type", "")).endswith("_output")
-                         for i in items)
-        user = script.texts([i.get("content") for i in items
-                             if isinstance(i, dict) and i.get("role") == "user"])
-        action = self.decide(model, Turn(tuple(tools), has_result, user))
+        events = []
+        for i in items:
+            if not isinstance(i, dict):
+                continue
+            if str(i.get("type", "")).endswith("_output"):
+                events.append(("result", ""))
+            elif i.get("role") == "user":
+                events.append(("user", script.texts(i.get("content"))))
         stream = body.get("stream") is True
-        self.seen.append(Seen("responses", request.path, model, stream, describe(action)))
+        action = self.answer("responses", request, raw, model, stream,
+                             Turn(tuple(tools), tuple(events)))
         response_id = self.next_id("resp_")
         item, deltas = self.responses_item(action)
         usage = {"input_tokens": script.PROMPT_TOKENS,
@@ -325,7 +349,8 @@ class FakeLLM:
                 return json_response(gemini_model(rest))
             return json_response({"models": [gemini_model(m) for m in self.tasks]})
         model, _, method = rest.partition(":")
-        body = orjson.loads(await request.read())
+        raw = await request.read()
+        body = orjson.loads(raw)
         if method == "countTokens":
             self.seen.append(Seen("gemini", request.path, model, False, "count"))
             return json_response({"totalTokens": script.COUNTED_TOKENS, "promptTokensDetails": [
@@ -340,12 +365,11 @@ class FakeLLM:
                            d.get("parametersJsonSchema") or d.get("parameters") or {})
                       for t in body.get("tools") or []
                       for d in t.get("functionDeclarations") or [])
-        parts = [p for c in contents for p in c.get("parts") or [] if isinstance(p, dict)]
-        has_result = any("functionResponse" in p for p in parts)
-        user = script.texts([c.get("parts") for c in contents if c.get("role") == "user"])
-        action = self.decide(model, Turn(tools, has_result, user))
+        events = [("result", "") if "functionResponse" in p else ("user", script.texts(p))
+                  for c in contents if c.get("role", "user") == "user"
+                  for p in c.get("parts") or [] if isinstance(p, dict)]
         stream = method == "streamGenerateContent"
-        self.seen.append(Seen("gemini", request.path, model, stream, describe(action)))
+        action = self.answer("gemini", request, raw, model, stream, Turn(tools, tuple(events)))
         response_id = self.next_id("gem")
         usage = {"promptTokenCount": script.PROMPT_TOKENS,
                  "candidatesTokenCount": script.COMPLETION_TOKENS,

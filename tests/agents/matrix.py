@@ -25,7 +25,7 @@ from coderouter.config import ConfigError, parse
 from tests.agents.agents import AGENTS, Agent, Endpoint
 from tests.agents.fake_llm import FakeLLM, Seen
 from tests.agents.runner import Outcome, run_agent, task_for
-from tests.agents.script import COMPLETION_TOKENS, PROMPT_TOKENS, TOTAL_TOKENS
+from tests.agents.script import COMPLETION_TOKENS, PROMPT_TOKENS, TOTAL_TOKENS, Task
 from tests.service import serving
 
 UPSTREAM_KEY = "sk-fake-llm-upstream-key-0123456789"
@@ -99,7 +99,7 @@ class Run:
     """One agent run, judged: *cause* is None when it passed, else the first reason it did not."""
 
     model: str
-    outcome: Outcome | None = None
+    outcomes: list[Outcome] = field(default_factory=list)  # one per step run
     seen: list[Seen] = field(default_factory=list)
     rows: list[dict[str, Any]] = field(default_factory=list)
     cause: str | None = "not run"
@@ -108,6 +108,10 @@ class Run:
     def ok(self) -> bool:
         return self.cause is None
 
+    @property
+    def seconds(self) -> float:
+        return sum(o.seconds for o in self.outcomes)
+
 
 @dataclass
 class Matrix:
@@ -115,25 +119,31 @@ class Matrix:
     cases: dict[str, Run]
 
 
-def judge_agent(agent: Agent, run: Run, expected: str) -> str | None:
-    """The first thing wrong with an agent run (exit, file, tool round trip), or None."""
-    out = run.outcome
-    assert out is not None
-    if out.timed_out:
-        return f"timed out after {out.seconds:.0f}s: {last_line(out)}"
-    if out.exit_code != 0:
-        return f"exit {out.exit_code}: {last_line(out)}"
-    if out.written is None:
-        return f"no file written: {last_line(out)}"
-    if out.written != expected:
-        return f"file holds {out.written[:80]!r}, expected {expected!r}"
-    answers = [s.answer for s in run.seen]
-    if agent.name != "aider":
-        calls = [n for n, a in enumerate(answers) if a.startswith("call ")]
-        if not calls or "text" not in answers[calls[0] + 1:]:
-            return f"no tool round trip: the fake answered {answers}"
-    elif "text" not in answers:
-        return f"the fake answered {answers}"
+def judge_agent(agent: Agent, run: Run, task: Task) -> str | None:
+    """The first thing wrong with an agent run, step by step: its exit, the step's file, a
+    tool round trip (aider: an edit) answering the step, and a resumed step's request carrying
+    the earlier steps' prompts and tool calls; or None."""
+    for step, out in enumerate(run.outcomes):
+        which = f"step {step + 1}: "
+        if out.timed_out:
+            return f"{which}timed out after {out.seconds:.0f}s: {last_line(out)}"
+        if out.exit_code != 0:
+            return f"{which}exit {out.exit_code}: {last_line(out)}"
+        expected = task.steps[step].content
+        if out.written is None:
+            return f"{which}no file written: {last_line(out)}"
+        if out.written != expected:
+            return f"{which}file holds {out.written[:80]!r}, expected {expected!r}"
+        seen = [s for s in run.seen if s.step == step]
+        answers = [s.answer for s in seen]
+        if agent.name != "aider":
+            calls = [n for n, a in enumerate(answers) if a.startswith("call ")]
+            if not calls or "text" not in answers[calls[0] + 1:]:
+                return f"{which}no tool round trip: the fake answered {answers}"
+        elif "text" not in answers:
+            return f"{which}the fake answered {answers}"
+        if step and not seen[0].replayed:
+            return f"{which}the resumed session's first request lacks the earlier steps"
     return None
 
 
@@ -157,6 +167,7 @@ def judge_rows(run: Run) -> str | None:
 
 
 def last_line(out: Outcome) -> str:
+    """The last non-empty line of stderr, else of stdout."""
     for text in (out.stderr, out.stdout):
         lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
         if lines:
@@ -215,10 +226,14 @@ async def run_matrix(agents: list[str] | None = None) -> Matrix:
                 async with limit:
                     task = task_for(root / run.model, run.model)
                     fake.register(run.model, task)
-                    run.outcome = await run_agent(agent, endpoint, task, root / run.model,
-                                                  TIMEOUT)
+                    for step in range(len(task.steps)):
+                        out = await run_agent(agent, endpoint, task, step, root / run.model,
+                                              TIMEOUT)
+                        run.outcomes.append(out)
+                        if out.exit_code != 0:
+                            break
                     run.seen = [s for s in fake.seen if s.model == run.model]
-                    run.cause = judge_agent(agent, run, task.content)
+                    run.cause = judge_agent(agent, run, task)
 
             jobs = [one(a, controls[a.name], Endpoint(fake_url + FAKE_BASE[a.dialect],
                                                       CONTROL_KEY, controls[a.name].model))
@@ -239,7 +254,7 @@ async def run_matrix(agents: list[str] | None = None) -> Matrix:
         for case in cases:
             run = results[case.id]
             run.rows = [r for r in rows if r["token"] == case.id]
-            if run.outcome is not None:
+            if run.outcomes:
                 run.cause = judge_rows(run) or run.cause
     finally:
         await runner.cleanup()
@@ -249,9 +264,9 @@ async def run_matrix(agents: list[str] | None = None) -> Matrix:
 def render(matrix: Matrix) -> str:
     """The matrix as a table: case, control, through gateway, expectation, first cause."""
     def mark(run: Run) -> str:
-        if run.outcome is None:
+        if not run.outcomes:
             return "-"
-        return f"{'pass' if run.ok else 'FAIL'} {run.outcome.seconds:4.0f}s"
+        return f"{'pass' if run.ok else 'FAIL'} {run.seconds:4.0f}s"
 
     lines = [f"{'case':<28} {'control':<11} {'gateway':<11} {'expected':<9} first cause",
              "-" * 100]

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tests.agents.agents import Agent, Endpoint
-from tests.agents.script import Task
+from tests.agents.script import Step, Task
 
 TAIL = 600
 
@@ -32,18 +32,20 @@ class Outcome:
 
 
 def task_for(root: Path, model: str) -> Task:
-    """A task whose file content names *model*, so a file cannot come from another run."""
+    """Two steps whose file contents name *model*, so a file cannot come from another run."""
     work = root / "work"
     work.mkdir(parents=True, exist_ok=True)
-    return Task(str(work), "hello.txt", f"written by {model} through the harness\n")
+    return Task(str(work), (Step("hello.txt", f"written by {model} through the harness\n"),
+                            Step("second.txt", f"second turn of {model} resumed\n")))
 
 
-async def run_agent(agent: Agent, at: Endpoint, task: Task, root: Path,
+async def run_agent(agent: Agent, at: Endpoint, task: Task, step: int, root: Path,
                     timeout: float) -> Outcome:
-    """Run *agent* on *task* against *at* in *root* (home in root/home); kill it at *timeout*."""
+    """Run *agent* on *task*'s *step* against *at* in *root* (home in root/home); kill it at
+    *timeout*."""
     home = root / "home"
     (home / "tmp").mkdir(parents=True, exist_ok=True)
-    launch = agent.prepare(at, task, home)
+    launch = agent.prepare(at, task, home, step)
     started = time.monotonic()
     proc = await asyncio.create_subprocess_exec(
         *launch.argv, cwd=task.workdir, env=launch.env, stdin=asyncio.subprocess.DEVNULL,
@@ -63,7 +65,7 @@ async def run_agent(agent: Agent, at: Endpoint, task: Task, root: Path,
         if proc.returncode is None:
             await proc.wait()
     seconds = time.monotonic() - started
-    path = Path(task.path)
+    path = Path(task.path(step))
     written = path.read_text(errors="replace") if path.is_file() else None
     return Outcome(code, tail(out), tail(err), written, seconds)
 

@@ -1,7 +1,8 @@
 """The fake LLM's script: what to answer an agent, whatever dialect it speaks.
 
-With no tool result in the conversation yet, call the agent's file-writing tool to write the
-run's file; once a tool result is present, answer with final text. An agent that offers no
+A run has steps, one prompt each (the second resumes the first's session). With no tool
+result after the latest step's prompt yet, call the agent's file-writing tool to write that
+step's file; once a tool result follows it, answer with final text. An agent that offers no
 tools (aider) gets its edit format instead: the whole file in a fenced block under its name.
 Pure functions: the dialect modules turn requests into a `Turn` and `Action`s into bytes.
 """
@@ -40,30 +41,46 @@ class Tool:
 
 
 @dataclass(frozen=True)
-class Task:
-    """What one run must produce: *content* in *workdir*/*filename*."""
+class Step:
+    """One prompt of a run: write *content* to *filename*."""
 
-    workdir: str
     filename: str
     content: str
 
     @property
-    def path(self) -> str:
-        return f"{self.workdir.rstrip('/')}/{self.filename}"
+    def marker(self) -> str:
+        """The text that finds this step in a conversation (the content's one line)."""
+        return self.content.strip()
 
-    @property
-    def prompt(self) -> str:
-        return (f"Create the file {self.filename} in the current directory. Its entire content "
-                f"must be this one line: {self.content.rstrip()}")
+
+@dataclass(frozen=True)
+class Task:
+    """What one run must produce, one prompt (agent invocation) per step, in *workdir*."""
+
+    workdir: str
+    steps: tuple[Step, ...]
+
+    def path(self, step: int) -> str:
+        return f"{self.workdir.rstrip('/')}/{self.steps[step].filename}"
+
+    def prompt(self, step: int) -> str:
+        s = self.steps[step]
+        return (f"Create the file {s.filename} in the current directory. Its entire content "
+                f"must be this one line: {s.marker}")
+
+    def step_in(self, text: str) -> int | None:
+        """The last step whose marker *text* contains, if any."""
+        found = [n for n, s in enumerate(self.steps) if s.marker in text]
+        return found[-1] if found else None
 
 
 @dataclass(frozen=True)
 class Turn:
-    """The parts of a request the script looks at."""
+    """The parts of a request the script looks at: the tools offered, and the conversation's
+    user texts and tool results in order, as ("user", text) and ("result", "")."""
 
     tools: tuple[Tool, ...]
-    has_tool_result: bool
-    user_text: str
+    events: tuple[tuple[str, str], ...]
 
 
 @dataclass(frozen=True)
@@ -87,27 +104,42 @@ class Say:
 Action = Call | Say
 
 
+def current_step(turn: Turn, task: Task) -> tuple[int | None, bool]:
+    """The step the latest prompt asks for, and whether a tool result came after it."""
+    step: int | None = None
+    answered = False
+    for kind, text in turn.events:
+        if kind == "user":
+            found = task.step_in(text)
+            if found is not None and found != step:
+                step, answered = found, False
+        elif kind == "result" and step is not None:
+            answered = True
+    return step, answered
+
+
 def decide(turn: Turn, task: Task | None) -> Action:
     """The scripted answer to *turn* for a run whose task is *task* (None: not a run's model)."""
     if task is None:
         return Say(SIDE_TEXT)
-    if turn.has_tool_result:
+    step, answered = current_step(turn, task)
+    if step is None:
+        return Say(SIDE_TEXT)
+    if answered:
         return Say(FINAL_TEXT)
     if turn.tools:
-        call = write_call(turn.tools, task)
+        call = write_call(turn.tools, task, step)
         return call if call is not None else Say(SIDE_TEXT)
-    if task.content.strip() in turn.user_text:
-        return Say(whole_file(task))
-    return Say(SIDE_TEXT)
+    return Say(whole_file(task.steps[step]))
 
 
-def whole_file(task: Task) -> str:
+def whole_file(step: Step) -> str:
     """aider's "whole" edit format: the file name, then the whole file in a fence."""
-    return f"{task.filename}\n```\n{task.content}```\n"
+    return f"{step.filename}\n```\n{step.content}```\n"
 
 
-def write_call(tools: tuple[Tool, ...], task: Task) -> Call | None:
-    """A call of the best file-writing tool among *tools*, or None if none can write."""
+def write_call(tools: tuple[Tool, ...], task: Task, step: int) -> Call | None:
+    """A call of the best file-writing tool among *tools* for *step*, or None if none can."""
     by_name = {tool.name: tool for tool in tools}
     for name in WRITE_TOOLS:
         tool = by_name.get(name)
@@ -117,10 +149,11 @@ def write_call(tools: tuple[Tool, ...], task: Task) -> Call | None:
         path_key = next((k for k in PATH_KEYS if k in props), None)
         content_key = next((k for k in CONTENT_KEYS if k in props), None)
         if path_key and content_key:
-            return Call(tool, arguments={path_key: task.path, content_key: task.content})
+            return Call(tool, arguments={path_key: task.path(step),
+                                         content_key: task.steps[step].content})
     patch = by_name.get("apply_patch")
     if patch is not None:
-        text = add_file_patch(task)
+        text = add_file_patch(task.steps[step])
         if patch.kind == "custom":
             return Call(patch, input=text)
         props = properties(patch.schema)
@@ -129,19 +162,20 @@ def write_call(tools: tuple[Tool, ...], task: Task) -> Call | None:
     for name in SHELL_TOOLS:
         tool = by_name.get(name)
         if tool is not None and tool.kind == "function":
-            return shell_call(tool, task)
+            return shell_call(tool, task, step)
     return None
 
 
-def add_file_patch(task: Task) -> str:
-    """An apply_patch envelope adding the task's file (relative to the working directory)."""
-    lines = "".join(f"+{line}\n" for line in task.content.splitlines())
-    return f"*** Begin Patch\n*** Add File: {task.filename}\n{lines}*** End Patch\n"
+def add_file_patch(step: Step) -> str:
+    """An apply_patch envelope adding the step's file (relative to the working directory)."""
+    lines = "".join(f"+{line}\n" for line in step.content.splitlines())
+    return f"*** Begin Patch\n*** Add File: {step.filename}\n{lines}*** End Patch\n"
 
 
-def shell_call(tool: Tool, task: Task) -> Call:
+def shell_call(tool: Tool, task: Task, step: int) -> Call:
     """Write the file with a shell command, shaped as *tool*'s schema wants the command."""
-    script = f"printf %s {shlex.quote(task.content)} > {shlex.quote(task.path)}"
+    content, path = task.steps[step].content, task.path(step)
+    script = f"printf %s {shlex.quote(content)} > {shlex.quote(path)}"
     props = properties(tool.schema)
     key = next((k for k in ("command", "cmd") if k in props), "command")
     wanted = props.get(key, {}).get("type")

@@ -24,7 +24,7 @@ def marks(case: Case) -> list[pytest.MarkDecorator]:
 
 @pytest.mark.parametrize("agent", list(AGENTS))
 def test_control(matrix: Matrix, agent: str) -> None:
-    """The agent completes the task against the fake LLM directly."""
+    """The agent completes both steps against the fake LLM directly."""
     if agent not in matrix.controls:
         pytest.skip("not among CODEROUTER_AGENTS")
     run = matrix.controls[agent]
@@ -33,7 +33,8 @@ def test_control(matrix: Matrix, agent: str) -> None:
 
 @pytest.mark.parametrize("case", [pytest.param(c, id=c.id, marks=marks(c)) for c in CASES])
 def test_through_gateway(matrix: Matrix, case: Case) -> None:
-    """Through the gateway: exit 0, the file written, a 200 usage row per request, exact usage."""
+    """Through the gateway, for both steps (the second resumes the session): exit 0, the file
+    written by a tool round trip, and a 200 usage row per request with the fake's usage."""
     if case.id not in matrix.cases:
         pytest.skip("not among CODEROUTER_AGENTS")
     run = matrix.cases[case.id]
