@@ -361,6 +361,11 @@ class FakeLLM:
                                                 "message": f"method {method} not found"}},
                                      status=404)
         contents = body.get("contents") or []
+        refused = unsigned_call(contents)
+        if refused is not None:  # Gemini 3 answers 400 to history it did not sign
+            self.seen.append(Seen("gemini", request.path, model, False, "400"))
+            return web.json_response({"error": {"code": 400, "status": "INVALID_ARGUMENT",
+                                                "message": refused}}, status=400)
         tools = tuple(Tool(d["name"], "function",
                            d.get("parametersJsonSchema") or d.get("parameters") or {})
                       for t in body.get("tools") or []
@@ -393,7 +398,7 @@ class FakeLLM:
 
         if isinstance(action, Call):
             chunks = [[{"functionCall": {"name": action.tool.name, "args": action.arguments},
-                        "thoughtSignature": "ZmFrZS10aG91Z2h0LXNpZ25hdHVyZQ=="}]]
+                        "thoughtSignature": GEMINI_SIGNATURE}]]
         else:
             chunks = [[{"text": part}] for part in halves(action.text)]
         if not stream:
@@ -404,6 +409,29 @@ class FakeLLM:
         return await sse(request, [
             b"data: " + orjson.dumps(answer(c, n == len(chunks) - 1)) + b"\r\n\r\n"
             for n, c in enumerate(chunks)])
+
+
+#: The thoughtSignature the fake signs its function calls with, and the placeholder Gemini
+#: accepts for calls it did not produce.
+GEMINI_SIGNATURE = "ZmFrZS10aG91Z2h0LXNpZ25hdHVyZQ=="
+SKIP_SIGNATURE = "skip_thought_signature_validator"
+
+
+def unsigned_call(contents: list[Any]) -> str | None:
+    """Gemini 3's 400: a model turn whose first functionCall has no thoughtSignature, or a
+    signature it never issued; None when the history is acceptable."""
+    for n, content in enumerate(contents):
+        if not isinstance(content, dict) or content.get("role") != "model":
+            continue
+        parts = [p for p in content.get("parts") or [] if isinstance(p, dict)]
+        calls = [p for p in parts if "functionCall" in p]
+        if calls and "thoughtSignature" not in calls[0]:
+            return ("Function call is missing a thought_signature in functionCall parts. "
+                    f"This is required for tools to work correctly. Position {n}")
+        if any(p.get("thoughtSignature") not in (None, GEMINI_SIGNATURE, SKIP_SIGNATURE)
+               for p in parts):
+            return f"Corrupted thought signature at position {n}"
+    return None
 
 
 def gemini_model(name: str) -> dict[str, Any]:
