@@ -323,7 +323,8 @@ async def test_me_answers_only_about_the_callers_token(
 
 async def test_every_endpoint_needs_its_key(start_gateway: StartGateway,
                                             upstream: FakeUpstream, tmp_path: Path) -> None:
-    """Admin endpoints: 401 without a key and with a token's key; /me ones: 401 without."""
+    """Admin endpoints: 401 without a key and with a token's key; /me ones: 401 without;
+    no answer carries any key."""
     clock = FakeClock(NOW)
     gateway, _ = await start(start_gateway, upstream, tmp_path, clock)
     for route in ADMIN_ROUTES:
@@ -331,13 +332,17 @@ async def test_every_endpoint_needs_its_key(start_gateway: StartGateway,
             status, body, _ = await get(gateway.url + route, key)
             assert status == 401, (route, key)
             assert body["error"]["code"] == "invalid_api_key"
-        assert (await get(gateway.url + route, ADMIN))[0] == 200
+        status, _, raw = await get(gateway.url + route, ADMIN)
+        assert status == 200
+        assert not [secret for secret in SECRETS if secret.encode() in raw], route
     for route in OWN_ROUTES:
         for key in (None, "wrong-key", ADMIN):
             status, body, _ = await get(gateway.url + route, key)
             assert status == 401, (route, key)
             assert body["error"]["code"] == "invalid_api_key"
-        assert (await get(gateway.url + route, ALICE))[0] == 200
+        status, _, raw = await get(gateway.url + route, ALICE)
+        assert status == 200
+        assert not [secret for secret in SECRETS if secret.encode() in raw], route
 
 
 async def test_without_an_admin_key_the_dashboard_does_not_exist(
