@@ -88,17 +88,24 @@ def _reasoning(entry: Any) -> ir.Reasoning | None:
     return ir.Reasoning(text, _opaque(entry), redacted=entry.get("x") is True, id=key)
 
 
-def _open_signature(part: ir.Text | ir.Reasoning | ir.ToolCall, crossing: Crossing) -> None:
+def _open_signature(part: ir.Text | ir.Reasoning | ir.ToolCall,
+                    crossing: Crossing) -> ir.Reasoning | None:
+    """Open the envelope in *part*'s signature. Reasoning a Gemini caller carried on a text or
+    a call (where it keeps signatures) is returned, to go back ahead of the turn's parts."""
     signature = part.signature
     if signature is None or signature.issuer != crossing.client or find(signature.data) != 0:
-        return
+        return None
     opened = crossing.sealer.open(signature.data)
+    if not isinstance(part, ir.Reasoning) and isinstance(opened, dict) and "t" in opened:
+        part.signature = None
+        return _reasoning(opened)
     part.signature = _opaque(opened)
     if isinstance(part, ir.Reasoning) and isinstance(opened, dict):
         if isinstance(opened.get("t"), str):
             part.text = opened["t"]  # what the upstream signed, byte for byte
         if isinstance(opened.get("k"), str):
             part.id = opened["k"]
+    return None
 
 
 def _split_id(call_id: str) -> tuple[str, str | None]:
@@ -110,7 +117,9 @@ def _open_envelopes(message: ir.Message, crossing: Crossing) -> None:
     carried: list[ir.Reasoning] = []
     for part in message.parts:
         if isinstance(part, ir.Text | ir.Reasoning | ir.ToolCall):
-            _open_signature(part, crossing)
+            riding = _open_signature(part, crossing)
+            if riding is not None:
+                carried.append(riding)
         if isinstance(part, ir.ToolCall):
             part.id, token = _split_id(part.id)
             opened = crossing.sealer.open(token) if token else None
@@ -191,10 +200,11 @@ def _add_breakpoints(request: ir.Request) -> None:
 
 
 def _entry(part: ir.Reasoning) -> dict[str, Any]:
-    """A reasoning part as a sealed entry: its text, its opaque state, its id."""
-    assert part.signature is not None
-    entry: dict[str, Any] = {"t": part.text, "i": part.signature.issuer,
-                             "d": part.signature.data}
+    """A reasoning part as a sealed entry: its text, its opaque state (when it has one), its
+    id."""
+    entry: dict[str, Any] = {"t": part.text}
+    if part.signature is not None:
+        entry.update(i=part.signature.issuer, d=part.signature.data)
     if part.redacted:
         entry["x"] = True
     if part.id:
@@ -220,8 +230,10 @@ class Down:
 
     def _seal_reasoning(self, part: ir.Reasoning) -> None:
         """Put *part*'s foreign state in the caller's slot, or keep it for a Chat caller's
-        next tool call."""
-        if not self._foreign(part.signature):
+        next tool call. A Gemini caller gets unsigned reasoning text sealed too: the Gemini
+        CLI drops thought parts from the history it sends back, and keeps signatures."""
+        if not self._foreign(part.signature) and not (
+                self._c.client == "gemini" and part.signature is None and part.text):
             return
         if self._c.client in REASONING_SLOTS:
             token = self._c.sealer.seal(_entry(part))
@@ -313,7 +325,12 @@ class Down:
             text = _unwrap("".join(self._args.pop(event.index)))
             return [ir.PartDelta(event.index, text), event] if text else [event]
         if kind == "reasoning":
-            self._reasoning.pop(event.index, None)
+            reasoning = self._reasoning.pop(event.index, None)
+            if self._c.client == "gemini" and reasoning is not None \
+                    and reasoning.signature is None and reasoning.text:
+                self._seal_reasoning(reasoning)  # the text is whole now
+                assert reasoning.signature is not None
+                return [ir.PartSignature(event.index, reasoning.signature), event]
         return [event]
 
 

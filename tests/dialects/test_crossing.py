@@ -230,3 +230,45 @@ def test_bridge_chat_caller_on_messages_upstream_round_trips_thinking() -> None:
                                       "content": "a.py", "cache_control": {
                                           "type": "ephemeral"}}]}]
     assert b"crenv1" not in orjson.dumps(sent)
+
+
+def test_a_gemini_caller_carries_reasoning_on_the_part_after_it() -> None:
+    """The Gemini CLI drops thought parts from the history it sends back and keeps
+    signatures: reasoning for a Gemini caller is sealed even without a signature (DeepSeek's
+    reasoning_content), and comes back from the signature of the call (or text) that carried
+    it, ahead of the turn's parts, as the upstream issued it."""
+    answer = ir.Response("r", "m", [
+        ir.Reasoning("Plan."), ir.Text("Reading."), ir.ToolCall("call_1", "ls", "{}")])
+    cross(ir.Request("m"), "gemini", "chat").answer(answer)
+    sealed = answer.parts[0]
+    assert isinstance(sealed, ir.Reasoning) and sealed.signature is not None
+    assert sealed.signature.issuer == "gemini" and find(sealed.signature.data) == 0
+
+    carried = ir.ToolCall("call_1", "ls", "{}", signature=sealed.signature)  # the CLI's turn
+    request = ir.Request("m", messages=[ir.Message("assistant", [ir.Text("Reading."),
+                                                                  carried])])
+    cross(request, "gemini", "chat")
+    assert request.messages[0].parts == [
+        ir.Reasoning("Plan."), ir.Text("Reading."), ir.ToolCall("call_1", "ls", "{}")]
+
+    thinking = ir.Response("r", "m", [ir.Reasoning("Think.", ir.Opaque("messages", "sig"))])
+    cross(ir.Request("m"), "gemini", "messages").answer(thinking)
+    signed = thinking.parts[0]
+    assert isinstance(signed, ir.Reasoning) and signed.signature is not None
+    request = ir.Request("m", messages=[ir.Message("assistant", [
+        ir.Text("Done.", signature=signed.signature)])])
+    cross(request, "gemini", "messages")
+    assert request.messages[0].parts == [
+        ir.Reasoning("Think.", ir.Opaque("messages", "sig")),
+        ir.Text("Done.", cache=True)]  # the hub's breakpoint on the last message
+
+
+def test_streamed_reasoning_for_a_gemini_caller_is_sealed_at_its_end() -> None:
+    down = cross(ir.Request("m"), "gemini", "chat")
+    events = [ir.PartStart(0, ir.Reasoning()), ir.PartDelta(0, "Pl"), ir.PartDelta(0, "an."),
+              ir.PartEnd(0)]
+    out = [e for event in events for e in down.event(event)]
+    assert out[:3] == events[:3]
+    signature, end = out[3:]
+    assert isinstance(signature, ir.PartSignature) and end == ir.PartEnd(0)
+    assert SEALER.open(signature.signature.data) == {"t": "Plan."}

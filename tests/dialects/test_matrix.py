@@ -27,6 +27,7 @@ from tests.dialects.matrix import (
     with_answer_ids,
 )
 from tests.dialects.matrix import chat as _chat  # noqa: F401  (registers the dialect)
+from tests.dialects.matrix import gemini as _gemini  # noqa: F401
 from tests.dialects.matrix import messages as _messages  # noqa: F401
 
 #: Cells that do not pass yet, with the reason (strict: they must flip when fixed).
@@ -82,7 +83,7 @@ async def test_cell(client: str, upstream: str, stream: bool, scenario: str,
     fake = origin.upstream()
     server = await aiohttp_server(fake.app)
     fake.url = str(server.make_url("")).rstrip("/")
-    if upstream != "messages":
+    if upstream not in ("messages", "gemini"):  # base URLs as each vendor's SDK takes them
         fake.url += "/v1"
     gateway = await start_gateway({
         "database": {"path": str(tmp_path / "usage.sqlite")},
