@@ -135,6 +135,7 @@ channels:
     type: openai
     base_url: http://127.0.0.1:{upstream_port}/v1
     keys: [{UPSTREAM_KEY}]
+    forward_headers: ["x-bench-*"]
 model_groups:
   - name: {MODEL}
     targets:

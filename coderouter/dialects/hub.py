@@ -57,12 +57,16 @@ CHANNEL_DIALECTS: dict[str, tuple[str, ...]] = {
 }
 
 
+#: The same for an openai or azure channel whose upstream has no Responses API.
+_CHAT_ONLY = {kind: tuple(d for d in CHANNEL_DIALECTS[kind] if d != "responses")
+              for kind in ("openai", "azure")}
+
+
 def dialects_of(channel: Channel) -> tuple[str, ...]:
-    """What *channel*'s upstream serves natively."""
-    native = CHANNEL_DIALECTS.get(channel.type, ())
-    if channel.type in ("openai", "azure") and not channel.responses:
-        return tuple(d for d in native if d != "responses")
-    return native
+    """What *channel*'s upstream serves natively (on every request: two lookups)."""
+    if not channel.responses and channel.type in _CHAT_ONLY:
+        return _CHAT_ONLY[channel.type]
+    return CHANNEL_DIALECTS.get(channel.type, ())
 
 
 def register(codec: Codec) -> Codec:
