@@ -63,6 +63,7 @@ def create_app(holder: ConfigHolder, *, watch: bool = False,
             config.state, seed_source=partial(seed_totals, writer.fetch, engine=writer.engine),
             flush_rows=writer.flush, config=lambda: holder.current, health=health, clock=clock)
         health.on_change = gateway.shared.share_cooldown
+        health.on_pin = gateway.shared.share_pin
         app.cleanup_ctx.append(_shared_state)
     app.cleanup_ctx.append(dashboard_api.reader_ctx)
     app.cleanup_ctx.append(_upstream_pools)

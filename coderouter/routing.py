@@ -31,6 +31,8 @@ class Pin:
     target: tuple[str, str]
     key: str
     until: float
+    #: When the pin was last told to the other processes (shared state), 0 when never.
+    shared: float = 0.0
 
 
 class Sticky:
@@ -57,9 +59,9 @@ class Sticky:
         return pin
 
     def pin(self, group: str, session: str, target: tuple[str, str], key: str,
-            until: float) -> None:
+            until: float, shared: float = 0.0) -> None:
         pins = self._pins
-        pins[(group, session)] = Pin(target, key, until)
+        pins[(group, session)] = Pin(target, key, until, shared)
         pins.move_to_end((group, session))
         while len(pins) > self.maximum:
             pins.popitem(last=False)
@@ -79,6 +81,9 @@ class Health:
         #: cooldown starts, and with 0 seconds when a cooling target recovers: shared state
         #: passes them to the other processes, which `apply` them.
         self.on_change: Callable[[str, tuple[str, str], float], None] | None = None
+        #: Called with (group, session, target id, key, ttl) when a session pin is new, moved
+        #: or due for a refresh: shared state passes it on to the other processes.
+        self.on_pin: Callable[[str, str, tuple[str, str], str, float], None] | None = None
         self._targets: dict[tuple[str, str], _Cooldown] = {}
         self._keys: dict[tuple[str, str], float] = {}
         self._rotation: dict[str, Iterator[int]] = {}
@@ -116,11 +121,27 @@ class Health:
     def served(self, group: ModelGroup, session: str | None, target: Target, key: str,
                scope: str | None = None) -> None:
         """*target* answered *session* with *key*: clear its cooldown and (re)pin the session
-        (in *scope*, by default the group's name)."""
-        self._targets.pop(target.id, None)
-        if session is not None and group.sticky_ttl > 0:
-            self.sticky.pin(scope or group.name, session, target.id, key,
-                            self.clock() + group.sticky_ttl)
+        (in *scope*, by default the group's name).
+
+        With `on_pin` set (shared state), a new or moved pin is passed on at once, a refreshed
+        one again once half its TTL went by since it last was.
+        """
+        if self._targets.pop(target.id, None) is not None and self.on_change is not None:
+            self.on_change("target", target.id, 0.0)
+        ttl = group.sticky_ttl
+        if session is None or ttl <= 0:
+            return
+        scope = scope or group.name
+        now = self.clock()
+        shared = 0.0
+        if self.on_pin is not None:
+            old = self.sticky.get(scope, session, now)
+            shared = old.shared if old is not None else 0.0
+            if (old is None or old.target != target.id or old.key != key
+                    or now - shared >= ttl / 2):
+                shared = now
+                self.on_pin(scope, session, target.id, key, ttl)
+        self.sticky.pin(scope, session, target.id, key, now + ttl, shared)
 
     def acquire(self, target: Target) -> bool:
         """Whether *target* may be tried now; after a cooldown, only one trial request may."""

@@ -589,6 +589,33 @@ class SharedLimiter:
                     if key_id(key) == name:
                         self.health.apply("key", (channel, key), seconds)
 
+    def share_pin(self, group: str, session: str, target: tuple[str, str], key: str,
+                  ttl: float) -> None:
+        """`Health.on_pin`: tell the other processes where *session* is served (never blocks).
+        """
+        if self.redis is None:
+            return
+        message = _SEP.join((self.process, "pin", group, session, target[0], target[1],
+                             key_id(key), repr(ttl)))
+        self.spawn(self._send_pin(message))
+
+    async def _send_pin(self, message: str) -> None:
+        try:
+            await self.redis.publish(self._key("cooldowns"), message)
+        except self._errors as exc:
+            self._failed(exc)
+
+    def _apply_pin(self, group: str, session: str, channel: str, model: str, key: str,
+                   ttl: float) -> None:
+        for ch in self.config().channels:
+            if ch.name == channel:
+                for candidate in ch.keys or ("",):
+                    if not ch.keys or key_id(candidate) == key:
+                        now = self.health.clock()
+                        self.health.sticky.pin(group, session, (channel, model), candidate,
+                                               now + ttl, shared=now)
+                        return
+
     async def _listen_forever(self) -> None:
         """Apply the cooldowns other processes publish; at (re)connect, those still running."""
         while True:
@@ -604,9 +631,15 @@ class SharedLimiter:
                 async for message in pubsub.listen():
                     if message.get("type") != "message":
                         continue
-                    process, kind, channel, name, seconds = message["data"].split(_SEP)
-                    if process != self.process:
-                        self._apply(kind, channel, name, float(seconds))
+                    fields = message["data"].split(_SEP)
+                    if fields[0] == self.process or len(fields) != (
+                            8 if fields[1:2] == ["pin"] else 5):
+                        continue  # our own, or not ours to read
+                    if fields[1] == "pin":
+                        group, session, channel, model, key, ttl = fields[2:]
+                        self._apply_pin(group, session, channel, model, key, float(ttl))
+                    else:
+                        self._apply(fields[1], fields[2], fields[3], float(fields[4]))
             except self._errors as exc:
                 self._failed(exc)
                 await asyncio.sleep(1.0)

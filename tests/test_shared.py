@@ -18,11 +18,12 @@ import pytest
 import yaml
 
 from coderouter.estimate import estimate_tokens
-from tests.conftest import ALICE, BOB, StartGateway, base_config
+from tests.conftest import ALICE, BOB, MakeUpstream, StartGateway, base_config
 from tests.fakes import Behaviour, FakeUpstream
 from tests.servers import Redis
 from tests.service import Process, serving, until
 from tests.test_quotas import CAROL
+from tests.test_sticky import three_targets
 
 PROCESSES = 3
 
@@ -281,3 +282,37 @@ async def test_redis_down_open_counts_locally_then_reconciles(
         assert report["quotas"][0]["requests"] == {"limit": 10, "used": 10, "reserved": 0,
                                                    "remaining": 0}
         assert await post(http, gateway.url, ALICE) == 429
+
+
+async def test_session_pins_follow_the_session_across_processes(
+        make_upstream: MakeUpstream, tmp_path: Path, redis_state: dict[str, Any]) -> None:
+    """A session served by one process is pinned in the others too: its next request, made
+    to another process, goes to the same target (20 sessions over weighted targets)."""
+    upstreams = [await make_upstream() for _ in range(3)]
+    config = {**three_targets(upstreams, tmp_path), "state": redis_state}
+    sessions = [f"s{n}" for n in range(20)]
+    async with processes(config, tmp_path, 2) as (first, second), aiohttp.ClientSession() as http:
+        for session in sessions:
+            assert await chat_in(http, first.url, session) == 200
+
+        await asyncio.sleep(0.5)  # published pins arrive within moments (no way to observe)
+        for session in sessions:
+            assert await chat_in(http, second.url, session) == 200
+
+        async def all_rows() -> bool:
+            return len(first.rows()) == 40
+        await until(all_rows, "both processes' rows")
+        by_session: dict[str, list[str]] = {}
+        for row in first.rows():
+            by_session.setdefault(row["session"], []).append(row["channel"])
+    assert len({channels[0] for channels in by_session.values()}) > 1  # weights spread them
+    assert {s: len(set(channels)) for s, channels in by_session.items()} == {
+        f"opencode:{s}": 1 for s in sessions}
+
+
+async def chat_in(http: aiohttp.ClientSession, url: str, session: str) -> int:
+    async with http.post(url + "/v1/chat/completions", headers={
+            "Authorization": f"Bearer {ALICE}", "x-session-id": session},
+            json={"model": "smart", "messages": [{"role": "user", "content": session}]}) as r:
+        await r.read()
+        return r.status
