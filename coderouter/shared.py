@@ -177,6 +177,9 @@ class SharedLimiter:
         self._epoch: str | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
         self._outbox: list[_Settlement] = []
+        self._sending = False
+        self._idle = asyncio.Event()
+        self._idle.set()
         self._local_seed: asyncio.Future[None] | None = None
         self._admit_box: list[tuple[list[Any], asyncio.Future[Any]]] = []
         self._no_script: type[BaseException] = OSError
@@ -363,30 +366,55 @@ class SharedLimiter:
         raise AssertionError("unreachable")
 
     async def _run_admit(self, args: list[Any]) -> Any:
-        """Run the admission script; the admissions of one moment share one round trip (each
-        script is still atomic on its own)."""
+        """Run the admission script (see `_sender`)."""
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         self._admit_box.append((args, future))
-        if len(self._admit_box) == 1:
-            self.spawn(self._send_admissions())
+        self._wake_sender()
         return await future
 
-    async def _send_admissions(self) -> None:
-        await asyncio.sleep(0)  # let the admissions of this loop iteration join
-        batch, self._admit_box = self._admit_box, []
+    def _wake_sender(self) -> None:
+        if not self._sending:
+            self._sending = True
+            self._idle.clear()
+            self.spawn(self._sender())
+
+    async def _sender(self) -> None:
+        """Send what is queued, one pipeline at a time: the settlements first, then the
+        admissions (each script atomic on its own). One round trip serves everything queued
+        meanwhile, and a request settled before another is admitted is counted before it,
+        as with in-memory state."""
         try:
-            results = await self._pipeline_admit(batch)
-            if any(isinstance(r, self._no_script) for r in results):
+            while self._admit_box or self._outbox:
+                await asyncio.sleep(0)  # let the requests of this loop iteration join
+                admissions, self._admit_box = self._admit_box, []
+                settlements, self._outbox = self._outbox, []
+                await self._send_batch(settlements, admissions)
+        finally:
+            self._sending = False
+            self._idle.set()
+
+    async def _send_batch(self, settlements: list[_Settlement],
+                          admissions: list[tuple[list[Any], asyncio.Future[Any]]]) -> None:
+        try:
+            results = await self._pipeline(settlements, admissions)
+            if any(isinstance(r, self._no_script) for r in results):  # Redis restarted
+                self._settle.sha = await self.redis.script_load(SETTLE)
                 self._admit.sha = await self.redis.script_load(ADMIT)
-                results = await self._pipeline_admit(batch)
+                results = await self._pipeline(settlements, admissions)
         except BaseException as exc:
-            for _, future in batch:
+            self.pending.extend(settlements)  # sent again later: a settlement counts once
+            for _, future in admissions:
                 if not future.done():
                     future.set_exception(exc)
             if not isinstance(exc, Exception):
                 raise
+            if isinstance(exc, self._errors):
+                self._failed(exc)
             return
-        for (_, future), result in zip(batch, results, strict=True):
+        for settlement, result in zip(settlements, results, strict=False):
+            if isinstance(result, Exception):
+                self.pending.append(settlement)
+        for (_, future), result in zip(admissions, results[len(settlements):], strict=True):
             if future.done():
                 continue
             if isinstance(result, BaseException):
@@ -394,9 +422,12 @@ class SharedLimiter:
             else:
                 future.set_result(result)
 
-    async def _pipeline_admit(self, batch: list[tuple[list[Any], Any]]) -> list[Any]:
+    async def _pipeline(self, settlements: list[_Settlement],
+                        admissions: list[tuple[list[Any], Any]]) -> list[Any]:
         pipe = self.redis.pipeline(transaction=False)
-        for args, _ in batch:
+        for settlement in settlements:
+            pipe.evalsha(self._settle.sha, 0, *self._settle_args(settlement))
+        for args, _ in admissions:
             pipe.evalsha(self._admit.sha, 0, *args)
         return list(await pipe.execute(raise_on_error=False))
 
@@ -431,30 +462,9 @@ class SharedLimiter:
     # -- settlement -------------------------------------------------------------------------
 
     def settle(self, settlement: _Settlement) -> None:
-        """Queue one settlement; those of one moment go to Redis together, in one round trip.
-        """
+        """Queue one settlement; it goes with the next pipeline (see `_sender`)."""
         self._outbox.append(settlement)
-        if len(self._outbox) == 1:
-            self.spawn(self._send_outbox())
-
-    async def _send_outbox(self) -> None:
-        await asyncio.sleep(0)  # let the settlements of this loop iteration join
-        batch, self._outbox = self._outbox, []
-        try:
-            try:
-                await self._pipeline_settle(batch)
-            except self._no_script:  # Redis restarted: load the script, send again
-                self._settle.sha = await self.redis.script_load(SETTLE)
-                await self._pipeline_settle(batch)
-        except self._errors as exc:
-            self.pending.extend(batch)  # sent again later: a settlement counts once
-            await self._failed_async(exc)
-
-    async def _pipeline_settle(self, batch: list[_Settlement]) -> None:
-        pipe = self.redis.pipeline(transaction=False)
-        for settlement in batch:
-            pipe.evalsha(self._settle.sha, 0, *self._settle_args(settlement))
-        await pipe.execute()
+        self._wake_sender()
 
     def _settle_args(self, s: _Settlement) -> list[Any]:
         starts = self._calendar.at(s.at)
@@ -659,6 +669,7 @@ class SharedLimiter:
         return self.local.report(token)
 
     async def _report(self, token: Token) -> dict[str, Any]:
+        await self._idle.wait()  # what this process settled is counted first
         now = self.clock()
         starts = self._calendar.at(now)
         ends = self._calendar.ends
