@@ -98,7 +98,7 @@ def supervise(count: int, run_worker: Callable[[int], int], host: str, port: int
             exit_code = os.waitstatus_to_exitcode(status)
             if stopping or index is None:
                 continue
-            if not ready:
+            if not ready and exit_code > 0:  # it refused to start (killed ones are replaced)
                 log.error("worker %d exited (%d) before serving: stopping", index, exit_code)
                 code = 1
                 forward(signal.SIGTERM, None)

@@ -98,6 +98,7 @@ async def test_a_dead_worker_is_replaced(upstream: FakeUpstream, tmp_path: Path,
     (connections waiting in the dead worker's own accept queue are reset by the kernel)."""
     config = {**shared_config(upstream, tmp_path, redis_state), "workers": 2}
     async with serving(config, tmp_path) as gw:
+        await gw.line("2 workers serving")
         first = children(gw.proc.pid)
         os.kill(first[0], signal.SIGKILL)
 
