@@ -8,7 +8,8 @@ What Gemini lacks and this codec makes up:
 
 * Call ids. ``functionCall.id`` is optional. A request's calls without one get ids from their
   position (``call_{content}_{part}``), the same on every turn of a conversation; a
-  ``functionResponse`` without one answers the oldest unanswered call of its name. An answer's
+  ``functionResponse`` without one answers the oldest unanswered call of its name. The
+  ``{name}__`` prefix the Gemini CLI puts on ids it was given is taken off again. An answer's
   calls without one get ``call_<random>_<n>``, fixed for the whole stream.
 * ``functionResponse.name``: Gemini needs it, other dialects do not send it; it is looked up
   from the call with the same id earlier in the request.
@@ -246,14 +247,22 @@ def _decode_part(part: Json, path: str, position: str, calls: _Calls) -> ir.Part
         args = call.get("args")
         if args is not None and not isinstance(args, dict):
             raise CodecError(f"{path}.functionCall.args: must be an object")
-        call_id = call.get("id") if isinstance(call.get("id"), str) and call["id"] else \
-            f"call_{position}"
+        call_id = _own_id(call.get("id"), call["name"]) or f"call_{position}"
         calls.called(call_id, call["name"])
         return ir.ToolCall(id=call_id, name=call["name"], arguments=_args_text(args),
                            signature=_signature(part))
     if (result := _get(part, "functionResponse")) is not None:
         return _decode_function_response(result, f"{path}.functionResponse", position, calls)
     return None  # executableCode, codeExecutionResult, videoMetadata…: nothing to carry
+
+
+def _own_id(given: Any, name: str) -> str | None:
+    """A call id as it was issued: the Gemini CLI prefixes each with ``{name}__`` in the
+    history it sends back (an upstream of another dialect wants its own id, under its
+    length limit)."""
+    if not isinstance(given, str) or not given:
+        return None
+    return given.removeprefix(f"{name}__") or given
 
 
 def _decode_blob(blob: Any, path: str) -> ir.Image | ir.File:
@@ -281,8 +290,7 @@ def _decode_function_response(result: Any, path: str, position: str,
     if not isinstance(result, dict) or not isinstance(result.get("name"), str):
         raise CodecError(f"{path}: needs a string 'name'")
     name = result["name"]
-    given = result.get("id") if isinstance(result.get("id"), str) and result["id"] else None
-    call_id = calls.answer(given, name, position)
+    call_id = calls.answer(_own_id(result.get("id"), name), name, position)
     response = result.get("response")
     is_error = False
     content: str | list[ir.Text | ir.Image]

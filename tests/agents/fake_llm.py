@@ -418,9 +418,17 @@ SKIP_SIGNATURE = "skip_thought_signature_validator"
 
 
 def unsigned_call(contents: list[Any]) -> str | None:
-    """Gemini 3's 400: a model turn whose first functionCall has no thoughtSignature, or a
-    signature it never issued; None when the history is acceptable."""
+    """Gemini 3's 400: in the current turn (the steps since the last user message that is not
+    only function responses), a model step whose first functionCall has no thoughtSignature,
+    or a signature it never issued; None when the history is acceptable. Earlier turns are
+    not checked (Gemini validates the current turn only: resumed sessions carry none)."""
+    start = 0
     for n, content in enumerate(contents):
+        parts = content.get("parts") or [] if isinstance(content, dict) else []
+        if content.get("role") == "user" and any(
+                isinstance(p, dict) and "functionResponse" not in p for p in parts):
+            start = n
+    for n, content in enumerate(contents[start:], start):
         if not isinstance(content, dict) or content.get("role") != "model":
             continue
         parts = [p for p in content.get("parts") or [] if isinstance(p, dict)]

@@ -524,3 +524,19 @@ class TestSignaturesOnTheWire:
             decoded = gemini.decode_response(body).parts[0]
             assert isinstance(decoded, ir.Text)
             assert decoded.signature == ir.Opaque("gemini", sig)
+
+
+def test_the_gemini_clis_id_prefix_is_taken_off() -> None:
+    """The Gemini CLI sends ids back as ``{name}__{id}``; the upstream gets its own id."""
+    body = {"contents": [
+        {"role": "model", "parts": [{"functionCall": {
+            "id": "write_file__toolu_01A", "name": "write_file", "args": {}},
+            "thoughtSignature": SIG}]},
+        {"role": "user", "parts": [{"functionResponse": {
+            "id": "write_file__toolu_01A", "name": "write_file",
+            "response": {"output": "ok"}}}]}]}
+    request = gemini.decode_request(body)
+    assert request.messages == [
+        ir.Message("assistant", [ir.ToolCall("toolu_01A", "write_file", "{}",
+                                             signature=ir.Opaque("gemini", SIG))]),
+        ir.Message("user", [ir.ToolResult("toolu_01A", "ok", name="write_file")])]
