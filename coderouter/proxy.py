@@ -14,7 +14,7 @@ import email.utils
 import logging
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -607,19 +607,26 @@ class _StreamClock:
             self._handle = None
 
 
-async def read_capped(upstream: Response, limit: int) -> bytes:
+def read_capped(upstream: Response, limit: int) -> Awaitable[bytes]:
     """The whole upstream body; `UpstreamError` as soon as it passes *limit* bytes (after
-    decompression: a small gzip body can inflate to gigabytes)."""
+    decompression: a small gzip body can inflate to gigabytes).
+
+    A plain body with a Content-Length within *limit* is read as aiohttp reads it (its parser
+    stops at that length), with no extra coroutine on the pass-through path.
+    """
     headers = getattr(upstream, "headers", None)
     if headers is None:  # the mock: answers from memory
-        return await upstream.read()
+        return upstream.read()
     length = getattr(upstream, "content_length", None)
-    encoded = "Content-Encoding" in headers
-    if length is not None and not encoded:
+    if length is not None and "Content-Encoding" not in headers:
         if length > limit:
             raise UpstreamError(f"upstream answer of {length} bytes is over the {limit} byte "
                                 "limit")
-        return await upstream.read()  # the parser stops at Content-Length
+        return upstream.read()
+    return _read_counting(upstream, limit)
+
+
+async def _read_counting(upstream: Any, limit: int) -> bytes:
     chunks = []
     size = 0
     async for chunk in upstream.content.iter_any():
