@@ -187,8 +187,9 @@ class Dialect:
     build: Callable[[Conversation, bool], Json]
     #: Send *body* through the gateway at *url* with *key* using the official SDK.
     send: Callable[[str, str, Conversation, bool], Awaitable[Outcome]]
-    #: The upstream fake: an aiohttp app factory, and the channel config that reaches it.
-    upstream: Callable[[], FakeUpstream]
+    #: The upstream fake: an aiohttp app factory, and the channel config that reaches it;
+    #: None while the dialect is in the matrix as a client only.
+    upstream: Callable[[], FakeUpstream] | None
     #: What the upstream must receive, given the conversation in its own terms and the
     #: caller's dialect; defaults to ``build`` with the target's model.
     expected: Callable[[Conversation, bool, str], Json] | None = None
