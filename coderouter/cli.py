@@ -68,6 +68,10 @@ def responses_note(channel: Channel) -> str:
     """What an openai/azure channel does with /v1/responses, and why."""
     said = "set" if channel.responses != serves_responses_by_default(
         channel.type, channel.base_url) else "default for this base_url"
+    if channel.responses == "only":
+        return (f"channel '{channel.name}': Responses API only (responses: only); "
+                "/v1/responses passes through, Chat, Messages and Gemini callers are "
+                "translated to it, /v1/completions is refused")
     if channel.responses:
         return (f"channel '{channel.name}': Chat Completions and Responses API "
                 f"(responses: true, {said}); /v1/responses passes through")

@@ -114,8 +114,10 @@ class Channel:
     enabled: bool = True
     #: openai/azure: the upstream serves the Responses API too (``responses:``; the default is
     #: true for api.openai.com and Azure, false for other OpenAI-compatible servers, which
-    #: then get /v1/responses translated to Chat Completions).
-    responses: bool = False
+    #: then get /v1/responses translated to Chat Completions). "only": the Responses API and
+    #: no Chat Completions (gpt-5-codex-class models), so Chat, Messages and Gemini callers
+    #: are translated to Responses.
+    responses: bool | Literal["only"] = False
 
 
 def serves_responses_by_default(kind: str, base_url: str) -> bool:
@@ -427,6 +429,15 @@ class _Parser:
             return None
         return value
 
+    def responses_setting(self, value: Any, path: str) -> bool | Literal["only"] | None:
+        """``responses``: true, false, or ``only`` (the Responses API and no Chat)."""
+        if value == "only":
+            return "only"
+        if not isinstance(value, bool):
+            self.error(path, f"expected true, false or only, got {_kind(value)}")
+            return None
+        return value
+
     def duration(self, value: Any, path: str) -> float | None:
         if isinstance(value, int | float) and not isinstance(value, bool):
             if value < 0:
@@ -656,7 +667,7 @@ class _Parser:
                 self.error(f"{_join(path, 'forward_headers')}[{i}]", problem)
         models = self.field(m, path, "models", self.strings, ())
         enabled = self.field(m, path, "enabled", self.boolean, True)
-        responses = self.field(m, path, "responses", self.boolean, None)
+        responses = self.field(m, path, "responses", self.responses_setting, None)
         if responses is not None and kind not in ("openai", "azure"):
             self.error(_join(path, "responses"), "only for openai and azure channels")
         if name is None or kind is None or None in (base_url, keys_, headers, models, enabled):

@@ -60,12 +60,20 @@ CHANNEL_DIALECTS: dict[str, tuple[str, ...]] = {
 #: The same for an openai or azure channel whose upstream has no Responses API.
 _CHAT_ONLY = {kind: tuple(d for d in CHANNEL_DIALECTS[kind] if d != "responses")
               for kind in ("openai", "azure")}
+#: And for one whose upstream has the Responses API and no Chat Completions
+#: (``responses: only``).
+_RESPONSES_ONLY = {kind: tuple(d for d in CHANNEL_DIALECTS[kind]
+                               if d not in ("chat", "completions"))
+                   for kind in ("openai", "azure")}
 
 
 def dialects_of(channel: Channel) -> tuple[str, ...]:
     """What *channel*'s upstream serves natively (on every request: two lookups)."""
-    if not channel.responses and channel.type in _CHAT_ONLY:
-        return _CHAT_ONLY[channel.type]
+    if channel.type in _CHAT_ONLY:
+        if channel.responses == "only":
+            return _RESPONSES_ONLY[channel.type]
+        if not channel.responses:
+            return _CHAT_ONLY[channel.type]
     return CHANNEL_DIALECTS.get(channel.type, ())
 
 
