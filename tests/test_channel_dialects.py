@@ -51,6 +51,21 @@ def test_responses_is_refused_on_other_channel_types() -> None:
                               "keys": ["k"], "responses": True}))
 
 
+def test_responses_only_drops_chat() -> None:
+    """``responses: only``: the upstream has the Responses API and no Chat Completions, so
+    Chat, Messages and Gemini callers are bridged to Responses."""
+    config = parse(channel_config({"name": "c", "type": "openai", "keys": ["k"],
+                                   "base_url": "https://api.openai.com/v1",
+                                   "responses": "only"}))
+    [parsed] = config.channels
+    assert parsed.responses == "only"
+    assert dialects_of(parsed) == ("embeddings", "responses")
+    with pytest.raises(Exception, match=r"channels\[0\]\.responses: expected true, false or "
+                                        r"only, got str"):
+        parse(channel_config({"name": "c", "type": "openai", "base_url": "https://a",
+                              "keys": ["k"], "responses": "yes"}))
+
+
 def test_check_explains_each_openai_channel(tmp_path: Path) -> None:
     """`coderouter check` says, per openai channel, whether /v1/responses passes or is
     translated, and whether that was set or the base URL's default."""
