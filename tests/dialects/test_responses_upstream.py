@@ -126,6 +126,24 @@ class TestMessagesCaller:
         assert final.stop_reason == "tool_use"
         assert (final.usage.input_tokens, final.usage.cache_read_input_tokens,
                 final.usage.output_tokens) == (10, 80, 20)
+        assert thinking.signature.startswith("crenv1.")  # type: ignore[union-attr]
+
+        # Claude Code's next turn replays the thinking block: OpenAI gets its item back
+        await claude.messages.create(
+            model="smart", max_tokens=2000, tools=[SHELL],
+            thinking={"type": "enabled", "budget_tokens": 1024},
+            messages=[{"role": "user", "content": "list files"},
+                      {"role": "assistant", "content": [b.model_dump() for b in final.content]},
+                      {"role": "user", "content": [{"type": "tool_result",
+                                                    "tool_use_id": "call_1",
+                                                    "content": "a.py"}]}])
+        assert upstream.seen[-1].json["input"][1:] == [
+            {"type": "reasoning", "id": "rs_1", "encrypted_content": "gAAA", "summary": [
+                {"type": "summary_text", "text": "Plan\n\nAct"}]},
+            {"type": "message", "role": "assistant", "content": "On it."},
+            {"type": "function_call", "call_id": "call_1", "name": "shell",
+             "arguments": '{"command":["ls"]}'},
+            {"type": "function_call_output", "call_id": "call_1", "output": "a.py"}]
 
 
 class TestChatCaller:
@@ -171,11 +189,30 @@ class TestChatCaller:
                     arguments += call.function.arguments or ""  # type: ignore[union-attr]
                 finish = choice.finish_reason or finish
         assert text == "On it."
-        assert calls == [("call_1", "shell")]
+        # Chat has no slot for reasoning state: it rides, sealed, on the first call's id
+        [(call_id, name)] = calls
+        assert call_id.startswith("call_1.crenv1.") and name == "shell"
         assert arguments == '{"command":["ls"]}'
         assert finish == "tool_calls"
         assert usage is not None
         assert (usage.prompt_tokens, usage.completion_tokens) == (90, 20)
+
+        # the next turn gives OpenAI back its own reasoning item, byte for byte
+        await chat.chat.completions.create(model="smart", messages=[
+            {"role": "user", "content": "list files"},
+            {"role": "assistant", "content": "On it.", "tool_calls": [
+                {"id": call_id, "type": "function",
+                 "function": {"name": "shell", "arguments": arguments}}]},
+            {"role": "tool", "tool_call_id": call_id, "content": "a.py"}])
+        assert upstream.seen[-1].json["input"] == [
+            {"type": "message", "role": "user",
+             "content": [{"type": "input_text", "text": "list files"}]},
+            {"type": "reasoning", "id": "rs_1", "encrypted_content": "gAAA", "summary": [
+                {"type": "summary_text", "text": "Plan\n\nAct"}]},
+            {"type": "message", "role": "assistant", "content": "On it."},
+            {"type": "function_call", "call_id": "call_1", "name": "shell",
+             "arguments": '{"command":["ls"]}'},
+            {"type": "function_call_output", "call_id": "call_1", "output": "a.py"}]
 
     async def test_upstream_error(self, chat: openai.AsyncOpenAI,
                                   upstream: FakeUpstream) -> None:
