@@ -6,7 +6,7 @@ API (a request in another dialect gets the 404 a real vendor would give):
 - ``/anthropic``    Anthropic Messages: ``/v1/messages`` (SSE or JSON), ``.../count_tokens``
 - ``/openai/v1``    OpenAI with the Responses API: ``/chat/completions`` and ``/responses``
 - ``/openai-chat/v1``  a Chat-Completions-only OpenAI-compatible server
-- ``/gemini``       Gemini: ``/v1beta/models/{m}:generateContent``,
+- ``/gemini``       Gemini (``v1beta`` and ``v1``): ``/v1beta/models/{m}:generateContent``,
   ``:streamGenerateContent?alt=sse``, ``:countTokens``
 
 Every prefix also lists models. The answers follow `script.decide`; each one reports the fixed
@@ -78,7 +78,7 @@ class FakeLLM:
         handler = self.routes.get((request.method, request.path))
         if handler is not None:
             return await handler(request)
-        if request.path.startswith("/gemini/v1beta/models"):
+        if request.path.startswith(("/gemini/v1beta/models", "/gemini/v1/models")):
             return await self.gemini(request)
         if request.method in ("GET", "HEAD") and request.path == "/":
             return web.Response(text="fake llm")
@@ -342,7 +342,7 @@ class FakeLLM:
     # ---- Gemini -------------------------------------------------------------------------
 
     async def gemini(self, request: web.Request) -> web.StreamResponse:
-        rest = request.path.removeprefix("/gemini/v1beta/models").lstrip("/")
+        rest = request.path.partition("/models")[2].lstrip("/")
         if request.method == "GET":
             self.seen.append(Seen("gemini", request.path, "", False, "list"))
             if rest:
@@ -366,11 +366,12 @@ class FakeLLM:
             self.seen.append(Seen("gemini", request.path, model, False, "400"))
             return web.json_response({"error": {"code": 400, "status": "INVALID_ARGUMENT",
                                                 "message": refused}}, status=400)
-        tools = tuple(Tool(d["name"], "function",
-                           d.get("parametersJsonSchema") or d.get("parameters") or {})
+        tools = tuple(Tool(d["name"], "function", proto_field(d, "parametersJsonSchema")
+                           or proto_field(d, "parameters") or {})
                       for t in body.get("tools") or []
-                      for d in t.get("functionDeclarations") or [])
-        events = [("result", "") if "functionResponse" in p else ("user", script.texts(p))
+                      for d in proto_field(t, "functionDeclarations") or [])
+        events = [("result", "") if proto_field(p, "functionResponse")
+                  else ("user", script.texts(p))
                   for c in contents if c.get("role", "user") == "user"
                   for p in c.get("parts") or [] if isinstance(p, dict)]
         stream = method == "streamGenerateContent"
@@ -432,14 +433,21 @@ def unsigned_call(contents: list[Any]) -> str | None:
         if not isinstance(content, dict) or content.get("role") != "model":
             continue
         parts = [p for p in content.get("parts") or [] if isinstance(p, dict)]
-        calls = [p for p in parts if "functionCall" in p]
-        if calls and "thoughtSignature" not in calls[0]:
+        calls = [p for p in parts if proto_field(p, "functionCall")]
+        if calls and proto_field(calls[0], "thoughtSignature") is None:
             return ("Function call is missing a thought_signature in functionCall parts. "
                     f"This is required for tools to work correctly. Position {n}")
-        if any(p.get("thoughtSignature") not in (None, GEMINI_SIGNATURE, SKIP_SIGNATURE)
+        if any(proto_field(p, "thoughtSignature") not in (None, GEMINI_SIGNATURE, SKIP_SIGNATURE)
                for p in parts):
             return f"Corrupted thought signature at position {n}"
     return None
+
+
+def proto_field(obj: dict[str, Any], name: str) -> Any:
+    """A field of a Gemini request by its JSON name or its proto name, as Google's API reads
+    both (google-genai sends ``parameters_json_schema``, Gemini CLI ``parametersJsonSchema``)."""
+    snake = "".join(f"_{c.lower()}" if c.isupper() else c for c in name)
+    return obj.get(name, obj.get(snake))
 
 
 def gemini_model(name: str) -> dict[str, Any]:

@@ -1,0 +1,239 @@
+"""The agent matrix's fake LLM, read by the official SDKs: every dialect parses into their types.
+
+No agent CLI is needed: these run with the rest of the suite, so a change that makes the fake
+unfaithful to a wire format fails here before it confuses the matrix.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import anthropic
+import openai
+import pytest
+from google import genai
+from google.genai import types as gtypes
+
+from tests.agents import script
+from tests.agents.fake_llm import FakeLLM
+from tests.agents.runner import task_for
+
+MODEL = "sdk-model"
+KEY = "sk-fake-0123456789"
+WRITE_SCHEMA = {"type": "object", "required": ["file_path", "content"], "properties": {
+    "file_path": {"type": "string"}, "content": {"type": "string"}}}
+USAGE = (script.PROMPT_TOKENS, script.COMPLETION_TOKENS, script.TOTAL_TOKENS)
+
+
+@pytest.fixture
+async def clients(fake: FakeLLM) -> AsyncIterator[Clients]:
+    """The three SDKs' async clients on the fake, closed after the test."""
+    made = Clients(
+        openai.AsyncOpenAI(base_url=fake.url + "/openai/v1", api_key=KEY, max_retries=0),
+        openai.AsyncOpenAI(base_url=fake.url + "/openai-chat/v1", api_key=KEY, max_retries=0),
+        anthropic.AsyncAnthropic(base_url=fake.url + "/anthropic", api_key=KEY, max_retries=0),
+        genai.Client(api_key=KEY, http_options=gtypes.HttpOptions(base_url=fake.url + "/gemini",
+                                                          api_version="v1beta")))
+    yield made
+    await made.openai.close()
+    await made.chat.close()
+    await made.anthropic.close()
+    await made.gemini.aio.aclose()
+
+
+@dataclass
+class Clients:
+    openai: openai.AsyncOpenAI
+    chat: openai.AsyncOpenAI
+    anthropic: anthropic.AsyncAnthropic
+    gemini: genai.Client
+
+
+@pytest.fixture
+async def fake(aiohttp_server: Any, tmp_path: Path) -> FakeLLM:
+    llm = FakeLLM()
+    server = await aiohttp_server(llm.app)
+    llm.url = str(server.make_url("")).rstrip("/")
+    llm.register(MODEL, task_for(tmp_path, MODEL))
+    return llm
+
+
+def expected_write(fake: FakeLLM) -> dict[str, str]:
+    task = fake.tasks[MODEL]
+    return {"file_path": task.path(0), "content": task.steps[0].content}
+
+
+def prompt(fake: FakeLLM, step: int = 0) -> str:
+    return fake.tasks[MODEL].prompt(step)
+
+
+@pytest.mark.parametrize("stream", [False, True])
+async def test_chat_completions_tool_round_trip(fake: FakeLLM, clients: Clients,
+                                                stream: bool) -> None:
+    client = clients.chat
+    tools: Any = [{"type": "function", "function": {"name": "write_file",
+                                                    "parameters": WRITE_SCHEMA}}]
+    messages: list[Any] = [{"role": "user", "content": prompt(fake)}]
+
+    async def ask() -> tuple[Any, Any]:
+        if not stream:
+            done = await client.chat.completions.create(model=MODEL, messages=messages,
+                                                        tools=tools)
+            return done.choices[0].message, done.usage
+        chunks = [c async for c in await client.chat.completions.create(
+            model=MODEL, messages=messages, tools=tools, stream=True,
+            stream_options={"include_usage": True})]
+        calls: dict[int, dict[str, str]] = {}
+        text = ""
+        for c in chunks[:-1]:
+            delta = c.choices[0].delta
+            text += delta.content or ""
+            for call in delta.tool_calls or []:
+                slot = calls.setdefault(call.index, {"id": "", "name": "", "arguments": ""})
+                slot["id"] += call.id or ""
+                slot["name"] += (call.function and call.function.name) or ""
+                slot["arguments"] += (call.function and call.function.arguments) or ""
+        assert chunks[-1].choices == []
+        message = openai.types.chat.ChatCompletionMessage.model_validate({
+            "role": "assistant", "content": text or None, "tool_calls": [
+                {"id": v["id"], "type": "function",
+                 "function": {"name": v["name"], "arguments": v["arguments"]}}
+                for v in calls.values()] or None})
+        return message, chunks[-1].usage
+
+    message, usage = await ask()
+    [call] = message.tool_calls
+    assert (call.function.name, json.loads(call.function.arguments)) == \
+        ("write_file", expected_write(fake))
+    assert (usage.prompt_tokens, usage.completion_tokens, usage.total_tokens) == USAGE
+    messages += [message.model_dump(exclude_none=True),
+                 {"role": "tool", "tool_call_id": call.id, "content": "written"}]
+    message, usage = await ask()
+    assert (message.content, message.tool_calls) == (script.FINAL_TEXT, None)
+
+
+async def test_chat_completions_without_tools_answers_in_whole_file_format(
+        fake: FakeLLM, clients: Clients) -> None:
+    """aider's way: no tools, so the file comes back as a whole-file edit block."""
+    done = await clients.chat.chat.completions.create(
+        model=MODEL, messages=[{"role": "user", "content": prompt(fake)}])
+    step = fake.tasks[MODEL].steps[0]
+    assert done.choices[0].message.content == f"{step.filename}\n```\n{step.content}```\n"
+
+
+RESPONSES_EVENTS = [
+    "response.created", "response.in_progress", "response.output_item.added",
+    "response.custom_tool_call_input.delta", "response.custom_tool_call_input.delta",
+    "response.custom_tool_call_input.done", "response.output_item.done", "response.completed"]
+
+
+@pytest.mark.parametrize("stream", [False, True])
+async def test_responses_custom_tool_round_trip(fake: FakeLLM, clients: Clients,
+                                                stream: bool) -> None:
+    """Codex's apply_patch as a freeform tool: the patch comes back as a custom_tool_call."""
+    client = clients.openai
+    tools: Any = [{"type": "custom", "name": "apply_patch", "description": "patch",
+                   "format": {"type": "grammar", "syntax": "lark", "definition": "start: /.+/"}}]
+    items: list[Any] = [{"type": "message", "role": "user",
+                         "content": [{"type": "input_text", "text": prompt(fake)}]}]
+    if stream:
+        async with client.responses.stream(model=MODEL, input=items, tools=tools) as events:
+            seen = [e.type async for e in events]
+            done = await events.get_final_response()
+        assert seen == RESPONSES_EVENTS
+    else:
+        done = await client.responses.create(model=MODEL, input=items, tools=tools)
+    [call] = done.output
+    assert call.type == "custom_tool_call"
+    step = fake.tasks[MODEL].steps[0]
+    assert call.input == (f"*** Begin Patch\n*** Add File: {step.filename}\n"
+                          f"+{step.marker}\n*** End Patch\n")
+    assert done.usage is not None
+    assert (done.usage.input_tokens, done.usage.output_tokens, done.usage.total_tokens) == USAGE
+    items += [call.model_dump(exclude_none=True),
+              {"type": "custom_tool_call_output", "call_id": call.call_id, "output": "ok"}]
+    done = await client.responses.create(model=MODEL, input=items, tools=tools)
+    assert done.output_text == script.FINAL_TEXT
+
+
+@pytest.mark.parametrize("stream", [False, True])
+async def test_messages_tool_round_trip(fake: FakeLLM, clients: Clients, stream: bool) -> None:
+    client = clients.anthropic
+    tools: Any = [{"name": "Write", "input_schema": WRITE_SCHEMA}]
+    messages: list[Any] = [{"role": "user", "content": prompt(fake)}]
+
+    async def ask() -> Any:
+        if not stream:
+            return await client.messages.create(model=MODEL, max_tokens=100,
+                                                messages=messages, tools=tools)
+        async with client.messages.stream(model=MODEL, max_tokens=100, messages=messages,
+                                          tools=tools) as events:
+            return await events.get_final_message()
+
+    message = await ask()
+    [block] = message.content
+    assert (block.type, block.name, block.input) == ("tool_use", "Write", expected_write(fake))
+    assert (message.stop_reason, message.usage.input_tokens, message.usage.output_tokens) == \
+        ("tool_use", script.PROMPT_TOKENS, script.COMPLETION_TOKENS)
+    messages += [{"role": "assistant", "content": [block.model_dump()]},
+                 {"role": "user", "content": [
+                     {"type": "tool_result", "tool_use_id": block.id, "content": "ok"}]}]
+    message = await ask()
+    assert [(b.type, b.text) for b in message.content] == [("text", script.FINAL_TEXT)]
+    count = await client.messages.count_tokens(model=MODEL, messages=messages)
+    assert count.input_tokens == script.COUNTED_TOKENS
+
+
+@pytest.mark.parametrize("stream", [False, True])
+async def test_gemini_function_round_trip(fake: FakeLLM, clients: Clients, stream: bool) -> None:
+    client = clients.gemini
+    config = gtypes.GenerateContentConfig(tools=[gtypes.Tool(function_declarations=[
+        gtypes.FunctionDeclaration(name="write_file", parameters_json_schema=WRITE_SCHEMA)])])
+    contents: list[Any] = [gtypes.Content(role="user", parts=[gtypes.Part(text=prompt(fake))])]
+
+    async def ask() -> list[gtypes.GenerateContentResponse]:
+        if not stream:
+            return [await client.aio.models.generate_content(
+                model=MODEL, contents=contents, config=config)]
+        return [c async for c in await client.aio.models.generate_content_stream(
+            model=MODEL, contents=contents, config=config)]
+
+    answers = await ask()
+    parts = [p for a in answers for p in a.candidates[0].content.parts]
+    [part] = parts
+    assert part.function_call is not None
+    assert (part.function_call.name, part.function_call.args) == \
+        ("write_file", expected_write(fake))
+    usage = answers[-1].usage_metadata
+    assert (usage.prompt_token_count, usage.candidates_token_count,
+            usage.total_token_count) == USAGE
+    contents += [gtypes.Content(role="model", parts=[part]),
+                 gtypes.Content(role="user", parts=[gtypes.Part(
+                     function_response=gtypes.FunctionResponse(
+                         name="write_file", response={"output": "ok"}))])]
+    answers = await ask()
+    assert "".join(a.text or "" for a in answers) == script.FINAL_TEXT
+    counted = await client.aio.models.count_tokens(model=MODEL, contents=contents)
+    assert counted.total_tokens == script.COUNTED_TOKENS
+
+
+async def test_a_dialect_under_another_prefix_is_a_404(clients: Clients) -> None:
+    """The chat-only prefix has no Responses API, as a chat-only vendor would not."""
+    with pytest.raises(openai.NotFoundError):
+        await clients.chat.responses.create(model=MODEL, input="hi")
+
+
+async def test_gemini_refuses_an_unsigned_function_call_in_history(clients: Clients) -> None:
+    """As Gemini 3 does: the first functionCall of a model turn must carry the signature the
+    fake issued (or Gemini CLI's skip placeholder)."""
+    call = gtypes.Part(function_call=gtypes.FunctionCall(name="write_file", args={}))
+    contents: Any = [gtypes.Content(role="user", parts=[gtypes.Part(text="hi")]),
+                     gtypes.Content(role="model", parts=[call])]
+    with pytest.raises(genai.errors.ClientError) as refused:
+        await clients.gemini.aio.models.generate_content(model=MODEL, contents=contents)
+    assert refused.value.code == 400
+    assert "missing a thought_signature" in str(refused.value.message)
