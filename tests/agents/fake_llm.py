@@ -425,9 +425,12 @@ def unsigned_call(contents: list[Any]) -> str | None:
     not checked (Gemini validates the current turn only: resumed sessions carry none)."""
     start = 0
     for n, content in enumerate(contents):
-        parts = content.get("parts") or [] if isinstance(content, dict) else []
+        if not isinstance(content, dict):
+            continue
+        parts = content.get("parts") or []
         if content.get("role") == "user" and any(
-                isinstance(p, dict) and "functionResponse" not in p for p in parts):
+                isinstance(p, dict) and proto_field(p, "functionResponse") is None
+                for p in parts):
             start = n
     for n, content in enumerate(contents[start:], start):
         if not isinstance(content, dict) or content.get("role") != "model":

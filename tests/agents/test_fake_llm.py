@@ -227,13 +227,33 @@ async def test_a_dialect_under_another_prefix_is_a_404(clients: Clients) -> None
         await clients.chat.responses.create(model=MODEL, input="hi")
 
 
-async def test_gemini_refuses_an_unsigned_function_call_in_history(clients: Clients) -> None:
-    """As Gemini 3 does: the first functionCall of a model turn must carry the signature the
-    fake issued (or Gemini CLI's skip placeholder)."""
+async def test_gemini_refuses_an_unsigned_function_call_in_the_current_turn(
+        clients: Clients) -> None:
+    """As Gemini 3 does: the first functionCall of a model turn after the last user text must
+    carry the signature the fake issued (or Gemini CLI's skip placeholder), and none may carry
+    a signature it never issued; earlier turns are not checked."""
     call = gtypes.Part(function_call=gtypes.FunctionCall(name="write_file", args={}))
-    contents: Any = [gtypes.Content(role="user", parts=[gtypes.Part(text="hi")]),
-                     gtypes.Content(role="model", parts=[call])]
-    with pytest.raises(genai.errors.ClientError) as refused:
-        await clients.gemini.aio.models.generate_content(model=MODEL, contents=contents)
-    assert refused.value.code == 400
-    assert "missing a thought_signature" in str(refused.value.message)
+    result = gtypes.Part(function_response=gtypes.FunctionResponse(
+        name="write_file", response={"output": "ok"}))
+
+    def user(text: str) -> gtypes.Content:
+        return gtypes.Content(role="user", parts=[gtypes.Part(text=text)])
+
+    async def status(contents: Any) -> int:
+        try:
+            await clients.gemini.aio.models.generate_content(model=MODEL, contents=contents)
+        except genai.errors.ClientError as refused:
+            assert refused.code == 400
+            return 400
+        return 200
+
+    current = [user("hi"), gtypes.Content(role="model", parts=[call]),
+               gtypes.Content(role="user", parts=[result])]
+    assert await status(current) == 400
+    earlier = [user("hi"), gtypes.Content(role="model", parts=[call]),
+               gtypes.Content(role="user", parts=[result]),
+               gtypes.Content(role="model", parts=[gtypes.Part(text="done")]), user("again")]
+    assert await status(earlier) == 200
+    forged = gtypes.Part(function_call=call.function_call, thought_signature=b"forged")
+    assert await status([user("hi"), gtypes.Content(role="model", parts=[forged]),
+                         gtypes.Content(role="user", parts=[result])]) == 400
