@@ -58,9 +58,13 @@ class Reply:
 
 
 def signature_problem(payload: dict[str, Any]) -> str | None:
-    """What Gemini 3 answers 400 about: a model turn whose first functionCall has no
-    thoughtSignature, or a signature it did not issue (nor the documented placeholder)."""
-    for n, content in enumerate(payload.get("contents") or []):
+    """What Gemini 3 answers 400 about, in the current turn (the steps since the last user
+    message that is not only function responses): a model step whose first functionCall has
+    no thoughtSignature, or a signature it did not issue (nor the documented placeholder)."""
+    contents = payload.get("contents") or []
+    start = max((n for n, c in enumerate(contents) if c.get("role", "user") == "user" and any(
+        "functionResponse" not in p for p in c.get("parts") or [])), default=0)
+    for n, content in enumerate(contents[start:], start):
         if content.get("role") != "model":
             continue
         calls = [p for p in content.get("parts") or [] if "functionCall" in p]

@@ -323,3 +323,27 @@ async def test_rate_limit_is_resource_exhausted(start_gateway: StartGateway,
         assert second.status == 429 and int(second.headers["Retry-After"]) > 0
         google_shaped(await second.read(), 429, "RESOURCE_EXHAUSTED")
     assert len(gemini_upstream.seen) == 1
+
+
+async def test_signatures_pass_through_as_gemini_judges_them(gw: Running,
+                                                             gemini_upstream: FakeGemini) -> None:
+    """Gemini to Gemini the gateway adds no signature: an earlier turn without one (a resumed
+    Gemini CLI session) is accepted, an unsigned call in the current turn gets Google's own 400
+    back verbatim."""
+    earlier = [{"role": "user", "parts": [{"text": "list"}]},
+               {"role": "model", "parts": [{"functionCall": {"name": "ls", "args": {}}}]},
+               {"role": "user", "parts": [{"functionResponse": {
+                   "name": "ls", "response": {"output": "a"}}}]},
+               {"role": "model", "parts": [{"text": "a"}]}]
+    async with aiohttp.ClientSession() as http:
+        resumed = await http.post(f"{gw.url}/v1beta/models/gem:generateContent",
+                                  headers={"x-goog-api-key": ALICE}, json={"contents": [
+                                      *earlier, {"role": "user", "parts": [{"text": "again"}]}]})
+        assert resumed.status == 200
+        current = await http.post(f"{gw.url}/v1beta/models/gem:generateContent",
+                                  headers={"x-goog-api-key": ALICE},
+                                  json={"contents": earlier[:3]})
+        assert current.status == 400
+        assert await current.read() == google_error(
+            400, "Function call is missing a thought_signature in functionCall parts. "
+                 "Position 1", "INVALID_ARGUMENT")
