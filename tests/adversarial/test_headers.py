@@ -21,6 +21,7 @@ from tests.adversarial.conftest import hostile_config
 from tests.adversarial.hostile import Hostile
 from tests.conftest import ALICE, UPSTREAM_KEY, Running, StartGateway, base_config
 from tests.fake_anthropic import FakeAnthropic
+from tests.fake_gemini import FakeGemini
 from tests.fakes import FakeUpstream
 
 #: Headers a caller may send to pick the account, project or billing, or claim an address.
@@ -183,3 +184,29 @@ def test_retry_after_forms() -> None:
     assert retry_after_seconds("nan", now) is None
     assert retry_after_seconds("soon", now) is None
     assert retry_after_seconds(None, now) is None
+
+
+@pytest.mark.parametrize("method", ["generateContent", "countTokens"])
+async def test_gemini_callers_keep_their_client_header_and_lose_the_project(
+        start_gateway: StartGateway, upstream: FakeUpstream, aiohttp_server: Any,
+        tmp_path: Path, method: str) -> None:
+    """A Gemini caller on a gemini channel: x-goog-api-client passes, the billing project,
+    the caller's own key header and address claims do not."""
+    gemini = FakeGemini()
+    gemini.url = str((await aiohttp_server(gemini.app)).make_url("")).rstrip("/")
+    config = base_config(upstream.url, tmp_path)
+    config["channels"].append({"name": "google", "type": "gemini", "base_url": gemini.url,
+                               "keys": [UPSTREAM_KEY]})
+    config["model_groups"].append(
+        {"name": "gem", "targets": [{"channel": "google", "model": "gemini-2.5-flash"}]})
+    gateway = await start_gateway(config)
+    client = {"x-goog-api-client": "google-genai-sdk/1.0", "User-Agent": "GeminiCLI/0.1"}
+    async with aiohttp.ClientSession() as http:
+        async with http.post(f"{gateway.url}/v1beta/models/gem:{method}",
+                             json={"contents": [{"role": "user", "parts": [{"text": "hi"}]}]},
+                             headers={"x-goog-api-key": ALICE, **client, **STEERING}) as resp:
+            assert resp.status == 200, await resp.text()
+    headers = gemini.seen[-1].headers
+    assert sent(headers, client) == client
+    assert sent(headers, STEERING) == {}
+    assert headers["x-goog-api-key"] == UPSTREAM_KEY
