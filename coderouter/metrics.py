@@ -45,6 +45,11 @@ class Metrics:
         self.prompt_tokens = Counter(
             "coderouter_prompt_tokens", "Prompt (input) tokens, as in the usage rows.",
             ["model", "channel"], registry=registry)
+        self.cached_tokens = Counter(
+            "coderouter_cached_tokens",
+            "Prompt tokens the upstream read from its prompt cache (part of prompt tokens); "
+            "cached / prompt is the cache-hit ratio.",
+            ["model", "channel"], registry=registry)
         self.completion_tokens = Counter(
             "coderouter_completion_tokens", "Completion (output) tokens, as in the usage rows.",
             ["model", "channel"], registry=registry)
@@ -91,6 +96,8 @@ class Metrics:
         self._series(self.requests, model, channel, str(record.status)).inc()
         if record.prompt_tokens:
             self._series(self.prompt_tokens, model, channel).inc(record.prompt_tokens)
+        if record.cached_tokens:
+            self._series(self.cached_tokens, model, channel).inc(record.cached_tokens)
         if record.completion_tokens:
             self._series(self.completion_tokens, model, channel).inc(record.completion_tokens)
         if record.channel is not None and record.latency_ms is not None:

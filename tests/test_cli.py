@@ -27,7 +27,7 @@ def test_check_accepts_the_example_config() -> None:
     """`check` prints a one-line summary and exits 0 for the shipped example."""
     done = run("check", "-c", str(EXAMPLE))
     assert done.returncode == 0
-    assert done.stdout == (f"{EXAMPLE}: ok: 1 channels, 2 routable models, 1 token groups, "
+    assert done.stdout == (f"{EXAMPLE}: ok: 1 channels, 3 routable models, 1 token groups, "
                            "1 tokens\n")
 
 

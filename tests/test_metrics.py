@@ -87,6 +87,8 @@ async def test_values_after_known_traffic(start_gateway: StartGateway, upstream:
     expected = {
         ("coderouter_prompt_tokens_total", "up"): 33.0,
         ("coderouter_prompt_tokens_total", "up2"): 11.0,
+        ("coderouter_cached_tokens_total", "up"): 9.0,
+        ("coderouter_cached_tokens_total", "up2"): 3.0,
         ("coderouter_completion_tokens_total", "up"): 12.0,
         ("coderouter_completion_tokens_total", "up2"): 4.0}
     assert {(name, channel): value(samples, name, model="smart", channel=channel)
