@@ -147,7 +147,12 @@ def judge_agent(agent: Agent, run: Run, task: Task) -> str | None:
     return None
 
 
-def judge_rows(run: Run) -> str | None:
+#: The `client` each agent's usage rows must name (from its User-Agent).
+CLIENTS = {"claude-code": "claude-code", "codex": "codex", "gemini-cli": "gemini-cli",
+           "opencode": "opencode", "qwen-code": "qwen-code"}
+
+
+def judge_rows(run: Run, agent: str) -> str | None:
     """The first thing wrong with a gateway run's usage rows, or None."""
     bad = [r for r in run.rows if r["status"] != 200]
     if bad:
@@ -163,6 +168,10 @@ def judge_rows(run: Run) -> str | None:
         if got != (PROMPT_TOKENS, COMPLETION_TOKENS, TOTAL_TOKENS):
             return (f"usage row {r['endpoint']} has tokens {got} ({r['usage_source']}), the "
                     f"fake reported {(PROMPT_TOKENS, COMPLETION_TOKENS, TOTAL_TOKENS)}")
+        if not r["session"]:
+            return f"usage row {r['endpoint']} names no session"
+        if agent in CLIENTS and r["client"] != CLIENTS[agent]:
+            return f"usage row {r['endpoint']} names client {r['client']!r}, not {agent!r}"
     return None
 
 
@@ -255,7 +264,7 @@ async def run_matrix(agents: list[str] | None = None) -> Matrix:
             run = results[case.id]
             run.rows = [r for r in rows if r["token"] == case.id]
             if run.outcomes:
-                run.cause = judge_rows(run) or run.cause
+                run.cause = judge_rows(run, case.agent) or run.cause
     finally:
         await runner.cleanup()
     return Matrix(controls, results)
