@@ -135,6 +135,24 @@ def format_reset(seconds: float) -> str:
     return f"{secs}s"
 
 
+#: The tightest rate limit of one kind: (remaining, limit, seconds until it resets).
+Tightest = tuple[int, int, float]
+
+
+def ratelimit_headers(requests: Tightest | None, tokens: Tightest | None) -> dict[str, str]:
+    """OpenAI's ``x-ratelimit-*`` headers for the tightest requests and tokens limits."""
+    headers: dict[str, str] = {}
+    if requests is not None:
+        headers["x-ratelimit-limit-requests"] = str(requests[1])
+        headers["x-ratelimit-remaining-requests"] = str(requests[0])
+        headers["x-ratelimit-reset-requests"] = format_reset(requests[2])
+    if tokens is not None:
+        headers["x-ratelimit-limit-tokens"] = str(tokens[1])
+        headers["x-ratelimit-remaining-tokens"] = str(tokens[0])
+        headers["x-ratelimit-reset-tokens"] = format_reset(tokens[2])
+    return headers
+
+
 def _iso(ts: float) -> str:
     return dt.datetime.fromtimestamp(ts, dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
@@ -574,16 +592,7 @@ class Limiter:
                 candidate = (max(0, limit.tpm - used), limit.tpm, window.drained_in(now))
                 if tokens is None or candidate[:2] < tokens[:2]:
                     tokens = candidate
-        headers: dict[str, str] = {}
-        if requests is not None:
-            headers["x-ratelimit-limit-requests"] = str(requests[1])
-            headers["x-ratelimit-remaining-requests"] = str(requests[0])
-            headers["x-ratelimit-reset-requests"] = format_reset(requests[2])
-        if tokens is not None:
-            headers["x-ratelimit-limit-tokens"] = str(tokens[1])
-            headers["x-ratelimit-remaining-tokens"] = str(tokens[0])
-            headers["x-ratelimit-reset-tokens"] = format_reset(tokens[2])
-        return headers
+        return ratelimit_headers(requests, tokens)
 
     def _rate_scopes(self, token: Token) -> list[tuple[RateLimit, _Counters]]:
         """The configured rate limits of *token* and its group, with their counters."""

@@ -43,8 +43,8 @@ from .limits import (  # the in-memory limiter's wording and calendar, shared on
     _Calendar,
     _iso,
     _whole_seconds,
-    format_reset,
     quota_message,
+    ratelimit_headers,
 )
 from .redis_scripts import ADMIT, SETTLE
 from .routing import Health
@@ -771,13 +771,4 @@ def _headers(limits: list[tuple[tuple[Quota, ...], RateLimit | None]],
             candidate = (int(float(tpm_left)), rate.tpm, float(tpm_reset))
             if tokens is None or candidate[:2] < tokens[:2]:
                 tokens = candidate
-    headers: dict[str, str] = {}
-    if requests is not None:
-        headers["x-ratelimit-limit-requests"] = str(requests[1])
-        headers["x-ratelimit-remaining-requests"] = str(requests[0])
-        headers["x-ratelimit-reset-requests"] = format_reset(requests[2])
-    if tokens is not None:
-        headers["x-ratelimit-limit-tokens"] = str(tokens[1])
-        headers["x-ratelimit-remaining-tokens"] = str(tokens[0])
-        headers["x-ratelimit-reset-tokens"] = format_reset(tokens[2])
-    return headers
+    return ratelimit_headers(requests, tokens)
