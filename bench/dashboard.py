@@ -30,10 +30,10 @@ import yaml
 from aiohttp import web
 
 from coderouter.app import create_app
+from coderouter.config.reload import ConfigHolder
 from coderouter.dashboard import queries as q
-from coderouter.reload import ConfigHolder
-from coderouter.schema import MIGRATIONS, VERSIONS_TABLE
 from coderouter.usage import COLUMNS
+from coderouter.usage.schema import MIGRATIONS, VERSIONS_TABLE
 
 ADMIN = "bench-admin-key-0123456789"
 DAY = 86400

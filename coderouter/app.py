@@ -14,20 +14,20 @@ from pathlib import Path
 
 from aiohttp import web
 
-from . import gemini_routes, handlers
+from .channels.pool import Pools
 from .config import Config, Database
+from .config.reload import ConfigHolder, install_sighup, watch_config
 from .control import reload_route
 from .dashboard import api as dashboard_api
 from .dashboard import pages
 from .dialects import hub
-from .limits import Limiter
 from .logs import AccessLog
 from .metrics import METRICS, Metrics, metrics_route, mirror_state
-from .proxy import Forwarder
-from .reload import ConfigHolder, install_sighup, watch_config
+from .quotas.memory import Limiter
+from .relay import gemini_routes, handlers
+from .relay.forward import Forwarder
 from .routing import Health
 from .state import GATEWAY, Gateway
-from .upstream import Pools
 from .usage import UsageStore, UsageWriter, seed_totals
 
 log = logging.getLogger("coderouter")
@@ -57,7 +57,7 @@ def create_app(holder: ConfigHolder, *, watch: bool = False,
     app.on_shutdown.append(_drain)
     app.cleanup_ctx.append(_usage_writer)
     if config.state.redis is not None:
-        from .shared import SharedLimiter
+        from .quotas.redis import SharedLimiter
         writer = gateway.writer
         gateway.shared = SharedLimiter(
             config.state, seed_source=partial(seed_totals, writer.fetch, engine=writer.engine),
@@ -96,7 +96,7 @@ def create_app(holder: ConfigHolder, *, watch: bool = False,
 def usage_store(database: Database) -> UsageStore:
     """PostgreSQL when ``database.url`` is set, else the SQLite file at ``database.path``."""
     if database.url is not None:
-        from .pgusage import PostgresWriter
+        from .usage.postgres import PostgresWriter
         return PostgresWriter(database)
     return UsageWriter(database.path)
 

@@ -100,7 +100,7 @@ def _serve_one(path: str, *, worker: bool) -> int:
     """Serve until stopped: the only process, or one of several workers on the same port."""
     from . import logs
     from .app import create_app
-    from .reload import ConfigHolder
+    from .config.reload import ConfigHolder
     from .serve import run
 
     holder = ConfigHolder.from_file(path)
@@ -157,7 +157,7 @@ def cmd_usage(args: argparse.Namespace) -> int:
         return 2
     database = config.database.path
     if config.database.url is not None:
-        from .pgusage import report
+        from .usage.postgres import report
         try:
             report_ = asyncio.run(report(config.database, args.by, since, until))
         except DatabaseUnavailable as exc:

@@ -23,7 +23,7 @@ from typing import Any
 
 import orjson
 
-from .reload import ConfigHolder
+from .config.reload import ConfigHolder
 from .usage import Record
 
 ACCESS = logging.getLogger("coderouter.access")

@@ -10,7 +10,7 @@ from typing import Any, Literal
 
 import orjson
 
-from .dialects.responses_items import failed_event
+from .dialects.responses.items import failed_event
 
 Dialect = Literal["chat", "completions", "embeddings", "responses", "messages", "count_tokens",
                   "gemini", "gemini_count"]

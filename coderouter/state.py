@@ -9,16 +9,16 @@ from typing import TYPE_CHECKING
 
 from aiohttp import web
 
+from .channels.pool import Pools
+from .config.reload import ConfigHolder
 from .drain import Drain
-from .proxy import Forwarder
-from .reload import ConfigHolder
+from .relay.forward import Forwarder
 from .routing import Health
-from .upstream import Pools
 from .usage import Record, UsageStore
 
 if TYPE_CHECKING:
-    from .limits import Limiter
-    from .shared import SharedLimiter
+    from .quotas.memory import Limiter
+    from .quotas.redis import SharedLimiter
 
 
 @dataclass(slots=True, kw_only=True)

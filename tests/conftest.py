@@ -17,7 +17,7 @@ from aiohttp.test_utils import TestServer
 
 from coderouter.app import create_app
 from coderouter.config import hash_key
-from coderouter.reload import ConfigHolder
+from coderouter.config.reload import ConfigHolder
 from coderouter.state import GATEWAY, Gateway
 from tests.fake_anthropic import FakeAnthropic
 from tests.fakes import FakeUpstream

@@ -8,7 +8,7 @@ import pytest
 
 from coderouter.config import Quota, RateLimit, Token, TokenGroup
 from coderouter.errors import QuotaExceeded, RateLimited
-from coderouter.limits import Limiter, SeedQuery, Totals, format_reset, period_start
+from coderouter.quotas.memory import Limiter, SeedQuery, Totals, format_reset, period_start
 from tests.fakes import FakeClock
 
 

@@ -10,8 +10,8 @@ import orjson
 import pytest
 
 from coderouter.config import parse
+from coderouter.config.reload import ConfigHolder
 from coderouter.logs import Formatter, access_fields, plain_line
-from coderouter.reload import ConfigHolder
 from coderouter.usage import Record
 from tests.conftest import ALICE, UPSTREAM_KEY, Running, base_config
 from tests.fakes import FakeUpstream

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import aiosqlite
 
-from coderouter.schema import MIGRATIONS, AddColumn
 from coderouter.usage import COLUMNS, Record, UsageWriter, migrate
+from coderouter.usage.schema import MIGRATIONS, AddColumn
 
 #: The usage table exactly as release 0.1.0 created it (no migration table).
 RELEASE_0_1_SCHEMA = """

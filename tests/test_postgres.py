@@ -14,10 +14,10 @@ import pytest
 import yaml
 
 from coderouter.config import Database
-from coderouter.pgusage import PostgresWriter
-from coderouter.schema import MIGRATIONS
-from coderouter.spool import Spool
 from coderouter.usage import COLUMNS, DatabaseUnavailable, Record, row_of
+from coderouter.usage.postgres import PostgresWriter
+from coderouter.usage.schema import MIGRATIONS
+from coderouter.usage.spool import Spool
 from tests.conftest import ALICE, StartGateway, base_config
 from tests.fakes import FakeUpstream
 from tests.servers import Postgres

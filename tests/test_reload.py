@@ -15,10 +15,10 @@ from pathlib import Path
 import pytest
 
 from coderouter.config import Config, Database, Listen, load
+from coderouter.config.reload import ConfigHolder, install_sighup, watch_config, watched_paths
 from coderouter.errors import ConfigError
-from coderouter.reload import ConfigHolder, install_sighup, watch_config, watched_paths
 
-LOGGER = "coderouter.reload"
+LOGGER = "coderouter.config.reload"
 TIMEOUT = 10.0
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from coderouter.upstream import proxy_for
+from coderouter.channels.pool import proxy_for
 from tests.conftest import ALICE, StartGateway, base_config
 from tests.fakes import FakeUpstream
 

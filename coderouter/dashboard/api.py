@@ -17,7 +17,7 @@ from aiohttp import web
 
 from ..auth import authenticate, require_admin
 from ..errors import InvalidRequest
-from ..proxy import Exchange
+from ..relay.forward import Exchange
 from ..state import GATEWAY, Gateway
 from ..usage import parse_moment
 from . import queries as q

@@ -6,7 +6,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from ..config import Config, Quota, RateLimit
-from ..reload import ConfigHolder
+from ..config.reload import ConfigHolder
 
 _DIMENSIONS = ("tokens", "requests", "cost")
 

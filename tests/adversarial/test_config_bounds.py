@@ -16,8 +16,8 @@ import pytest
 import yaml
 
 from coderouter.config import hash_key, parse
+from coderouter.config.yamlload import MAX_DEPTH, MAX_VALUES, measure
 from coderouter.errors import ConfigError
-from coderouter.yamlload import MAX_DEPTH, MAX_VALUES, measure
 from tests.conftest import ALICE, BOB, StartGateway, base_config
 from tests.fakes import FakeUpstream
 from tests.service import serving, until

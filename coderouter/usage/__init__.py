@@ -22,7 +22,7 @@ from typing import Any, Literal, Protocol
 
 import aiosqlite
 
-from .limits import Limiter, SeedQuery, Totals
+from ..quotas.memory import Limiter, SeedQuery, Totals
 from .schema import MIGRATIONS, VERSIONS_TABLE, Engine, Migration, pending
 
 log = logging.getLogger("coderouter.usage")

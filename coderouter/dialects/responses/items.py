@@ -9,8 +9,8 @@ from typing import Any
 
 import orjson
 
-from . import ir
-from .codec import CodecError
+from .. import ir
+from ..codec import CodecError
 
 Json = dict[str, Any]
 

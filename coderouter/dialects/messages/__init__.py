@@ -14,11 +14,11 @@ from typing import Any
 
 import orjson
 
-from . import effort as efforts
-from . import ir
-from .codec import CodecError
-from .hub import register
-from .wire import (
+from .. import effort as efforts
+from .. import ir
+from ..codec import CodecError
+from ..hub import register
+from ..wire import (
     Json,
     Kind,
     arguments_object,

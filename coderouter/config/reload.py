@@ -24,11 +24,11 @@ from typing import Literal
 
 import watchfiles
 
-from . import systemd
-from .config import Config, parse
-from .errors import ConfigError
+from .. import systemd
+from ..errors import ConfigError
+from . import Config, parse
 
-logger = logging.getLogger("coderouter.reload")
+logger = logging.getLogger("coderouter.config.reload")
 
 #: Settings that are bound at start-up; a reload only warns when they change.
 RESTART_ONLY = ("listen", "database", "state", "workers")

@@ -14,11 +14,11 @@ from urllib.parse import urlsplit
 import aiohttp
 from multidict import CIMultiDict
 
-from .config import DEFAULT_ANTHROPIC_VERSION, Channel
+from ..config import DEFAULT_ANTHROPIC_VERSION, Channel
+from ..sse import Dialect
 from .forwarding import NEVER, policy
-from .sse import Dialect
 
-log = logging.getLogger("coderouter.upstream")
+log = logging.getLogger("coderouter.channels.pool")
 
 #: What each channel type can serve natively, and the path appended to its base_url.
 PATHS: dict[str, dict[Dialect, str]] = {

@@ -42,11 +42,11 @@ from typing import Any
 
 import orjson
 
-from . import ir
-from .codec import CodecError
-from .effort import effort_of_budget
-from .hub import register
-from .responses_items import (
+from .. import ir
+from ..codec import CodecError
+from ..effort import effort_of_budget
+from ..hub import register
+from .items import (
     ASSISTANT_ITEMS,
     LOCAL_SHELL,
     LOCAL_SHELL_DESCRIPTION,
@@ -69,7 +69,7 @@ from .responses_items import (
     response_id,
     str_at,
 )
-from .responses_stream import ResponsesStreamDecoder, ResponsesStreamEncoder
+from .stream import ResponsesStreamDecoder, ResponsesStreamEncoder
 
 Json = dict[str, Any]
 

@@ -36,8 +36,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal, NoReturn
 
-from .config import PERIODS, Period, Quota, RateLimit, Token
-from .errors import QuotaExceeded, RateLimited
+from ..config import PERIODS, Period, Quota, RateLimit, Token
+from ..errors import QuotaExceeded, RateLimited
 
 Scope = Literal["token", "group"]
 SCOPES: tuple[Scope, ...] = ("token", "group")

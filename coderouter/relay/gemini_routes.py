@@ -17,11 +17,11 @@ from typing import Any
 import orjson
 from aiohttp import web
 
+from ..auth import authenticate, authenticate_key, check_model, gemini_key, may_use
+from ..errors import InvalidRequest, ModelNotFound, NotFound
+from ..sse import Dialect
+from ..state import GATEWAY
 from . import handlers
-from .auth import authenticate, authenticate_key, check_model, gemini_key, may_use
-from .errors import InvalidRequest, ModelNotFound, NotFound
-from .sse import Dialect
-from .state import GATEWAY
 
 #: Gemini API method -> the dialect its requests speak.
 METHODS: dict[str, Dialect] = {

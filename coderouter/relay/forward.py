@@ -22,25 +22,25 @@ import aiohttp
 import orjson
 from aiohttp import web
 
-from . import mock
-from .config import Limits, ModelGroup, Rule, Target
-from .dialects import counting, hub
-from .errors import (
+from ..channels import mock
+from ..channels.forwarding import steering
+from ..channels.pool import Pools, Response, headers_for, url_for
+from ..config import Limits, ModelGroup, Rule, Target
+from ..dialects import counting, hub
+from ..errors import (
     GatewayError,
     InvalidRequest,
     ServiceUnavailable,
     UpstreamError,
     UpstreamTimeout,
 )
-from .estimate import estimate_output_tokens
-from .forwarding import steering
-from .routing import Health
-from .scrub import Scrubber
-from .sse import COUNTING, Dialect, EventTooLarge, StreamMeter, Usage, error_event, usage_from_body
-from .upstream import Pools, Response, headers_for, url_for
-from .usage import Record
+from ..estimate import estimate_output_tokens
+from ..routing import Health
+from ..scrub import Scrubber
+from ..sse import COUNTING, Dialect, EventTooLarge, StreamMeter, Usage, error_event, usage_from_body
+from ..usage import Record
 
-log = logging.getLogger("coderouter.proxy")
+log = logging.getLogger("coderouter.relay.forward")
 
 #: The longest an upstream's ``Retry-After`` may cool a key (a bogus 99999999 would be years).
 MAX_RETRY_AFTER = 600.0

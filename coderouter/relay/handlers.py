@@ -13,7 +13,7 @@ from typing import Any
 import orjson
 from aiohttp import web
 
-from .auth import (
+from ..auth import (
     authenticate,
     authenticate_key,
     check_model,
@@ -21,9 +21,9 @@ from .auth import (
     presented_key,
     require_admin,
 )
-from .config import Limits
-from .dialects import gemini
-from .errors import (
+from ..config import Limits
+from ..dialects import gemini
+from ..errors import (
     GatewayError,
     HeadersTooLarge,
     InvalidRequest,
@@ -35,17 +35,17 @@ from .errors import (
     ServiceUnavailable,
     StorageUnavailable,
 )
-from .estimate import MAX_DEPTH, scan_body
-from .limits import refuse_oversized
-from .logs import log_unserved
-from .proxy import SHUTTING_DOWN, Exchange
-from .rules import first_rule, traits
-from .sessions import client_name, session_key
-from .sse import COUNTING, Dialect
-from .state import GATEWAY
-from .usage import GROUPINGS, DatabaseUnavailable, Record, parse_moment
+from ..estimate import MAX_DEPTH, scan_body
+from ..logs import log_unserved
+from ..quotas.memory import refuse_oversized
+from ..rules import first_rule, traits
+from ..sessions import client_name, session_key
+from ..sse import COUNTING, Dialect
+from ..state import GATEWAY
+from ..usage import GROUPINGS, DatabaseUnavailable, Record, parse_moment
+from .forward import SHUTTING_DOWN, Exchange
 
-log = logging.getLogger("coderouter.handlers")
+log = logging.getLogger("coderouter.relay.handlers")
 
 #: Caller-facing POST routes and the dialect each speaks.
 ENDPOINTS: dict[str, Dialect] = {

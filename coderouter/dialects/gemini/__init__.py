@@ -33,9 +33,9 @@ from typing import Any
 
 import orjson
 
-from . import ir
-from .codec import CodecError
-from .hub import register
+from .. import ir
+from ..codec import CodecError
+from ..hub import register
 
 Json = dict[str, Any]
 

@@ -2,7 +2,7 @@
 
 The request path only appends a row to a list. One task writes batches with COPY. While
 PostgreSQL is down the rows stay in memory up to ``database.buffer``; past that they are
-appended to a spool file on local disk (`coderouter.spool`). When it answers again the spool
+appended to a spool file on local disk (`coderouter.usage.spool`). When it answers again the spool
 is written first, then the memory queue. Requests are never held up by any of it.
 Needs the ``postgres`` extra (asyncpg).
 """
@@ -17,11 +17,9 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from .config import Database
-from .limits import Limiter
-from .schema import MIGRATIONS, VERSIONS_TABLE, Engine, Migration, pending
-from .spool import Spool
-from .usage import (
+from ..config import Database
+from ..quotas.memory import Limiter
+from . import (
     COLUMNS,
     DatabaseUnavailable,
     Record,
@@ -30,6 +28,8 @@ from .usage import (
     row_of,
     seed_limiter,
 )
+from .schema import MIGRATIONS, VERSIONS_TABLE, Engine, Migration, pending
+from .spool import Spool
 
 log = logging.getLogger("coderouter.usage")
 

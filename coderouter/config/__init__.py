@@ -21,9 +21,9 @@ from typing import Any, Literal
 
 import yaml
 
-from .errors import ConfigError
-from .forwarding import invalid_extra
-from .scrub import Scrubber
+from ..channels.forwarding import invalid_extra
+from ..errors import ConfigError
+from ..scrub import Scrubber
 from .yamlload import YamlTooLarge, load_yaml
 
 ChannelType = Literal["openai", "anthropic", "azure", "gemini", "mock"]

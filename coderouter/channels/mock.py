@@ -13,8 +13,8 @@ from typing import Any
 
 import orjson
 
-from .estimate import estimate_tokens
-from .sse import Dialect
+from ..estimate import estimate_tokens
+from ..sse import Dialect
 
 
 class MockResponse:

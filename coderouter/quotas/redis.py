@@ -31,9 +31,10 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from .config import PERIODS, Config, Quota, RateLimit, State, Token
-from .errors import QuotaExceeded, RateLimited, StorageUnavailable
-from .limits import (  # the in-memory limiter's wording and calendar, shared on purpose
+from ..config import PERIODS, Config, Quota, RateLimit, State, Token
+from ..errors import QuotaExceeded, RateLimited, StorageUnavailable
+from ..routing import Health
+from .memory import (  # the in-memory limiter's wording and calendar, shared on purpose
     _LABEL,
     WINDOW,
     Limiter,
@@ -47,7 +48,6 @@ from .limits import (  # the in-memory limiter's wording and calendar, shared on
     ratelimit_headers,
 )
 from .redis_scripts import ADMIT, SETTLE
-from .routing import Health
 
 log = logging.getLogger("coderouter.state")
 
@@ -104,7 +104,7 @@ class SharedReservation:
         return self._settled
 
     def settle(self, *, tokens: int, cost: float, forwarded: bool = True) -> None:
-        """As `coderouter.limits.Reservation.settle`; never blocks."""
+        """As `coderouter.quotas.memory.Reservation.settle`; never blocks."""
         if self._settled:
             return
         self._settled = True

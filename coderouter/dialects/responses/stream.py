@@ -21,9 +21,9 @@ from typing import Any
 
 import orjson
 
-from . import ir
-from .codec import CodecError
-from .responses_items import (
+from .. import ir
+from ..codec import CodecError
+from .items import (
     LOCAL_SHELL,
     Json,
     decode_usage,

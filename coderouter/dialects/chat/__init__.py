@@ -11,11 +11,11 @@ import time
 import uuid
 from typing import Any, Literal
 
-from . import effort as efforts
-from . import ir
-from .codec import CodecError
-from .hub import register
-from .wire import (
+from .. import effort as efforts
+from .. import ir
+from ..codec import CodecError
+from ..hub import register
+from ..wire import (
     Json,
     Kind,
     count,

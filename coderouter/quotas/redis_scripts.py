@@ -1,4 +1,4 @@
-"""The Lua scripts that admit and settle requests atomically in Redis (`coderouter.shared`).
+"""The Lua scripts that admit and settle requests atomically in Redis (`coderouter.quotas.redis`).
 
 Per scope (a token ``t:NAME`` or a token group ``g:NAME``) under the key prefix ``P``:
 
