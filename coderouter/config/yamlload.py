@@ -53,7 +53,7 @@ if C_LOADER:
         get_node = Composer.get_node
         get_single_node = Composer.get_single_node
 else:
-    from yaml import SafeLoader as _Loader  # type: ignore[assignment]
+    from yaml import SafeLoader as _Loader  # type: ignore[assignment,no-redef]
 
 
 def _timestamp(loader: SafeConstructor, node: Node) -> Any:

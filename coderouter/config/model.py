@@ -1,0 +1,264 @@
+"""The config as the gateway reads it: frozen dataclasses, built once by `document` and
+never changed; a reload builds a new `Config`."""
+
+from __future__ import annotations
+
+import fnmatch
+import hashlib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Literal
+
+from ..scrub import Scrubber
+
+ChannelType = Literal["openai", "anthropic", "azure", "gemini", "mock"]
+Period = Literal["day", "week", "month", "total"]
+CHANNEL_TYPES = ("openai", "anthropic", "azure", "gemini", "mock")
+PERIODS = ("day", "week", "month", "total")
+DEFAULT_ANTHROPIC_VERSION = "2023-06-01"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Listen:
+    host: str = "127.0.0.1"
+    port: int = 8080
+    #: An idle keep-alive connection, or one whose request head is still incomplete, closes
+    #: after this long (since it opened or since its previous response).
+    keepalive: float = 75.0
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Database:
+    path: str = "./coderouter.sqlite"
+    #: ``postgresql://…``: usage rows go to PostgreSQL instead of the SQLite *path*.
+    url: str | None = field(default=None, repr=False)
+    #: Rows kept in memory while PostgreSQL is down, before they go to files in *spool*.
+    buffer: int = 100_000
+    spool: str = "./coderouter-spool"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class State:
+    """Where quota counters, reservations and cooldowns live: this process, or Redis."""
+
+    redis: str | None = field(default=None, repr=False)
+    #: Redis unreachable: ``closed`` refuses requests (503), ``open`` admits and counts locally.
+    on_state_failure: Literal["closed", "open"] = "closed"
+    #: A reservation of a process that stopped renewing it is released after this long.
+    lease: float = 30.0
+    #: Prefix of every Redis key, so gateways of separate deployments can share a server.
+    prefix: str = "coderouter"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Admin:
+    key: str | None = field(default=None, repr=False)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Limits:
+    max_body: int = 20 * 1024 * 1024
+    body_timeout: float = 60.0  # a caller that stalls mid-body is answered 408
+    sessions: int = 100_000  # sticky-session pins kept (least recently used dropped first)
+    max_response: int = 64 * 1024 * 1024  # a non-stream upstream answer, decompressed -> 502
+    max_event: int = 16 * 1024 * 1024  # one upstream stream event -> error event, 502 row
+    write_timeout: float = 300.0  # a caller that reads nothing of its stream this long: 499
+    max_header_bytes: int = 64 * 1024  # a request's header names and values together -> 431
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Shutdown:
+    grace: float = 30.0
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Log:
+    format: Literal["plain", "json"] = "plain"
+    access: bool = True
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Timeouts:
+    connect: float = 10.0
+    first_byte: float = 120.0
+    idle: float = 120.0
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Channel:
+    name: str
+    type: ChannelType
+    base_url: str = field(default="", repr=False)
+    keys: tuple[str, ...] = field(default=(), repr=False)
+    headers: Mapping[str, str] = field(default_factory=dict, repr=False)
+    #: Caller headers (names, or prefixes ending in *) forwarded beyond `forwarding.ALLOWED`.
+    forward_headers: tuple[str, ...] = ()
+    models: tuple[str, ...] = ()
+    timeout: Timeouts = Timeouts()
+    api_version: str | None = None
+    enabled: bool = True
+    #: openai/azure: the upstream serves the Responses API too (``responses:``; the default is
+    #: true for api.openai.com and Azure, false for other OpenAI-compatible servers, which
+    #: then get /v1/responses translated to Chat Completions). "only": the Responses API and
+    #: no Chat Completions (gpt-5-codex-class models), so Chat, Messages and Gemini callers
+    #: are translated to Responses.
+    responses: bool | Literal["only"] = False
+
+
+def serves_responses_by_default(kind: str, base_url: str) -> bool:
+    """Whether a channel without ``responses:`` has the Responses API: OpenAI's own API and
+    Azure do; most OpenAI-compatible servers (DeepSeek, Qwen, vLLM, Ollama...) do not."""
+    if kind == "azure":
+        return True
+    host = base_url.split("://", 1)[-1].split("/", 1)[0].split(":", 1)[0].lower()
+    return kind == "openai" and host == "api.openai.com"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Target:
+    channel: Channel
+    model: str
+    weight: float = 1.0
+    priority: int = 0
+    #: The longest prompt (tokens) and answer the model takes; a request that does not fit
+    #: is not sent here, and a context-length refusal fails over to a larger target.
+    max_context: int | None = None
+    max_output: int | None = None
+
+    @property
+    def id(self) -> tuple[str, str]:
+        """Identity that survives reloads: cooldowns are kept per (channel name, model)."""
+        return (self.channel.name, self.model)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Price:
+    """USD per million tokens."""
+
+    input: float
+    output: float
+    cached_input: float | None = None
+
+    def cost(self, prompt: int, completion: int, cached: int = 0) -> float:
+        cached = min(cached, prompt)
+        cached_rate = self.input if self.cached_input is None else self.cached_input
+        return ((prompt - cached) * self.input + cached * cached_rate
+                + completion * self.output) / 1_000_000
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Rule:
+    """Targets for requests with some trait; every condition given must hold (`rules`)."""
+
+    name: str
+    targets: tuple[Target, ...]
+    prompt_tokens_over: int | None = None
+    reasoning: bool | None = None
+    images: bool | None = None
+    tools: bool | None = None
+    web_search: bool | None = None
+    clients: tuple[str, ...] | None = None
+    #: Globs of the model name the caller asked for ("*haiku*": Claude Code's background).
+    models: tuple[str, ...] | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ModelGroup:
+    name: str
+    targets: tuple[Target, ...]
+    attempts: int = 3
+    cooldown: float = 30.0
+    price: Price | None = None
+    #: False: the models of this group have no reasoning setting; a translated request's
+    #: thinking is dropped instead of becoming ``reasoning_effort``.
+    reasoning: bool = True
+    #: How long a session stays on the target and key that served it; 0 = not sticky.
+    sticky_ttl: float = 3600.0
+    #: Evaluated in order; the first that matches a request names its targets.
+    rules: tuple[Rule, ...] = ()
+    #: Further routable names of this group, as globs ("claude-*").
+    aliases: tuple[str, ...] = ()
+    #: Output tokens a request that names no maximum (``max_tokens`` …) reserves of its
+    #: token's quotas and tpm while in flight.
+    output_reserve: int = 4096
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Quota:
+    period: Period = "total"
+    tokens: int | None = None
+    requests: int | None = None
+    cost: float | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RateLimit:
+    rpm: int | None = None
+    tpm: int | None = None
+    concurrent: int | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TokenGroup:
+    name: str
+    models: tuple[str, ...] | None = None
+    quotas: tuple[Quota, ...] = ()
+    rate_limit: RateLimit | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Token:
+    name: str
+    key_sha256: bytes = field(repr=False)
+    group: TokenGroup | None = None
+    models: tuple[str, ...] | None = None
+    quotas: tuple[Quota, ...] = ()
+    rate_limit: RateLimit | None = None
+    expires: float | None = None  # unix seconds
+    enabled: bool = True
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Config:
+    listen: Listen = Listen()
+    database: Database = Database()
+    state: State = State()
+    #: Processes serving the port (SO_REUSEPORT); more than one needs ``state.redis``.
+    workers: int = 1
+    admin: Admin = Admin()
+    limits: Limits = Limits()
+    shutdown: Shutdown = Shutdown()
+    log: Log = Log()
+    channels: tuple[Channel, ...] = ()
+    model_groups: tuple[ModelGroup, ...] = ()
+    token_groups: tuple[TokenGroup, ...] = ()
+    tokens: tuple[Token, ...] = ()
+    #: Signs the envelopes that carry an upstream's opaque state through callers of another
+    #: dialect; None: a random secret kept in a file beside the database (`app`).
+    secret: str | None = field(default=None, repr=False)
+    warnings: tuple[str, ...] = ()
+    #: Every routable name: explicit groups, then models listed by enabled channels.
+    routes: Mapping[str, ModelGroup] = field(default_factory=dict, repr=False)
+    tokens_by_sha256: Mapping[bytes, Token] = field(default_factory=dict, repr=False)
+    #: Replaces every channel key and secret header value in upstream bytes (`scrub`).
+    scrubber: Scrubber = field(default_factory=lambda: Scrubber(()), repr=False, compare=False)
+
+    def route(self, model: str) -> ModelGroup | None:
+        """The group serving *model*: by name, else the first group with an alias glob that
+        matches it."""
+        group = self.routes.get(model)
+        if group is None:
+            for group_ in self.model_groups:
+                if group_.aliases and any(fnmatch.fnmatchcase(model, a) for a in group_.aliases):
+                    return self.routes.get(group_.name)
+        return group
+
+    def summary(self) -> str:
+        return (f"{len(self.channels)} channels, {len(self.routes)} routable models, "
+                f"{len(self.token_groups)} token groups, {len(self.tokens)} tokens")
+
+
+def hash_key(key: str) -> bytes:
+    return hashlib.sha256(key.encode()).digest()
+
+

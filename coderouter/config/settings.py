@@ -1,0 +1,86 @@
+"""The process's own sections: listen, database, state, workers, admin, limits, shutdown, log
+and secret (every key optional, typed, defaulted by the dataclass)."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from .model import Admin, Database, Limits, Listen, Log, Shutdown, State
+from .readers import Reader
+
+_POSTGRES_SCHEMES = ("postgresql://", "postgres://")
+_REDIS_SCHEMES = ("redis://", "rediss://", "unix://")
+
+
+def listen(r: Reader, m: dict[str, Any]) -> Listen:
+    found = r.section(m, "listen", Listen, {
+        "host": r.string, "port": lambda v, p: r.integer(v, p, 1), "keepalive": r.duration})
+    if found.port > 65535:
+        r.error("listen.port", f"must be at most 65535, got {found.port}")
+    return found
+
+
+def database(r: Reader, m: dict[str, Any]) -> Database:
+    found = r.section(m, "database", Database, {
+        "path": r.string, "url": r.secret, "spool": r.string,
+        "buffer": lambda v, p: r.integer(v, p, 1)})
+    if found.url is not None and not found.url.startswith(_POSTGRES_SCHEMES):
+        r.error("database.url", "must start with postgresql://")
+    return found
+
+
+def state(r: Reader, m: dict[str, Any]) -> State:
+    found = r.section(m, "state", State, {
+        "redis": r.secret, "on_state_failure": r.choice(("closed", "open")),
+        "lease": r.duration, "prefix": r.string})
+    if found.lease <= 0:
+        r.error("state.lease", "must be greater than 0")
+    if found.redis is not None and not found.redis.startswith(_REDIS_SCHEMES):
+        r.error("state.redis", "must start with redis://, rediss:// or unix://")
+    return found
+
+
+def workers(r: Reader, m: dict[str, Any], shared: State) -> int:
+    """``workers``: a whole number of processes, or ``auto`` for one per core."""
+    value = m.get("workers")
+    if value is None:
+        count = 1
+    elif value == "auto":
+        count = os.cpu_count() or 1
+    else:
+        count = r.integer(value, "workers", 1) or 1
+    if count > 1 and shared.redis is None:
+        r.error("workers", f"{count} workers need state.redis: each process would "
+                           "count quotas, rate limits and cooldowns on its own, so "
+                           "every limit would be multiplied by the number of workers")
+    return count
+
+
+def admin(r: Reader, m: dict[str, Any]) -> Admin:
+    found = r.section(m, "admin", Admin, {"key": r.secret})
+    return Admin() if found.key == "" else found
+
+
+def secret(r: Reader, m: dict[str, Any]) -> str | None:
+    found = r.field(m, "", "secret", r.secret, None)
+    if found is not None and len(found) < 16:
+        r.error("secret", "needs at least 16 characters")
+    return found
+
+
+def limits(r: Reader, m: dict[str, Any]) -> Limits:
+    return r.section(m, "limits", Limits, {  # type: ignore[no-any-return]
+        "max_body": r.size, "body_timeout": r.duration,
+        "sessions": lambda v, p: r.integer(v, p, 1),
+        "max_response": r.size, "max_event": r.size, "write_timeout": r.duration,
+        "max_header_bytes": r.size})
+
+
+def shutdown(r: Reader, m: dict[str, Any]) -> Shutdown:
+    return r.section(m, "shutdown", Shutdown, {"grace": r.duration})  # type: ignore[no-any-return]
+
+
+def log(r: Reader, m: dict[str, Any]) -> Log:
+    return r.section(m, "log", Log, {  # type: ignore[no-any-return]
+        "format": r.choice(("plain", "json")), "access": r.boolean})
