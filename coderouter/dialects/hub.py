@@ -45,6 +45,11 @@ def use_secret(secret: bytes) -> None:
     global _sealer
     _sealer = Sealer(secret)
 
+
+def sealer() -> Sealer:
+    """The `Sealer` in use (see `use_secret`)."""
+    return _sealer
+
 #: The dialects (gateway endpoints) each channel type's upstream serves as they are; a caller
 #: dialect not listed is translated by a Bridge. An openai or azure channel drops
 #: "responses" when its ``responses:`` setting says the upstream has no Responses API.

@@ -27,6 +27,7 @@ from ..channels.forwarding import steering
 from ..channels.pool import Pools, Response, headers_for, url_for
 from ..config import Limits, ModelGroup, Rule, Target
 from ..dialects import counting, hub
+from ..dialects.responses import compaction
 from ..errors import (
     GatewayError,
     InvalidRequest,
@@ -333,6 +334,7 @@ class Forwarder:
     async def _attempt(self, ex: Exchange, target: Target, key: str,
                        conversion: Conversion | None) -> web.StreamResponse:
         channel = target.channel
+        conversion = compacting(ex, channel.type, conversion)
         dialect = conversion.upstream if conversion else ex.dialect
         # a codec encoding for the upstream decides by the model it will reach
         body = conversion.request({**ex.payload, "model": target.model}) if conversion \
@@ -547,6 +549,17 @@ class Forwarder:
                                          if convert else
                                          error_event(ex.dialect, message, failure.code))
         return response
+
+
+def compacting(ex: Exchange, channel_type: str,
+               conversion: Conversion | None) -> Conversion | None:
+    """A `compaction.Compactor` for Codex's compaction request on a channel that cannot
+    compact (a translated one, the mock); else *conversion* (a Responses API compacts)."""
+    if ex.dialect != "responses" or not compaction.is_trigger(ex.payload) or (
+            conversion is None and channel_type != "mock"):
+        return conversion
+    # the protocols differ only in how narrowly they name the upstream's dialect
+    return compaction.Compactor(conversion, hub.sealer())  # type: ignore[arg-type,return-value]
 
 
 def _takes_cache_key(base_url: str, dialect: Dialect) -> bool:

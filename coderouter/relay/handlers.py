@@ -22,7 +22,8 @@ from ..auth import (
     require_admin,
 )
 from ..config import Limits
-from ..dialects import gemini
+from ..dialects import gemini, hub
+from ..dialects.responses import compaction
 from ..errors import (
     GatewayError,
     HeadersTooLarge,
@@ -165,6 +166,8 @@ async def relay(request: web.Request, *, dialect: Dialect | None = None,
     try:
         body = await read_body(request, config.limits)
         payload = parse(body)
+        if dialect == "responses":  # Codex's compacted history: our summaries opened
+            payload = compaction.unseal_history(payload, hub.sealer())
         scan = scan_body(payload)
         if scan.too_deep:
             raise InvalidRequest(f"request body nests arrays and objects more than {MAX_DEPTH} "

@@ -17,6 +17,7 @@ from pydantic import TypeAdapter
 from coderouter.dialects import ir
 from coderouter.dialects.codec import CodecError
 from coderouter.dialects.responses import CODEC, LOCAL_SHELL_SCHEMA
+from coderouter.dialects.responses.compaction import FOREIGN_NOTE
 
 EVENT = TypeAdapter(ResponseStreamEvent)
 RESPONSE = TypeAdapter(Response)
@@ -171,7 +172,8 @@ class TestDecodeRequest:
             ir.Message("assistant", [ir.ToolCall(
                 "call_4", "local_shell",
                 '{"command":["pwd"],"workdir":"/w","timeout_ms":1000,"env":{}}')]),
-            ir.Message("user", [ir.ToolResult("call_4", "/w")]),
+            # OpenAI's compaction item cannot be read here: a note takes its place
+            ir.Message("user", [ir.ToolResult("call_4", "/w"), ir.Text(FOREIGN_NOTE)]),
             ir.Message("assistant", [
                 ir.ToolCall("call_5", "multi_agent_v1__close_agent", '{"target":"a1"}')]),
             ir.Message("user", [ir.ToolResult("call_5", "closed")]),

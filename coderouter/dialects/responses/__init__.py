@@ -19,10 +19,8 @@ What each Responses input item becomes (decode), and why:
   a `ToolResult`. The ``local_shell`` tool likewise becomes a function tool (`LOCAL_SHELL`
   schema, ``raw`` kept), so any upstream can run Codex's shell; such calls are encoded back as
   ``local_shell_call`` items.
-* ``web_search_call``, ``image_generation_call``, ``tool_search_*``, ``compaction``,
-  ``item_reference`` and unknown types: skipped. They are OpenAI-side state no other upstream
-  can read (a compaction summary is sealed, an item reference points into OpenAI's store);
-  a Responses upstream receives the caller's bytes untouched and never comes here.
+* ``compaction``: OpenAI's (ours were opened before, see `compaction`) is a note that earlier
+  turns are unreadable here. Other OpenAI-side state and unknown types: skipped.
 
 Tools: ``function`` and ``custom`` (freeform, with its grammar ``format``) map to `Tool`;
 ``local_shell`` as above; a ``namespace`` (Codex's sub-agent and MCP tool groups) is flattened
@@ -46,6 +44,7 @@ from .. import ir
 from ..codec import CodecError
 from ..effort import effort_of_budget
 from ..hub import register
+from .compaction import FOREIGN_NOTE
 from .items import (
     ASSISTANT_ITEMS,
     LOCAL_SHELL,
@@ -125,6 +124,8 @@ def _messages(items: list[Any]) -> list[ir.Message]:
             add("assistant", [item_part(item, kind, path)])
         elif kind in RESULT_ITEMS:
             add("user", [item_part(item, kind, path)])
+        elif kind == "compaction":
+            add("user", [ir.Text(text=FOREIGN_NOTE)])
         # anything else is OpenAI-side state or unknown: skipped (see the module docstring)
     return out
 
