@@ -11,7 +11,8 @@ from pydantic import TypeAdapter
 
 from coderouter.dialects import gemini, ir
 from coderouter.dialects.codec import CodecError
-from coderouter.dialects.gemini import CODEC, SKIP_SIGNATURE
+from coderouter.dialects.gemini import CODEC
+from coderouter.dialects.gemini.fields import SKIP_SIGNATURE
 
 SIG = "Cs4BAVSoXO4mTuYLv0fZ1xQ2ZQ=="  # what a Gemini thoughtSignature looks like (base64)
 SIG2 = "CiQBcsjafFRfGP4gPtf0q2YE"

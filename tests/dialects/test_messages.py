@@ -14,7 +14,7 @@ import pytest
 from coderouter.dialects import ir
 from coderouter.dialects.chat import CODEC as CHAT
 from coderouter.dialects.messages import CODEC as MESSAGES
-from coderouter.dialects.messages import hashed_user, session_of
+from coderouter.dialects.messages.request import hashed_user, session_of
 
 EVENT: pydantic.TypeAdapter[Any] = pydantic.TypeAdapter(anthropic.types.RawMessageStreamEvent)
 SIGNATURE = "EqQBCgIYAhIM1gbcDa9GJwZA2b3hGgxBdjrkzLoky3dl1pkiMOYds"

@@ -16,7 +16,7 @@ from coderouter.dialects import ir
 from coderouter.dialects.chat import CODEC as CHAT
 from coderouter.dialects.codec import CodecError
 from coderouter.dialects.messages import CODEC as MESSAGES
-from coderouter.dialects.messages import hashed_user
+from coderouter.dialects.messages.request import hashed_user
 
 
 def messages_request_to_chat(body: Any) -> dict[str, Any]:

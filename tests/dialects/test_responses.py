@@ -16,8 +16,9 @@ from pydantic import TypeAdapter
 
 from coderouter.dialects import ir
 from coderouter.dialects.codec import CodecError
-from coderouter.dialects.responses import CODEC, LOCAL_SHELL_SCHEMA
+from coderouter.dialects.responses import CODEC
 from coderouter.dialects.responses.compaction import FOREIGN_NOTE
+from coderouter.dialects.responses.items import LOCAL_SHELL_SCHEMA
 
 EVENT = TypeAdapter(ResponseStreamEvent)
 RESPONSE = TypeAdapter(Response)
