@@ -41,8 +41,8 @@ def _load_or_report(path: str) -> Config | None:
         config = load(path)
     except ConfigError as exc:
         print(f"{path}: invalid config", file=sys.stderr)
-        for where, message in exc.problems:
-            print(f"  {where}: {message}" if where else f"  {message}", file=sys.stderr)
+        for line in exc.located():
+            print(f"  {line}", file=sys.stderr)
         return None
     for warning in config.warnings:
         print(f"warning: {warning}", file=sys.stderr)
@@ -116,12 +116,12 @@ def _serve_one(path: str, *, worker: bool) -> int:
     # and again under load (gc.freeze), and a request's short-lived cycles can wait longer.
     gc.freeze()
     gc.set_threshold(7000, 20, 20)
-    if not worker:
-        log.info("coderouter %s serving %s on http://%s:%d (%s)", __version__, path,
-                 listen.host, listen.port, config.summary())
+    banner = "" if worker else (f"coderouter {__version__} serving {path} on "
+                                f"http://{listen.host}:{listen.port} ({config.summary()})")
     try:
         run(app, listen.host, listen.port, status=config.summary(),
-            loop_factory=uvloop.new_event_loop if uvloop else None, reuse_port=worker)
+            loop_factory=uvloop.new_event_loop if uvloop else None, reuse_port=worker,
+            banner=banner)
     except OSError as exc:
         log.error("cannot listen on %s:%d: %s", listen.host, listen.port, exc.strerror or exc)
         return 1
@@ -204,6 +204,13 @@ def _cell(value: Any) -> str:
     return str(value)
 
 
+def cmd_config_schema(args: argparse.Namespace) -> int:
+    from .config.jsonschema import schema
+
+    sys.stdout.write(orjson.dumps(schema(), option=orjson.OPT_INDENT_2).decode() + "\n")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="coderouter", description=__doc__)
     parser.add_argument("--version", action="version", version=f"coderouter {__version__}")
@@ -221,6 +228,10 @@ def build_parser() -> argparse.ArgumentParser:
     new = token.add_parser("new", help="print a new key and its key_sha256")
     new.add_argument("--name")
     new.set_defaults(func=cmd_token_new)
+    config = sub.add_parser("config", help="about the config file").add_subparsers(
+        dest="action", required=True)
+    config.add_parser("schema", help="print the config file's JSON Schema (for editors)"
+                      ).set_defaults(func=cmd_config_schema)
     usage = with_config(sub.add_parser("usage", help="aggregate the usage table"))
     usage.add_argument("--since", help="e.g. 7d, 12h or 2026-11-01")
     usage.add_argument("--until")
@@ -232,4 +243,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    return int(args.func(args))
+    try:
+        return int(args.func(args))
+    except BrokenPipeError:
+        # the reader left (`coderouter usage | head`): stop quietly, as other CLI tools do,
+        # and keep Python's exit-time flush of stdout from raising again
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 
 class GatewayError(Exception):
     """An error answered to the caller: an HTTP status, an OpenAI error type and code."""
@@ -93,8 +95,31 @@ class StorageUnavailable(ServiceUnavailable):
 
 
 class ConfigError(ValueError):
-    """A config file that cannot be used; ``problems`` holds every ``(yaml_path, message)``."""
+    """A config file that cannot be used; ``problems`` holds every ``(yaml_path, message)``,
+    ``lines`` the 1-based line of each YAML path of the file (when it was parsed)."""
 
-    def __init__(self, problems: list[tuple[str, str]]) -> None:
+    def __init__(self, problems: list[tuple[str, str]],
+                 lines: Mapping[str, int] | None = None) -> None:
         self.problems = problems
-        super().__init__("\n".join(f"{path}: {msg}" if path else msg for path, msg in problems))
+        self.lines: Mapping[str, int] = lines or {}
+        super().__init__("\n".join(self.located()))
+
+    def line_of(self, path: str) -> int | None:
+        """The line of *path*, else of the nearest enclosing value that has one (a missing
+        key is reported where its mapping is)."""
+        while path:
+            line = self.lines.get(path)
+            if line is not None:
+                return line
+            cut = max(path.rfind("."), path.rfind("["))
+            path = path[:cut] if cut > 0 else ""
+        return None
+
+    def located(self) -> list[str]:
+        """Each problem as ``path (line N): message``."""
+        out = []
+        for path, message in self.problems:
+            line = self.line_of(path)
+            where = f"{path} (line {line})" if path and line else path
+            out.append(f"{where}: {message}" if where else message)
+        return out

@@ -42,10 +42,11 @@ def server_options(listen: Listen) -> dict[str, Any]:
 
 
 async def serve(app: web.Application, host: str, port: int, status: str = "",
-                reuse_port: bool = False) -> None:
+                reuse_port: bool = False, banner: str = "") -> None:
     """Serve *app* on *host*:*port* until SIGTERM or SIGINT, then stop gracefully.
 
-    *reuse_port* lets several worker processes listen on the same port (SO_REUSEPORT).
+    *reuse_port* lets several worker processes listen on the same port (SO_REUSEPORT);
+    *banner* is logged once the port is bound (a bind that fails logs only its error).
     """
     runner = web.AppRunner(app, handle_signals=False, access_log=None,
                            handler_cancellation=True, shutdown_timeout=BACKSTOP_TIMEOUT,
@@ -53,6 +54,8 @@ async def serve(app: web.Application, host: str, port: int, status: str = "",
     await runner.setup()
     try:
         await web.TCPSite(runner, host, port, reuse_port=reuse_port or None).start()
+        if banner:
+            log.info("%s", banner)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
@@ -73,7 +76,7 @@ def _stop(stop: asyncio.Event, sig: signal.Signals) -> None:
 
 def run(app: web.Application, host: str, port: int, status: str = "",
         loop_factory: Callable[[], asyncio.AbstractEventLoop] | None = None,
-        reuse_port: bool = False) -> None:
+        reuse_port: bool = False, banner: str = "") -> None:
     """Run `serve` in a new event loop (uvloop's when *loop_factory* gives one)."""
     with asyncio.Runner(loop_factory=loop_factory) as runner:
-        runner.run(serve(app, host, port, status, reuse_port))
+        runner.run(serve(app, host, port, status, reuse_port, banner))

@@ -27,8 +27,8 @@ def test_check_accepts_the_example_config() -> None:
     """`check` prints a one-line summary and exits 0 for the shipped example."""
     done = run("check", "-c", str(EXAMPLE))
     assert done.returncode == 0
-    assert done.stdout == (f"{EXAMPLE}: ok: 1 channels, 3 routable models, 1 token groups, "
-                           "1 tokens\n")
+    assert done.stdout == (f"{EXAMPLE}: ok: 1 channel, 3 routable models, 1 token group, "
+                           "1 token\n")
 
 
 def test_check_lists_every_error_and_exits_1(tmp_path: Path) -> None:
@@ -40,9 +40,9 @@ def test_check_lists_every_error_and_exits_1(tmp_path: Path) -> None:
     assert done.returncode == 1
     assert done.stderr == (
         f"{bad}: invalid config\n"
-        "  channels[0].wat: unknown key 'wat'; expected one of name, type, base_url, keys, "
-        "headers, forward_headers, models, timeout, api_version, enabled, responses\n"
-        "  model_groups[0].targets[0].channel: no channel named 'azur'\n")
+        "  channels[0].wat (line 2): unknown key 'wat'; expected one of name, type, base_url, "
+        "keys, headers, forward_headers, models, timeout, api_version, enabled, responses\n"
+        "  model_groups[0].targets[0].channel (line 4): no channel named 'azur'\n")
 
 
 def test_check_reads_coderouter_config_from_the_environment(tmp_path: Path) -> None:
@@ -95,6 +95,14 @@ async def test_serve_answers_the_readme_curl(tmp_path: Path) -> None:
                           "messages": [{"role": "user", "content": "hello"}]}) as resp:
                 assert resp.status == 200
                 body = await resp.json()
+            # the dashboard works on the first run: the example's admin key
+            async with http.get(f"http://127.0.0.1:{port}/admin/overview?range=24h",
+                                headers={"Authorization":
+                                         "Bearer sk-cr-admin-demo-change-me"}) as resp:
+                assert resp.status == 200
+                assert (await resp.json())["totals"]["requests"] >= 0
+            async with http.get(f"http://127.0.0.1:{port}/dashboard") as resp:
+                assert resp.status == 200
         assert body["choices"][0]["message"]["content"] == (
             "Hello from the Code Router mock channel. You said: hello")
         assert body["model"] == "mock-1"
@@ -103,3 +111,88 @@ async def test_serve_answers_the_readme_curl(tmp_path: Path) -> None:
         _, stderr = await asyncio.wait_for(proc.communicate(), 30)
     assert proc.returncode == 0
     assert b"sk-cr-demo-key-change-me" not in stderr
+
+
+async def test_usage_into_a_reader_that_leaves_stops_quietly(tmp_path: Path) -> None:
+    """`coderouter usage | head -1`: no BrokenPipe traceback when the reader goes away."""
+    import aiosqlite
+
+    from coderouter.usage import migrate
+
+    database = tmp_path / "usage.sqlite"
+    async with aiosqlite.connect(database) as db:
+        await migrate(db)
+        await db.executemany(
+            "INSERT INTO usage (ts, request_id, token, endpoint, status) VALUES (?, ?, ?, ?, ?)",
+            [(1.7e9, f"req_{i}", f"token-{i:05d}", "/v1/chat/completions", 200)
+             for i in range(5000)])
+        await db.commit()
+    config = tmp_path / "config.yaml"
+    config.write_text(f"database: {{path: {database}}}\n")
+    with subprocess.Popen([sys.executable, "-m", "coderouter", "usage", "-c", str(config)],
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=ROOT) as proc:
+        assert proc.stdout is not None and proc.stderr is not None
+        assert proc.stdout.readline().split()[0] == b"token"
+        proc.stdout.close()  # as head does after its first line
+        stderr = proc.stderr.read()
+        assert proc.wait(60) == 141
+    assert stderr == b""
+
+
+def test_serve_logs_serving_only_once_bound(tmp_path: Path) -> None:
+    """A port already taken: the log says it cannot listen, never that it is serving."""
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        config = tmp_path / "config.yaml"
+        config.write_text(f"listen: {{host: 127.0.0.1, port: {port}}}\n"
+                          f"database: {{path: {tmp_path / 'usage.sqlite'}}}\n")
+        done = run("serve", "-c", str(config))
+    assert done.returncode == 1
+    assert f"cannot listen on 127.0.0.1:{port}" in done.stderr
+    assert "serving" not in done.stderr
+
+
+def test_check_refuses_a_key_given_twice(tmp_path: Path) -> None:
+    """`cooldown: 30s` then `cooldown: 0` in one group: an error naming both lines, where
+    YAML alone would silently turn cooldown off."""
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("channels: [{name: m, type: mock, models: [x]}]\n"
+                   "model_groups:\n"
+                   "  - name: g\n"
+                   "    targets: [{channel: m, model: x}]\n"
+                   "    cooldown: 30s\n"
+                   "    cooldown: 0\n")
+    done = run("check", "-c", str(bad))
+    assert done.returncode == 1
+    assert done.stderr == (
+        f"{bad}: invalid config\n"
+        "  model_groups[0].cooldown (line 5): given twice (lines 5 and 6); YAML would keep "
+        "only the last\n")
+
+
+def test_check_reports_one_mistake_once_and_warns_about_dead_globs(tmp_path: Path) -> None:
+    """A channel with a bad type is one error, not one more per target naming it; an
+    allow-list entry that matches no routable name is a warning (a typo there refuses the
+    requests it was meant to allow)."""
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("channels: [{name: up, type: opnai, models: [x]}, "
+                   "{name: m, type: mock, models: [y]}]\n"
+                   "model_groups:\n"
+                   "  - {name: g, targets: [{channel: up, model: x}]}\n"
+                   "  - {name: h, targets: [{channel: up, model: x}]}\n")
+    done = run("check", "-c", str(bad))
+    assert done.returncode == 1
+    assert done.stderr == (
+        f"{bad}: invalid config\n"
+        "  channels[0].type (line 1): expected one of openai, anthropic, azure, gemini, mock, "
+        "got 'opnai'\n")
+    good = tmp_path / "good.yaml"
+    good.write_text("channels: [{name: m, type: mock, models: [y]}]\n"
+                    "model_groups: [{name: c, aliases: ['claude-*'], "
+                    "targets: [{channel: m, model: y}]}]\n"
+                    "token_groups: [{name: team, models: [y, 'claude-3*', 'gtp-*']}]\n")
+    done = run("check", "-c", str(good))
+    assert done.returncode == 0
+    assert done.stderr == "warning: token_groups[0].models[2]: 'gtp-*' matches no routable model\n"

@@ -53,6 +53,15 @@ channels:
         ("admin.key", "environment variable ADMIN_KEY is not set")]
 
 
+def test_environment_variables_with_a_default() -> None:
+    """${NAME:-default}: the default when NAME is unset or empty, as in sh."""
+    text = 'admin: {key: "${ADMIN_KEY:-sk-default-admin}"}'
+    assert parse(text, {}).admin.key == "sk-default-admin"
+    assert parse(text, {"ADMIN_KEY": ""}).admin.key == "sk-default-admin"
+    assert parse(text, {"ADMIN_KEY": "sk-from-env"}).admin.key == "sk-from-env"
+    assert parse('admin: {key: "${ADMIN_KEY:-}"}', {}).admin.key is None  # empty: no admin
+
+
 def test_durations_sizes_and_dates() -> None:
     """Durations, sizes and expiry dates take their documented forms."""
     digest = hash_key("sk-cr-0123456789").hex()

@@ -344,7 +344,7 @@ def test_dashboard_channels_quotas_requests_config(served: Served,
     wait(browser, lambda d: {t for (t,) in attrs(d, "#request-table tbody td:nth-child(3)",
                                                  "text")} == {"bob"}, "the token filter")
     assert text(browser, "#config-line") == (
-        "2 channels, 2 routable models, 1 token groups, 2 tokens")
+        "2 channels, 2 routable models, 1 token group, 2 tokens")
     assert attrs(browser, "#last-reload", "data-result") == [["none"]]
     no_secrets(browser)
 
@@ -430,7 +430,7 @@ def test_a_failed_reload_shows_its_errors(served: Served, browser: webdriver.Chr
         assert any(e.startswith("model_groups[0].targets[0].channel: ") for e in errors)
         assert any(e.startswith("tokens[0].group: ") for e in errors)
         assert text(browser, "#config-line") == (
-            "2 channels, 2 routable models, 1 token groups, 2 tokens")
+            "2 channels, 2 routable models, 1 token group, 2 tokens")
         browser.execute_script("document.getElementById('config').scrollIntoView()")
         screenshot(browser, "dashboard-reload-failed", full=False)
         no_secrets(browser)

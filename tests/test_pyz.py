@@ -51,7 +51,7 @@ def test_check_the_example_config(pyz: Path, tmp_path: Path) -> None:
                           env={**os.environ, "SHIV_ROOT": str(tmp_path / "shiv")})
     assert done.returncode == 0, done.stderr
     assert done.stdout.endswith(
-        ": ok: 1 channels, 3 routable models, 1 token groups, 1 tokens\n")
+        ": ok: 1 channel, 3 routable models, 1 token group, 1 token\n")
 
 
 def test_serve_answers_healthz_and_stops_on_sigterm(pyz: Path, tmp_path: Path) -> None:

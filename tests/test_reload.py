@@ -125,8 +125,32 @@ class TestReloadSwaps:
         assert holder.reload("test") is True
         assert models(holder.current) == {"mock-2"}
         assert (holder.reloads_ok, holder.reloads_failed) == (1, 0)
-        assert "config reloaded (test): 1 channels, 1 routable models, 0 token groups, 0 tokens" \
-            in caplog.messages
+        assert ("config reloaded (test): 1 channel, 1 routable model, 0 token groups, 0 tokens; "
+                "channel m changed") in caplog.messages
+
+    def test_reload_line_names_what_changed(self, holder: ConfigHolder, cfg_path: Path,
+                                            caplog: pytest.LogCaptureFixture) -> None:
+        """The reload's log line names the tokens and groups added, removed, disabled or
+        changed, never a key or a price."""
+        caplog.set_level(logging.INFO, logger=LOGGER)
+        tokens = ("tokens:\n"
+                  "  - {name: carol, key: carol-key-1234%s}\n"
+                  "  - {name: dave, key: dave-key-12345}\n")
+        cfg_path.write_text(config_text() + "token_groups: [{name: team}]\n"
+                            + tokens % "")
+        assert holder.reload("one") is True
+        cfg_path.write_text(config_text() + "token_groups: [{name: team, models: [x]}]\n"
+                            + tokens % ", enabled: false"
+                            + "  - {name: erin, key: erin-key-123456}\n")
+        assert holder.reload("two") is True
+        line = next(m for m in caplog.messages if m.startswith("config reloaded (two)"))
+        assert line.endswith("; token_group team changed, token carol disabled, +token erin")
+        cfg_path.write_text(config_text("mock-2"))
+        assert holder.reload("three") is True
+        line = next(m for m in caplog.messages if m.startswith("config reloaded (three)"))
+        assert line.endswith("; channel m changed, -token_group team, -token carol, "
+                             "-token dave, -token erin")
+        assert "key-" not in "\n".join(caplog.messages)
 
     def test_on_swap_sees_old_then_new(self, cfg_path: Path) -> None:
         """The swap hook receives the old and the new config before the swap."""
@@ -200,8 +224,9 @@ class TestReloadRejects:
         assert (holder.reloads_ok, holder.reloads_failed) == (0, 1)
         lines = error_lines(caplog)
         assert lines[0].startswith("config reload failed (test): 2 problems in ")
-        assert any(line.startswith("channels[0].type: ") for line in lines[1:])
-        assert any(line.startswith("tokens[0]: needs exactly one of") for line in lines[1:])
+        assert "channels[0].type (line 1): expected one of openai, anthropic, azure, gemini, " \
+            "mock, got 'mokc'" in lines[1:]
+        assert "tokens[0] (line 2): needs exactly one of key_sha256 or key" in lines[1:]
         assert len(lines) == 3
 
     def test_yaml_syntax_error_names_the_file(self, holder: ConfigHolder, cfg_path: Path,
@@ -391,7 +416,8 @@ class TestWatchEditorSaves:
             cfg_path.write_text(INVALID)
             await until(lambda: holder.reloads_failed == 1, "the failed reload")
             assert models(holder.current) == {"mock-1"}
-            assert any(line.startswith("channels[0].type: ") for line in error_lines(caplog))
+            assert any(line.startswith("channels[0].type (line 1): ")
+                       for line in error_lines(caplog))
             write_atomic(cfg_path, config_text("mock-3"))
             await until(lambda: holder.reloads_ok == 1, "the fixed reload")
         assert models(holder.current) == {"mock-3"}

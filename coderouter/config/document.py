@@ -5,6 +5,7 @@ Both raise `ConfigError` listing every problem at once, so an operator fixes the
 
 from __future__ import annotations
 
+import fnmatch
 import os
 from collections.abc import Mapping
 from typing import Any
@@ -16,10 +17,10 @@ from ..scrub import Scrubber
 from . import settings
 from .channels import channel
 from .groups import model_group, routes
-from .model import Config, Token
+from .model import Config, ModelGroup, Token, TokenGroup
 from .readers import Reader
 from .tokens import token, token_group
-from .yamlload import YamlTooLarge, load_yaml
+from .yamlload import YamlTooLarge, read_document
 
 TOP_KEYS = ("listen", "database", "state", "workers", "admin", "limits", "shutdown", "log",
             "channels", "model_groups", "token_groups", "tokens", "secret")
@@ -38,7 +39,7 @@ def load(path: str | os.PathLike[str], environ: Mapping[str, str] | None = None)
 def parse(text: str, environ: Mapping[str, str] | None = None) -> Config:
     """Validate a YAML document; raise `ConfigError` with every problem found."""
     try:
-        raw = load_yaml(text)
+        parsed = read_document(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
@@ -53,11 +54,12 @@ def parse(text: str, environ: Mapping[str, str] | None = None) -> Config:
             from None
     reader = Reader(os.environ if environ is None else environ)
     try:
-        config = document(reader, {} if raw is None else raw)
+        config = document(reader, {} if parsed.value is None else parsed.value)
     except RecursionError:
         raise ConfigError([("", "refused: the document nests too deeply")]) from None
-    if reader.problems:
-        raise ConfigError(reader.problems)
+    problems = [*parsed.duplicates, *reader.problems]
+    if problems:
+        raise ConfigError(problems, lines=parsed.lines)
     return config
 
 
@@ -75,6 +77,7 @@ def document(r: Reader, raw: Any) -> Config:
         c for path, item in r.items(m.get("channels"), "channels")
         if (c := channel(r, item, path)) is not None])
     by_channel = {c.name: c for c, _ in channels}
+    r.broken["channel"] = _names(m.get("channels")) - set(by_channel)
     groups = r.unique("model_groups", [
         g for path, item in r.items(m.get("model_groups"), "model_groups")
         if (g := model_group(r, item, path, by_channel)) is not None])
@@ -82,9 +85,12 @@ def document(r: Reader, raw: Any) -> Config:
         tg for path, item in r.items(m.get("token_groups"), "token_groups")
         if (tg := token_group(r, item, path)) is not None])
     by_token_group = {tg.name: tg for tg, _ in token_groups}
+    r.broken["token group"] = _names(m.get("token_groups")) - set(by_token_group)
     tokens = r.unique("tokens", [
         t for path, item in r.items(m.get("tokens"), "tokens")
         if (t := token(r, item, path, by_token_group)) is not None])
+    routable = routes([c for c, _ in channels], [g for g, _ in groups])
+    _warn_unmatched_globs(r, routable, [g for g, _ in groups], [*token_groups, *tokens])
     return Config(
         listen=listen, database=database, state=state, workers=workers, admin=admin,
         secret=secret, limits=limits, shutdown=shutdown, log=log,
@@ -93,10 +99,33 @@ def document(r: Reader, raw: Any) -> Config:
         token_groups=tuple(g for g, _ in token_groups),
         tokens=tuple(t for t, _ in tokens),
         warnings=tuple(r.warnings),
-        routes=routes([c for c, _ in channels], [g for g, _ in groups]),
+        routes=routable,
         tokens_by_sha256=_by_key(r, tokens),
         scrubber=Scrubber.from_channels(c for c, _ in channels),
     )
+
+
+def _names(items: Any) -> set[str]:
+    """The string ``name`` of each mapping in *items*, whatever else is wrong with them."""
+    if not isinstance(items, list):
+        return set()
+    return {item["name"] for item in items
+            if isinstance(item, dict) and isinstance(item.get("name"), str)}
+
+
+def _warn_unmatched_globs(r: Reader, routable: Mapping[str, ModelGroup],
+                          groups: list[ModelGroup],
+                          owners: list[tuple[TokenGroup | Token, str]]) -> None:
+    """Warn about an allow-list entry that names no routable model: a typo there silently
+    refuses every request it was meant to allow."""
+    aliases = [a for g in groups for a in g.aliases]
+    for owner, path in owners:
+        for i, pattern in enumerate(owner.models or ()):
+            if any(fnmatch.fnmatchcase(name, pattern) for name in routable) or any(
+                    fnmatch.fnmatchcase(alias, pattern) or fnmatch.fnmatchcase(pattern, alias)
+                    for alias in aliases):  # globs that overlap ("claude-3*", "claude-*")
+                continue
+            r.warnings.append(f"{path}.models[{i}]: '{pattern}' matches no routable model")
 
 
 def _by_key(r: Reader, tokens: list[tuple[Token, str]]) -> dict[bytes, Token]:

@@ -254,8 +254,14 @@ class Config:
         return group
 
     def summary(self) -> str:
-        return (f"{len(self.channels)} channels, {len(self.routes)} routable models, "
-                f"{len(self.token_groups)} token groups, {len(self.tokens)} tokens")
+        return ", ".join(plural(len(items), what) for items, what in (
+            (self.channels, "channel"), (self.routes, "routable model"),
+            (self.token_groups, "token group"), (self.tokens, "token")))
+
+
+def plural(count: int, noun: str) -> str:
+    """``1 channel``, ``2 channels``."""
+    return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
 
 
 def hash_key(key: str) -> bytes:

@@ -17,7 +17,8 @@ from typing import Any
 
 #: A field with no default: its absence is an error.
 MISSING: Any = object()
-_ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+#: ``${NAME}``, or ``${NAME:-default}`` (the default when NAME is unset or empty, as in sh).
+_ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
 _DURATION_UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, None: 1}
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(B|KB|KiB|MB|MiB|GB|GiB)?\s*$", re.IGNORECASE)
@@ -33,6 +34,9 @@ class Reader:
         self.environ = environ
         self.problems: list[tuple[str, str]] = []
         self.warnings: list[str] = []
+        #: Names of items that are in the file but invalid, by kind: a reference to one is
+        #: not reported again (the item's own error says what is wrong).
+        self.broken: dict[str, set[str]] = {}
 
     def error(self, path: str, message: str) -> None:
         self.problems.append((path, message))
@@ -77,11 +81,14 @@ class Reader:
 
     def interpolate(self, text: str, path: str) -> str:
         def replace(match: re.Match[str]) -> str:
-            name = match.group(1)
-            if name not in self.environ:
+            name, default = match.groups()
+            value = self.environ.get(name)
+            if default is not None and not value:
+                return default
+            if value is None:
                 self.error(path, f"environment variable {name} is not set")
                 return ""
-            return self.environ[name]
+            return value
         return _ENV.sub(replace, text) if "${" in text else text
 
     def integer(self, value: Any, path: str, minimum: int = 0) -> int | None:
@@ -213,7 +220,7 @@ class Reader:
         if name is None:
             return None
         found = table.get(name)
-        if found is None:
+        if found is None and name not in self.broken.get(what, ()):
             hint = difflib.get_close_matches(name, list(table), n=1)
             suffix = f"; did you mean '{hint[0]}'?" if hint else ""
             self.error(path, f"no {what} named '{name}'{suffix}")

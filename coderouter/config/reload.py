@@ -18,7 +18,7 @@ import os
 import signal
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
@@ -27,6 +27,7 @@ import watchfiles
 from .. import systemd
 from ..errors import ConfigError
 from . import Config, parse
+from .changes import describe
 
 logger = logging.getLogger("coderouter.config.reload")
 
@@ -54,7 +55,7 @@ class _Prepared:
 
     digest: bytes = b""
     config: Config | None = None
-    problems: list[tuple[str, str]] = field(default_factory=list)
+    error: ConfigError | None = None
     unchanged: bool = False
 
 
@@ -117,17 +118,18 @@ class ConfigHolder:
             with _gc_paused():
                 return _Prepared(digest=digest, config=parse(_decode(data)))
         except ConfigError as exc:
-            return _Prepared(problems=exc.problems)
+            return _Prepared(error=exc)
         except Exception as exc:  # never let a reload kill the watcher or the server
             logger.exception("config reload failed unexpectedly")
-            return _Prepared(problems=[("", f"the reload failed: {type(exc).__name__}")])
+            return _Prepared(error=ConfigError([("", f"the reload failed: {type(exc).__name__}")]))
 
     def _finish(self, reason: str, prepared: _Prepared) -> bool:
         if prepared.unchanged:
             self._unchanged(reason)
             return False
         if prepared.config is None:
-            self._failed(reason, prepared.problems)
+            assert prepared.error is not None
+            self._failed(reason, prepared.error)
             return False
         systemd.reloading()
         try:
@@ -163,7 +165,8 @@ class ConfigHolder:
         self.reloads_ok += 1
         self.loaded_at = time.time()
         self.last_reload = ReloadEvent(self.loaded_at, reason, "reloaded")
-        logger.info("config reloaded (%s): %s", reason, new.summary())
+        logger.info("config reloaded (%s): %s; %s", reason, new.summary(),
+                    ", ".join(describe(old, new)) or "no channel, group or token changed")
         return True
 
     def _unchanged(self, reason: str) -> None:
@@ -174,8 +177,9 @@ class ConfigHolder:
         self.last_reload = ReloadEvent(time.time(), reason, "unchanged")
         logger.log(level, "config unchanged (%s); keeping the current config", reason)
 
-    def _failed(self, reason: str, problems: list[tuple[str, str]]) -> None:
+    def _failed(self, reason: str, error: ConfigError) -> None:
         """Log every problem on its own line and count the failure."""
+        problems = error.problems
         self.reloads_failed += 1
         self.failing = True
         self.problems = list(problems)
@@ -183,7 +187,9 @@ class ConfigHolder:
         logger.error("config reload failed (%s): %d problem%s in %s; keeping the current config",
                      reason, len(problems), "" if len(problems) == 1 else "s", self.path)
         for yaml_path, message in problems:
-            logger.error("%s: %s", yaml_path or self.path, message)
+            line = error.line_of(yaml_path)
+            where = f"{yaml_path} (line {line})" if yaml_path and line else yaml_path
+            logger.error("%s: %s", where or self.path, message)
 
 
 @contextlib.contextmanager

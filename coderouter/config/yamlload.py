@@ -7,15 +7,20 @@ graph whose aliases expand to more than `MAX_VALUES` values ("billion laughs": a
 can stand for millions of route targets), that nests deeper than `MAX_DEPTH`, or that refers
 to itself is refused with `YamlTooLarge`. A timestamp that is not a real date
 (``2027-02-30``) stays a string, so the config's own checks report it with its path.
+
+`read_document` also returns where each value sits (YAML path to line, for error messages) and
+the keys given twice in one mapping, which YAML itself would silently resolve to the last.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from yaml.composer import Composer
 from yaml.constructor import SafeConstructor
-from yaml.nodes import MappingNode, Node, SequenceNode
+from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 from yaml.resolver import Resolver
 
 try:
@@ -70,18 +75,72 @@ class _Dates(_Loader):  # type: ignore[valid-type,misc]
 _Dates.add_constructor("tag:yaml.org,2002:timestamp", _timestamp)
 
 
+@dataclass(frozen=True, slots=True)
+class Document:
+    """A YAML document's values, where they sit, and its duplicate keys."""
+
+    value: Any
+    #: YAML path (``model_groups[1].targets[0].channel``, as the config reports problems) to
+    #: its 1-based line.
+    lines: Mapping[str, int]
+    #: ``(path, message)`` for each key given twice in one mapping.
+    duplicates: tuple[tuple[str, str], ...]
+
+
 def load_yaml(text: str) -> Any:
     """The document in *text* as Python values; `yaml.YAMLError` when it is not YAML,
     `YamlTooLarge` when it is over the bounds."""
+    return read_document(text).value
+
+
+def read_document(text: str) -> Document:
+    """*text* as a `Document`; `yaml.YAMLError` when it is not YAML, `YamlTooLarge` when it
+    is over the bounds."""
     loader = _Dates(text)
     try:
         node = loader.get_single_node()
         if node is None:
-            return None
+            return Document(None, {}, ())
         measure(node)
-        return loader.construct_document(node)
+        lines, duplicates = _locate(node)
+        return Document(loader.construct_document(node), lines, duplicates)
     finally:
         loader.dispose()
+
+
+def _locate(root: Node) -> tuple[dict[str, int], tuple[tuple[str, str], ...]]:
+    """Each path's line under *root*, and the keys given twice. A node reached again through
+    an alias is not walked again: its first place is where an error is shown."""
+    lines: dict[str, int] = {}
+    duplicates: list[tuple[str, str]] = []
+    seen: set[int] = set()
+    stack: list[tuple[str, Node]] = [("", root)]
+    while stack:
+        path, node = stack.pop()
+        lines.setdefault(path, node.start_mark.line + 1)
+        if id(node) in seen:
+            continue
+        seen.add(id(node))
+        children: list[tuple[str, Node]] = []
+        if isinstance(node, SequenceNode):
+            children = [(f"{path}[{i}]", item) for i, item in enumerate(node.value)]
+        elif isinstance(node, MappingNode):
+            first: dict[str, int] = {}
+            for key_node, value_node in node.value:
+                if not isinstance(key_node, ScalarNode) or key_node.value == "<<":
+                    continue  # a merge key's values are placed where their anchor is
+                key = key_node.value
+                child = f"{path}.{key}" if path else key
+                line = key_node.start_mark.line + 1
+                if key in first:
+                    duplicates.append((child, f"given twice (lines {first[key]} and {line}); "
+                                              "YAML would keep only the last"))
+                else:
+                    first[key] = line
+                    lines[child] = line
+                children.append((child, value_node))
+        stack.extend(reversed(children))  # popped in document order
+    return lines, tuple(sorted(duplicates))
 
 
 def measure(root: Node) -> tuple[int, int]:

@@ -119,8 +119,10 @@ def test_an_impossible_date_names_its_path(tmp_path: Path) -> None:
                           capture_output=True, text=True, timeout=60)
     assert done.returncode == 1
     assert "Traceback" not in done.stderr
-    assert "tokens[0].expires: expected a date or datetime such as 2027-01-01, got " \
-           "'2027-02-30'" in done.stderr
+    line = 1 + next(i for i, text in enumerate(path.read_text().splitlines())
+                    if "2027-02-30" in text)
+    assert f"tokens[0].expires (line {line}): expected a date or datetime such as 2027-01-01, " \
+           "got '2027-02-30'" in done.stderr
 
 
 async def test_the_watcher_survives_a_bad_file_and_applies_the_next_one(
@@ -132,7 +134,9 @@ async def test_the_watcher_survives_a_bad_file_and_applies_the_next_one(
         broken = yaml.safe_dump({**gateway.config, "tokens": [
             {**gateway.config["tokens"][0], "expires": "DATE"}, gateway.config["tokens"][1]]})
         gateway.config_path.write_text(broken.replace("DATE", "2027-02-30"))
-        await gateway.line("tokens[0].expires: expected a date or datetime")
+        line = 1 + broken.splitlines().index(next(text for text in broken.splitlines()
+                                                  if "DATE" in text))
+        await gateway.line(f"tokens[0].expires (line {line}): expected a date or datetime")
         revoked = {**gateway.config, "tokens": [{**gateway.config["tokens"][0],
                                                   "enabled": False},
                                                  gateway.config["tokens"][1]]}
