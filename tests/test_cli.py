@@ -154,45 +154,44 @@ def test_serve_logs_serving_only_once_bound(tmp_path: Path) -> None:
     assert "serving" not in done.stderr
 
 
+def check(tmp_path: Path, text: str) -> tuple[int, str]:
+    """`coderouter check` of a file holding *text*: its exit code and its stderr, with the
+    file's path written as FILE."""
+    path = tmp_path / "config.yaml"
+    path.write_text(text)
+    done = run("check", "-c", str(path))
+    return done.returncode, done.stderr.replace(str(path), "FILE")
+
+
 def test_check_refuses_a_key_given_twice(tmp_path: Path) -> None:
     """`cooldown: 30s` then `cooldown: 0` in one group: an error naming both lines, where
     YAML alone would silently turn cooldown off."""
-    bad = tmp_path / "bad.yaml"
-    bad.write_text("channels: [{name: m, type: mock, models: [x]}]\n"
-                   "model_groups:\n"
-                   "  - name: g\n"
-                   "    targets: [{channel: m, model: x}]\n"
-                   "    cooldown: 30s\n"
-                   "    cooldown: 0\n")
-    done = run("check", "-c", str(bad))
-    assert done.returncode == 1
-    assert done.stderr == (
-        f"{bad}: invalid config\n"
+    assert check(tmp_path, "channels: [{name: m, type: mock, models: [x]}]\n"
+                           "model_groups:\n"
+                           "  - name: g\n"
+                           "    targets: [{channel: m, model: x}]\n"
+                           "    cooldown: 30s\n"
+                           "    cooldown: 0\n") == (1, (
+        "FILE: invalid config\n"
         "  model_groups[0].cooldown (line 5): given twice (lines 5 and 6); YAML would keep "
-        "only the last\n")
+        "only the last\n"))
 
 
 def test_check_reports_one_mistake_once_and_warns_about_dead_globs(tmp_path: Path) -> None:
     """A channel with a bad type is one error, not one more per target naming it; an
     allow-list entry that matches no routable name is a warning (a typo there refuses the
     requests it was meant to allow)."""
-    bad = tmp_path / "bad.yaml"
-    bad.write_text("channels: [{name: up, type: opnai, models: [x]}, "
-                   "{name: m, type: mock, models: [y]}]\n"
-                   "model_groups:\n"
-                   "  - {name: g, targets: [{channel: up, model: x}]}\n"
-                   "  - {name: h, targets: [{channel: up, model: x}]}\n")
-    done = run("check", "-c", str(bad))
-    assert done.returncode == 1
-    assert done.stderr == (
-        f"{bad}: invalid config\n"
+    assert check(tmp_path, "channels: [{name: up, type: opnai, models: [x]}, "
+                           "{name: m, type: mock, models: [y]}]\n"
+                           "model_groups:\n"
+                           "  - {name: g, targets: [{channel: up, model: x}]}\n"
+                           "  - {name: h, targets: [{channel: up, model: x}]}\n") == (1, (
+        "FILE: invalid config\n"
         "  channels[0].type (line 1): expected one of openai, anthropic, azure, gemini, mock, "
-        "got 'opnai'\n")
-    good = tmp_path / "good.yaml"
-    good.write_text("channels: [{name: m, type: mock, models: [y]}]\n"
-                    "model_groups: [{name: c, aliases: ['claude-*'], "
-                    "targets: [{channel: m, model: y}]}]\n"
-                    "token_groups: [{name: team, models: [y, 'claude-3*', 'gtp-*']}]\n")
-    done = run("check", "-c", str(good))
-    assert done.returncode == 0
-    assert done.stderr == "warning: token_groups[0].models[2]: 'gtp-*' matches no routable model\n"
+        "got 'opnai'\n"))
+    assert check(tmp_path, "channels: [{name: m, type: mock, models: [y]}]\n"
+                           "model_groups: [{name: c, aliases: ['claude-*'], "
+                           "targets: [{channel: m, model: y}]}]\n"
+                           "token_groups: [{name: team, models: [y, 'claude-3*', 'gtp-*']}]\n"
+                 ) == (0, "warning: token_groups[0].models[2]: 'gtp-*' matches no routable "
+                          "model\n")
