@@ -12,6 +12,7 @@ import aiohttp
 import pytest
 import yaml
 
+from coderouter.dashboard.api import for_caller
 from coderouter.usage import COLUMNS, Record
 from tests import dashboard_data as data
 from tests.conftest import ALICE, BOB, UPSTREAM_KEY, UPSTREAM_KEY_2, StartGateway, base_config
@@ -274,7 +275,7 @@ async def test_config_summary_and_last_reload(start_gateway: StartGateway,
     gateway, _ = await start(start_gateway, upstream, tmp_path, clock)
     status, body, raw = await get(gateway.url + "/admin/config", ADMIN)
     assert status == 200
-    assert body["summary"] == "2 channels, 2 routable models, 1 token groups, 2 tokens"
+    assert body["summary"] == "2 channels, 2 routable models, 1 token group, 2 tokens"
     assert body["last_reload"] is None and body["path"] == str(gateway.config_path)
     assert [c["name"] for c in body["channels"]] == ["up", "dead"]
     assert {c["name"]: c["keys"] for c in body["channels"]}["dead"] == 2
@@ -316,9 +317,26 @@ async def test_me_answers_only_about_the_callers_token(
     assert data.same(body["series"], expected["series"])
     status, body, raw = await get(gateway.url + "/me/requests", BOB, token="alice", limit=500)
     assert status == 200
-    assert body["data"] == [r for r in newest_first(rows) if r["token"] == "bob"]
+    channels = {r["channel"] for r in rows if r["channel"]}
+    shown = [{k: v for k, v in r.items() if k not in ("channel", "upstream_model", "rule")}
+             for r in newest_first(rows) if r["token"] == "bob"]
+    for row in shown:  # the operator's "channel: " prefixes are not for the caller
+        for name in channels:
+            row["error"] = row["error"] and row["error"].replace(f"{name}: ", "")
+    assert body["data"] == shown
     assert {r["token"] for r in body["data"]} == {"bob"}
     assert BOB.encode() not in raw
+    assert any(r["channel"] for r in rows if r["token"] == "bob")
+
+
+def test_a_callers_row_names_no_channel() -> None:
+    """The operator's ``channel:`` prefixes leave a caller's error; other words stay."""
+    row = {"id": 1, "channel": "up", "upstream_model": "m", "rule": "r", "status": 502,
+           "error": "up: upstream answered 500; backup-2: upstream connection failed "
+                    "(after 2 attempts)"}
+    assert for_caller(row, ["up", "backup-2", "backup"]) == {
+        "id": 1, "status": 502,
+        "error": "upstream answered 500; upstream connection failed (after 2 attempts)"}
 
 
 async def test_every_endpoint_needs_its_key(start_gateway: StartGateway,

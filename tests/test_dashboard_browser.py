@@ -322,6 +322,14 @@ def test_dashboard_channels_quotas_requests_config(served: Served,
     assert attrs(browser, bar, "data-used", "data-limit") == [[str(len(alice_today)), "400"]]
     assert text(browser, f"{bar} .bar-text") == f"{len(alice_today)} / 400"
     assert browser.find_elements(By.CSS_SELECTOR, ".quota[data-scope=group][data-name=team]")
+    # times are labelled with the clock they are on (the browser's, here the test machine's)
+    offset = time.localtime().tm_gmtoff // 60
+    zone = "UTC" if offset == 0 else (f"UTC{'+' if offset > 0 else '-'}"
+                                      f"{abs(offset) // 60:02d}:{abs(offset) % 60:02d}")
+    assert text(browser, "[data-zone]") == f"times in {zone}"
+    resets = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(day_start + 86400))
+    period = ".quota[data-scope=token][data-name=alice][data-period=day] .muted"
+    assert text(browser, period).endswith(f"· day · resets {resets} {zone}")
 
     newest = max(rows, key=lambda r: (r["ts"], r["id"]))
     shown = attrs(browser, "#request-table tbody tr", "data-id")

@@ -8,8 +8,9 @@ only about that key's token.
 from __future__ import annotations
 
 import logging
+import re
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from typing import Any
 
 import orjson
@@ -122,10 +123,29 @@ async def own_overview(request: web.Request) -> web.Response:
 
 
 async def own_requests(request: web.Request) -> web.Response:
-    """GET /me/requests: the calling token's newest usage rows."""
-    _, reader, token = await _caller(request)
+    """GET /me/requests: the calling token's newest usage rows, without what describes the
+    operator's set-up (`for_caller`)."""
+    gw, reader, token = await _caller(request)
     equal = {**_equal(request.query), "token": token}
-    return _json({"token": token, "data": await _recent(reader, request.query, equal)})
+    rows = await _recent(reader, request.query, equal)
+    names = [c.name for c in gw.holder.current.channels]
+    return _json({"token": token, "data": [for_caller(row, names) for row in rows]})
+
+
+#: Row columns that describe the operator's set-up (which upstream, which model there, which
+#: routing rule), not the caller's request.
+OPERATOR_ONLY = ("channel", "upstream_model", "rule")
+
+
+def for_caller(row: Mapping[str, Any], channels: Sequence[str]) -> dict[str, Any]:
+    """*row* as its caller may see it: no `OPERATOR_ONLY` column, and its error without the
+    ``channel:`` prefixes the gateway writes for the operator."""
+    out = {k: v for k, v in row.items() if k not in OPERATOR_ONLY}
+    error = out.get("error")
+    if error and channels:
+        names = "|".join(re.escape(name) for name in sorted(channels, key=len, reverse=True))
+        out["error"] = re.sub(rf"(?<![\w.-])(?:{names}): ", "", error)
+    return out
 
 
 # -- helpers ------------------------------------------------------------------------------------

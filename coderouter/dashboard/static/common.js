@@ -29,12 +29,21 @@ const fmt = {
     if (a >= 1e3) return (v / 1e3).toFixed(a >= 1e4 ? 0 : 1) + "k";
     return String(Math.round(v * 100) / 100);
   },
+  // Dollars with the same digits in every row: cents from $100, else 4 decimals.
   cost(v, axis) {
     if (v == null) return "–";
     if (v === 0) return "$0";
     if (axis) return "$" + Number(v.toPrecision(3));
-    return "$" + (Math.abs(v) >= 100 ? v.toFixed(2) : Math.abs(v) >= 1 ? v.toFixed(4)
-      : v.toPrecision(4));
+    if (Math.abs(v) < 0.00005) return v > 0 ? "<$0.0001" : "-<$0.0001";
+    return "$" + v.toFixed(Math.abs(v) >= 100 ? 2 : 4);
+  },
+  // The browser's offset from UTC, which every time on the page is shown in.
+  zone() {
+    const minutes = -new Date().getTimezoneOffset();
+    if (minutes === 0) return "UTC";
+    const pad = (n) => String(Math.floor(n)).padStart(2, "0");
+    const a = Math.abs(minutes);
+    return `UTC${minutes > 0 ? "+" : "-"}${pad(a / 60)}:${pad(a % 60)}`;
   },
   ms(v, axis) {
     if (v == null) return "–";
@@ -334,7 +343,8 @@ function renderQuotas(container, quotas, {withName = true} = {}) {
   }
   container.replaceChildren(...quotas.map((q) => {
     const dims = ["tokens", "requests", "cost"].filter((d) => q[d]);
-    const resets = q.resets_at ? `resets ${fmt.time(Date.parse(q.resets_at) / 1000, true)}`
+    const resets = q.resets_at
+      ? `resets ${fmt.time(Date.parse(q.resets_at) / 1000, true)} ${fmt.zone()}`
       : "never resets";
     return h("div", {class: "quota", "data-scope": q.scope, "data-name": q.name ?? "",
                      "data-period": q.period},
@@ -362,3 +372,8 @@ function renderQuotas(container, quotas, {withName = true} = {}) {
 
 window.cr = {h, fmt, Page, rangePicker, renderCards, totalsCards, renderCharts, renderTable,
              REQUEST_COLUMNS, showRow, setupDialog, renderQuotas};
+
+// Say once, beside the range, which clock the page's times are on.
+for (const el of document.querySelectorAll("[data-zone]")) {
+  el.textContent = `times in ${fmt.zone()}`;
+}
