@@ -102,7 +102,8 @@ class ConfigError(ValueError):
                  lines: Mapping[str, int] | None = None) -> None:
         self.problems = problems
         self.lines: Mapping[str, int] = lines or {}
-        super().__init__("\n".join(self.located()))
+        super().__init__("\n".join(f"{path}: {msg}" if path else msg
+                                   for path, msg in problems))
 
     def line_of(self, path: str) -> int | None:
         """The line of *path*, else of the nearest enclosing value that has one (a missing

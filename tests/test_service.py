@@ -161,8 +161,9 @@ class TestLiveReload:
             broken["tokens"][0]["group"] = "nobody"
             gw.write_config(broken)
             await gw.line("config reload failed (file changed): 2 problems")
-            await gw.line("model_groups[1].targets[0].channel: no channel named 'upp'")
-            await gw.line("tokens[0].group:")
+            await gw.line("model_groups[1].targets[0].channel (line ")
+            await gw.line("): no channel named 'upp'")
+            await gw.line("tokens[0].group (line ")
             async with aiohttp.ClientSession() as http:
                 assert await status_of(http, gw.url, "smart") == 200
                 assert await status_of(http, gw.url, "fresh") == 404
@@ -239,7 +240,8 @@ class TestSystemdAndLogs:
         # the config warnings `check` also prints come before logging is set up
         assert [line for line in gw.stderr if not line.startswith("{")] == [
             "warning: tokens[1].key: plaintext key; store key_sha256 instead "
-            "(`coderouter token new` prints both)\n"]
+            "(`coderouter token new` prints both)\n",
+            "warning: tokens[1].models[0]: 'other-*' matches no routable model\n"]
         lines = [orjson.loads(line) for line in gw.stderr if line.startswith("{")]
         access = [line for line in lines if line["logger"] == "coderouter.access"]
         assert [(a["status"], a["model"], a["token"], a["tokens"]) for a in access] == [

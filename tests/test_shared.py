@@ -246,7 +246,8 @@ def test_check_refuses_workers_without_redis(tmp_path: Path) -> None:
                            str(tmp_path / "config.yaml")], capture_output=True, text=True,
                           timeout=30)
     assert done.returncode == 1
-    assert ("workers: 2 workers need state.redis: each process would count quotas, rate "
+    assert "  workers (line " in done.stderr
+    assert ("): 2 workers need state.redis: each process would count quotas, rate "
             "limits and cooldowns on its own, so every limit would be multiplied by the "
             "number of workers") in done.stderr
 
