@@ -12,7 +12,7 @@ import secrets
 import sqlite3
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import orjson
@@ -106,10 +106,12 @@ def _serve_one(path: str, *, worker: bool) -> int:
     holder = ConfigHolder.from_file(path)
     config = holder.current
     logs.setup(holder)
+    loop_factory: Callable[[], asyncio.AbstractEventLoop] | None = None
     try:
         import uvloop
+        loop_factory = uvloop.new_event_loop
     except ImportError:
-        uvloop = None
+        pass
     app = create_app(holder, watch=True)
     listen = config.listen
     # What is loaded now lives as long as the process: the cyclic GC need not walk it again
@@ -120,7 +122,7 @@ def _serve_one(path: str, *, worker: bool) -> int:
                                 f"http://{listen.host}:{listen.port} ({config.summary()})")
     try:
         run(app, listen.host, listen.port, status=config.summary(),
-            loop_factory=uvloop.new_event_loop if uvloop else None, reuse_port=worker,
+            loop_factory=loop_factory, reuse_port=worker,
             banner=banner)
     except OSError as exc:
         log.error("cannot listen on %s:%d: %s", listen.host, listen.port, exc.strerror or exc)

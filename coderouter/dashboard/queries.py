@@ -91,7 +91,8 @@ class Filter:
     equal: Mapping[str, str] | None = None
 
     def where(self) -> tuple[str, list[Any]]:
-        clauses, params = ["ts >= ?", "ts < ?"], [self.since, self.until]
+        clauses = ["ts >= ?", "ts < ?"]
+        params: list[Any] = [self.since, self.until]
         for name, value in sorted((self.equal or {}).items()):
             clauses.append(f"{DIMENSIONS[name]} = ?")
             params.append(value)
