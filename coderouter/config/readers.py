@@ -13,11 +13,12 @@ import difflib
 import math
 import re
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, TypeVar
 
 #: A field with no default: its absence is an error.
 MISSING: Any = object()
 #: ``${NAME}``, or ``${NAME:-default}`` (the default when NAME is unset or empty, as in sh).
+_Section = TypeVar("_Section")
 _ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
 _DURATION_UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, None: 1}
@@ -207,7 +208,8 @@ class Reader:
             return []
         return [(f"{path}[{i}]", item) for i, item in enumerate(value)]
 
-    def section(self, raw: dict[str, Any], key: str, cls: type, spec: dict[str, Callable]) -> Any:
+    def section(self, raw: dict[str, Any], key: str, cls: type[_Section],
+                spec: Mapping[str, Callable[[Any, str], Any]]) -> _Section:
         """Read a flat mapping section whose every key is optional and typed by *spec*."""
         m = self.mapping(raw.get(key) or {}, key, tuple(spec), secret=key == "admin")
         if m is None:

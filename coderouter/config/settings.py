@@ -70,7 +70,7 @@ def secret(r: Reader, m: dict[str, Any]) -> str | None:
 
 
 def limits(r: Reader, m: dict[str, Any]) -> Limits:
-    return r.section(m, "limits", Limits, {  # type: ignore[no-any-return]
+    return r.section(m, "limits", Limits, {
         "max_body": r.size, "body_timeout": r.duration,
         "sessions": lambda v, p: r.integer(v, p, 1),
         "max_response": r.size, "max_event": r.size, "write_timeout": r.duration,
@@ -78,9 +78,9 @@ def limits(r: Reader, m: dict[str, Any]) -> Limits:
 
 
 def shutdown(r: Reader, m: dict[str, Any]) -> Shutdown:
-    return r.section(m, "shutdown", Shutdown, {"grace": r.duration})  # type: ignore[no-any-return]
+    return r.section(m, "shutdown", Shutdown, {"grace": r.duration})
 
 
 def log(r: Reader, m: dict[str, Any]) -> Log:
-    return r.section(m, "log", Log, {  # type: ignore[no-any-return]
+    return r.section(m, "log", Log, {
         "format": r.choice(("plain", "json")), "access": r.boolean})

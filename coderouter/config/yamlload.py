@@ -24,7 +24,7 @@ from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 from yaml.resolver import Resolver
 
 try:
-    from yaml.cyaml import CParser
+    from yaml._yaml import CParser
     C_LOADER = True
 except ImportError:  # PyYAML built without libyaml
     C_LOADER = False
@@ -40,7 +40,7 @@ class YamlTooLarge(ValueError):
 
 
 if C_LOADER:
-    class _Loader(CParser, Composer, SafeConstructor, Resolver):  # type: ignore[misc]
+    class _Loader(CParser, Composer, SafeConstructor, Resolver):
         """libyaml's scanner and parser; PyYAML's composer and safe constructor.
 
         The composer is PyYAML's own so composing returns to Python at every event: a reload
@@ -58,21 +58,22 @@ if C_LOADER:
         get_node = Composer.get_node
         get_single_node = Composer.get_single_node
 else:
-    from yaml import SafeLoader as _Loader  # type: ignore[assignment,no-redef]
+    from yaml import SafeLoader as _Loader  # type: ignore[assignment]
 
 
-def _timestamp(loader: SafeConstructor, node: Node) -> Any:
+def _timestamp(loader: _Dates, node: Node) -> Any:
     try:
         return SafeConstructor.construct_yaml_timestamp(loader, node)  # type: ignore[arg-type]
     except ValueError:  # 2027-02-30: left to the config's own date check
         return loader.construct_scalar(node)  # type: ignore[arg-type]
 
 
-class _Dates(_Loader):  # type: ignore[valid-type,misc]
+class _Dates(_Loader):
     """The loader, with impossible dates left as strings."""
 
 
-_Dates.add_constructor("tag:yaml.org,2002:timestamp", _timestamp)
+# the stubs bind a constructor's loader to PyYAML's own classes, not to a composed one
+_Dates.add_constructor("tag:yaml.org,2002:timestamp", _timestamp)  # type: ignore[type-var]
 
 
 @dataclass(frozen=True, slots=True)
