@@ -115,6 +115,11 @@ _TERMINAL: dict[str, tuple[bytes, ...]] = {
 }
 
 
+def ends_stream(dialect: Dialect, data: bytes) -> bool:
+    """Whether *data*, stream bytes for a *dialect* reader, hold the event that ends it."""
+    return any(marker in data for marker in _TERMINAL.get(dialect, ()))
+
+
 class EventTooLarge(ValueError):
     """An upstream stream event grew past the size limit without ending."""
 

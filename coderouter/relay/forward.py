@@ -38,7 +38,16 @@ from ..errors import (
 from ..estimate import estimate_output_tokens
 from ..routing import Health
 from ..scrub import Scrubber
-from ..sse import COUNTING, Dialect, EventTooLarge, StreamMeter, Usage, error_event, usage_from_body
+from ..sse import (
+    COUNTING,
+    Dialect,
+    EventTooLarge,
+    StreamMeter,
+    Usage,
+    ends_stream,
+    error_event,
+    usage_from_body,
+)
 from ..usage import Record
 
 log = logging.getLogger("coderouter.relay.forward")
@@ -108,6 +117,9 @@ class Exchange:
     usage: Usage | None = None
     estimated: bool = False
     meter: StreamMeter | None = None
+    #: The event that ends the caller's stream was written: whatever happens after (the
+    #: caller hangs up, the upstream lingers), the caller got its whole answer.
+    delivered: bool = False
     #: The caller's body as it came, forwarded untouched when its dialect passes through
     #: without a model in the body (Gemini: the model is in the URL).
     raw: bytes | None = None
@@ -505,6 +517,7 @@ class Forwarder:
                         clock.writing_since = loop.time()
                         await response.write(data)
                         clock.writing_since = 0.0
+                        ex.delivered = ex.delivered or ends_stream(ex.dialect, data)
                     if meter.progress != progress:
                         clock.progress_at = loop.time()
                     chunk = await read()
@@ -515,6 +528,7 @@ class Forwarder:
                     tail = clean(convert.feed(tail) + convert.finish()) if meter.done else b""
                 if tail:
                     await response.write(tail)
+                    ex.delivered = ex.delivered or ends_stream(ex.dialect, tail)
             if not meter.done:
                 failure = UpstreamError("upstream closed the stream before it was complete")
         except TimeoutError:
@@ -528,7 +542,8 @@ class Forwarder:
         except aiohttp.ClientPayloadError:
             failure = UpstreamError("upstream connection lost mid-stream")
         except ConnectionResetError:
-            record.status, record.error = 499, "client disconnected"
+            if not ex.delivered:
+                record.status, record.error = 499, "client disconnected"
         except EventTooLarge as exc:
             failure = UpstreamError(str(exc))
         except GatewayError as exc:  # a converter met an upstream error event
@@ -539,8 +554,10 @@ class Forwarder:
         finally:
             if clock is not None:
                 clock.stop()
-        ex.usage = meter.usage
-        if failure is not None:
+            ex.usage = meter.usage  # also when the caller's leaving cancels the relay
+        if failure is not None and ex.delivered:
+            log.info("after the caller's stream ended: %s", failure.message)
+        elif failure is not None:
             message = ex.scrubber.clean_text(failure.message)
             record.status, record.error = failure.status, message
             with contextlib.suppress(ConnectionResetError, TimeoutError):

@@ -221,7 +221,8 @@ async def relay(request: web.Request, *, dialect: Dialect | None = None,
         record.error = record.error or exc.message
         raise
     except asyncio.CancelledError:
-        record.status, record.error = 499, "client disconnected"
+        if exchange is None or not exchange.delivered:
+            record.status, record.error = 499, "client disconnected"
         raise
     except BaseException as exc:
         record.status, record.error = 500, f"internal error: {type(exc).__name__}"

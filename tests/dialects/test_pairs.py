@@ -946,7 +946,8 @@ def test_anthropic_text_stream_becomes_chat_chunks() -> None:
 
 
 def test_anthropic_stream_chunk_framing_is_exact() -> None:
-    """Each chunk is b"data: {compact json}\\n\\n"; the stream ends with b"data: [DONE]\\n\\n"."""
+    """Each chunk is b"data: {compact json}\\n\\n"; the finish chunk is followed at once by
+    b"data: [DONE]\\n\\n", not when the upstream closes."""
     pipe = messages_to_chat_pipe("m", include_usage=False)
     events = anthropic_text_events()
     raw = pipe.feed(events[0][0], orjson.dumps(events[0][1]))
@@ -955,8 +956,9 @@ def test_anthropic_stream_chunk_framing_is_exact() -> None:
                         b'"logprobs":null,"finish_reason":null}]}\n\n')
     for name, data in events[1:-1]:
         pipe.feed(name, orjson.dumps(data))
-    pipe.feed(events[-1][0], orjson.dumps(events[-1][1]))
-    assert pipe.close() == b"data: [DONE]\n\n"
+    last = pipe.feed(events[-1][0], orjson.dumps(events[-1][1]))
+    assert last.endswith(b'"finish_reason":"stop"}]}\n\ndata: [DONE]\n\n')  # with the finish
+    assert pipe.close() == b""
 
 
 def test_anthropic_stream_without_include_usage_has_no_usage_chunk() -> None:

@@ -149,7 +149,6 @@ class ChatStreamEncoder:
         self._created = int(time.time())
         self._role_sent = False
         self._ended = False
-        self._finished = False
         self._kinds: dict[int, str] = {}
         self._tool_index: dict[int, int] = {}
         self._usage = ir.Usage()
@@ -175,11 +174,10 @@ class ChatStreamEncoder:
         return b""  # PartEnd, PartSignature: nothing to say in Chat
 
     def close(self) -> bytes:
-        """``[DONE]`` after a finished answer; a failed one already ended with its own."""
-        if not self._finished:
-            return b""
-        self._finished = False
-        return b"data: [DONE]\n\n"
+        """Nothing: a finished answer ended with ``[DONE]`` (sent with its finish, so the
+        caller is done when the answer is, however long the upstream lingers), a failed one
+        with its own."""
+        return b""
 
     def _chunk(self, choices: list[Json], **extra: Any) -> bytes:
         return sse_data({"id": self._id, "object": "chat.completion.chunk",
@@ -230,5 +228,5 @@ class ChatStreamEncoder:
         out = [self._choice({}, _FINISH_OUT[event.reason])]
         if self.include_usage:
             out.append(self._chunk([], usage=encode_usage(usage)))
-        self._finished = True
+        out.append(b"data: [DONE]\n\n")
         return b"".join(out)
