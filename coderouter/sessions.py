@@ -10,8 +10,9 @@ README "Routing for coding agents"):
    (Codex CLI, across its versions);
 4. headers ``x-session-affinity``, ``x-session-id`` (opencode);
 5. the body's ``prompt_cache_key`` (Codex, OpenAI SDK users);
-6. else a hash of the model, the system prompt and the first user message, which is the
-   same on every turn of a conversation.
+6. else a key derived from the conversation, confined to the caller's token: `Conversations`
+   follows it by its user messages (a fixed opening, like aider's example exchange, does not
+   make two conversations one).
 
 Keys are namespaced by where they came from, so two carriers never collide.
 """
@@ -19,6 +20,7 @@ Keys are namespaced by where they came from, so two carriers never collide.
 from __future__ import annotations
 
 import hashlib
+from collections import OrderedDict
 from collections.abc import Mapping
 from typing import Any
 
@@ -80,8 +82,14 @@ def _claude_user_id(metadata: Any) -> str | None:
     return session if found else None
 
 
-def session_key(headers: Mapping[str, str], payload: dict[str, Any]) -> tuple[str, bool]:
-    """(the session key of this request, whether it was derived from the prompt's content)."""
+def session_key(headers: Mapping[str, str], payload: dict[str, Any], scope: str = "",
+                known: Conversations | None = None) -> tuple[str, bool]:
+    """(the session key of this request, whether it was derived from the prompt's content).
+
+    A derived key is confined to *scope* (the caller's token): two callers never share one.
+    With *known*, a conversation is followed by its user messages (see `Conversations`), else
+    it is named by its opening.
+    """
     value = headers.get("x-claude-code-session-id")
     if value and (clean := _clean(value)):
         return f"claude:{clean}", False
@@ -99,40 +107,89 @@ def session_key(headers: Mapping[str, str], payload: dict[str, Any]) -> tuple[st
     value = payload.get("prompt_cache_key")
     if isinstance(value, str) and (clean := _clean(value)):
         return f"pck:{clean}", False
-    return f"h:{_opening_digest(payload)}", True
+    system, said = _conversation(payload)
+    opening = hashlib.sha256()
+    for part in (scope, payload.get("model"), system):
+        opening.update(_digest(part))
+    if known is not None:
+        return known.key(opening.hexdigest(), said), True
+    if said:
+        opening.update(said[0])
+    return f"h:{opening.hexdigest()[:32]}", True
 
 
-def _opening_digest(payload: dict[str, Any]) -> str:
-    """A digest of model + system prompt + first user message, in any of the four dialects."""
+class Conversations:
+    """Conversations that carry no session id, followed by their user messages (this
+    process's memory, the last *size* messages).
+
+    A request's newest user message is remembered as its conversation's; a later request that
+    repeats an earlier one of them continues that conversation (the oldest one it repeats
+    decides: later ones may be words any conversation says, like "go on"). One that repeats
+    none starts a conversation named by its opening (scope, model, system prompt) and that
+    newest message. A fixed opening that every conversation of a client repeats (aider's
+    example exchange, a repo map) is never a request's newest message, so it joins no two
+    conversations. With ``workers: N`` each worker has its own memory.
+    """
+
+    def __init__(self, size: int = 100_000) -> None:
+        self.size = size
+        self._owner: OrderedDict[bytes, str] = OrderedDict()
+
+    def key(self, opening: str, said: list[bytes]) -> str:
+        """The session of a request whose opening digest is *opening*, and whose user
+        messages digest to *said* (oldest first)."""
+        prefix = opening.encode()
+        owner = self._owner
+        found = None
+        for digest in said[:-1]:  # the oldest first: later ones may be generic ("go on")
+            found = owner.get(prefix + digest)
+            if found is not None:
+                break
+        if found is None:
+            newest = hashlib.sha256(prefix + (said[-1] if said else b""))
+            found = f"h:{newest.hexdigest()[:32]}"
+        if said:
+            owner[prefix + said[-1]] = found
+            owner.move_to_end(prefix + said[-1])
+            if len(owner) > self.size:
+                owner.popitem(last=False)
+        return found
+
+
+def _conversation(payload: dict[str, Any]) -> tuple[Any, list[bytes]]:
+    """The system prompt and a digest of each user message, in any of the four dialects."""
     system: Any = payload.get("system") or payload.get("instructions") \
         or payload.get("systemInstruction")
-    first: Any = None
     turns = payload.get("messages")
     if not isinstance(turns, list):
         turns = payload.get("contents")
     if not isinstance(turns, list):
         turns = payload.get("input")
     if isinstance(turns, str):
-        first = turns
-    elif isinstance(turns, list):
-        for turn in turns:
-            if not isinstance(turn, dict):
-                continue
-            role = turn.get("role")
-            if role in ("system", "developer") and system is None:
-                system = turn.get("content")
-            elif role == "user":
-                first = turn.get("content", turn.get("parts"))
-                break
-    digest = hashlib.sha256()
-    digest.update(str(payload.get("model")).encode())
-    for part in (system, first):
-        digest.update(b"\x00")
-        try:
-            digest.update(orjson.dumps(part))
-        except (TypeError, orjson.JSONEncodeError):
-            digest.update(repr(part).encode())
-    return digest.hexdigest()[:32]
+        return system, [_digest(turns)]
+    said: list[bytes] = []
+    for turn in turns if isinstance(turns, list) else ():
+        if not isinstance(turn, dict):
+            continue
+        role = turn.get("role")
+        if role in ("system", "developer") and system is None:
+            system = turn.get("content")
+        elif role == "user":
+            said.append(_digest(turn.get("content", turn.get("parts"))))
+    return system, said
+
+
+def _digest(part: Any) -> bytes:
+    """A digest of a message's content, blind to where the caller put cache breakpoints
+    (they move to the newest message every turn)."""
+    if isinstance(part, list):
+        part = [{k: v for k, v in block.items() if k != "cache_control"}
+                if isinstance(block, dict) else block for block in part]
+    try:
+        data = orjson.dumps(part)
+    except (TypeError, orjson.JSONEncodeError):
+        data = repr(part).encode()
+    return hashlib.sha256(data).digest()
 
 
 def client_name(user_agent: str | None) -> str | None:

@@ -14,6 +14,7 @@ from .config.reload import ConfigHolder
 from .drain import Drain
 from .relay.forward import Forwarder
 from .routing import Health
+from .sessions import Conversations
 from .usage import Record, UsageStore
 
 if TYPE_CHECKING:
@@ -36,6 +37,8 @@ class Gateway:
     #: The forwarded requests in flight, for a graceful stop.
     drain: Drain = field(default_factory=Drain)
     started: float = field(default_factory=time.time)
+    #: The conversations without a session id this process has seen (`sessions`).
+    conversations: Conversations = field(default_factory=Conversations)
     #: Called with every finished request's row (metrics, access log); must not block.
     observers: list[Callable[[Record], None]] = field(default_factory=list)
 

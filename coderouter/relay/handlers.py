@@ -180,7 +180,8 @@ async def relay(request: web.Request, *, dialect: Dialect | None = None,
         if route is None:
             raise ModelNotFound(f"the model '{model}' does not exist")
         check_model(token, model)
-        record.session = session_key(request.headers, payload)[0]
+        record.session = session_key(request.headers, payload, token.name,
+                                     gw.conversations)[0]
         rule = first_rule(route, traits(payload, body, prompt, record.client)) \
             if route.rules else None
         record.rule = rule.name if rule is not None else None
