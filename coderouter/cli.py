@@ -18,7 +18,8 @@ from typing import Any
 import orjson
 
 from . import __version__
-from .config import Channel, Config, load, serves_responses_by_default
+from .channels import kind_of
+from .config import Config, load
 from .errors import ConfigError
 from .usage import (
     GROUPINGS,
@@ -56,27 +57,10 @@ def cmd_check(args: argparse.Namespace) -> int:
         return 1
     print(f"{path}: ok: {config.summary()}")
     for channel in config.channels:
-        if channel.type in ("openai", "azure"):
-            print(f"  {responses_note(channel)}")
-        elif channel.type == "gemini":
-            print(f"  channel '{channel.name}': Gemini API at {channel.base_url}/v1beta/models/"
-                  "{model}:…; the Gemini routes pass through, the other routes are translated")
+        note = kind_of(channel).describe(channel)
+        if note:
+            print(f"  {note}")
     return 0
-
-
-def responses_note(channel: Channel) -> str:
-    """What an openai/azure channel does with /v1/responses, and why."""
-    said = "set" if channel.responses != serves_responses_by_default(
-        channel.type, channel.base_url) else "default for this base_url"
-    if channel.responses == "only":
-        return (f"channel '{channel.name}': Responses API only (responses: only); "
-                "/v1/responses passes through, Chat, Messages and Gemini callers are "
-                "translated to it, /v1/completions is refused")
-    if channel.responses:
-        return (f"channel '{channel.name}': Chat Completions and Responses API "
-                f"(responses: true, {said}); /v1/responses passes through")
-    return (f"channel '{channel.name}': Chat Completions only (responses: false, {said}); "
-            "/v1/responses is translated to Chat Completions")
 
 
 def cmd_serve(args: argparse.Namespace) -> int:

@@ -92,22 +92,7 @@ def _walk(value: Any, counting: bool, max_depth: int) -> tuple[int, int, bool]:
                     return chars, parts, True
                 if kind is dict:
                     if not muted:
-                        part, role = item.get("type"), item.get("role")
-                        if type(part) is str:
-                            if part in _BINARY_PART_TYPES:
-                                parts += 1
-                                muted = len(stack) + 1
-                            else:
-                                chars -= len(part)  # a part's kind is not text
-                        elif "inlineData" in item or "fileData" in item:  # Gemini media
-                            parts += 1
-                            muted = len(stack) + 1
-                        if not muted:
-                            if type(role) is str:
-                                chars -= len(role)  # in MESSAGE_OVERHEAD_TOKENS
-                            signature = item.get("thoughtSignature")  # opaque, not read
-                            if type(signature) is str:
-                                chars -= len(signature)
+                        chars, parts, muted = _open_dict(item, chars, parts, len(stack))
                     stack.append(iter(item.values()))
                 else:
                     stack.append(iter(item))
@@ -117,3 +102,25 @@ def _walk(value: Any, counting: bool, max_depth: int) -> tuple[int, int, bool]:
             if muted > len(stack):
                 muted = 0
     return chars, parts, False
+
+
+def _open_dict(item: dict[str, Any], chars: int, parts: int,
+               height: int) -> tuple[int, int, int]:
+    """`_walk` entering the object *item* at stack *height*: (chars, parts, muted) after it.
+
+    A binary part counts as a part and mutes its strings; a part's ``type``, a message's
+    ``role`` and a ``thoughtSignature`` are not text.
+    """
+    part, role = item.get("type"), item.get("role")
+    if type(part) is str:
+        if part in _BINARY_PART_TYPES:
+            return chars, parts + 1, height + 1
+        chars -= len(part)  # a part's kind is not text
+    elif "inlineData" in item or "fileData" in item:  # Gemini media
+        return chars, parts + 1, height + 1
+    if type(role) is str:
+        chars -= len(role)  # in MESSAGE_OVERHEAD_TOKENS
+    signature = item.get("thoughtSignature")  # opaque, not read
+    if type(signature) is str:
+        chars -= len(signature)
+    return chars, parts, 0

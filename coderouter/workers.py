@@ -43,20 +43,44 @@ def enable_multiprocess_metrics() -> str:
 def supervise(count: int, run_worker: Callable[[int], int], host: str, port: int) -> int:
     """Run *count* workers (``run_worker(index)`` in each) until a stop signal; exit code."""
     directory = enable_multiprocess_metrics()
-    children: dict[int, int] = {}
-    stopping = False
+    supervisor = _Supervisor(count, run_worker)
+    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        signal.signal(sig, supervisor.forward)
+    for index in range(count):
+        supervisor.spawn(index)
+    try:
+        supervisor.watch(host, port)
+    finally:
+        shutil.rmtree(directory, ignore_errors=True)
+    if supervisor.ready:
+        systemd.stopping()
+        log.info("stopped")
+    return supervisor.code
 
-    def forward(sig: int, frame: FrameType | None) -> None:
-        nonlocal stopping
+
+class _Supervisor:
+    """The workers by pid, and what the supervisor knows of them."""
+
+    def __init__(self, count: int, run_worker: Callable[[int], int]) -> None:
+        self.count = count
+        self.run_worker = run_worker
+        self.children: dict[int, int] = {}  # pid -> worker index
+        self.stopping = False
+        self.ready = False
+        self.code = 0
+
+    def forward(self, sig: int, frame: FrameType | None) -> None:
+        """Pass signal *sig* to every worker; SIGTERM and SIGINT stop the supervisor too."""
         if sig in (signal.SIGTERM, signal.SIGINT):
-            if not stopping:
-                log.info("%s: stopping %d workers", signal.Signals(sig).name, len(children))
-            stopping = True
-        for pid in list(children):
+            if not self.stopping:
+                log.info("%s: stopping %d workers", signal.Signals(sig).name,
+                         len(self.children))
+            self.stopping = True
+        for pid in list(self.children):
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, sig)
 
-    def spawn(index: int) -> None:
+    def spawn(self, index: int) -> None:
         pid = os.fork()
         if pid == 0:
             code = 1
@@ -65,55 +89,49 @@ def supervise(count: int, run_worker: Callable[[int], int], host: str, port: int
                     signal.signal(sig, signal.SIG_DFL)
                 os.environ.pop("NOTIFY_SOCKET", None)  # the supervisor speaks to systemd
                 _stop_with_parent()
-                code = run_worker(index)
+                code = self.run_worker(index)
             except BaseException:
                 log.exception("worker %d failed", index)
             finally:
                 os._exit(code)
-        children[pid] = index
+        self.children[pid] = index
 
-    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
-        signal.signal(sig, forward)
-    for index in range(count):
-        spawn(index)
-    ready = False
-    deadline = time.monotonic() + READY_TIMEOUT
-    code = 0
-    try:
-        while children:
-            if not ready and not stopping and _answers(host, port):
-                ready = True
-                systemd.ready(f"{count} workers")
-                log.info("%d workers serving on http://%s:%d", count, host, port)
-            pid, status = os.waitpid(-1, 0 if ready or stopping else os.WNOHANG)
+    def watch(self, host: str, port: int) -> None:
+        """Wait on the workers until none is left: tell systemd once the port answers,
+        replace one that dies, stop them all when one cannot start."""
+        deadline = time.monotonic() + READY_TIMEOUT
+        while self.children:
+            if not self.ready and not self.stopping and _answers(host, port):
+                self.ready = True
+                systemd.ready(f"{self.count} workers")
+                log.info("%d workers serving on http://%s:%d", self.count, host, port)
+            pid, status = os.waitpid(-1, 0 if self.ready or self.stopping else os.WNOHANG)
             if pid == 0:
                 if time.monotonic() > deadline:
                     log.error("the workers did not listen within %gs", READY_TIMEOUT)
-                    code = 1
-                    forward(signal.SIGTERM, None)
+                    self._fail()
                 time.sleep(0.05)
                 continue
-            index = children.pop(pid, None)
-            _mark_dead(pid)
-            exit_code = os.waitstatus_to_exitcode(status)
-            if stopping or index is None:
-                continue
-            if not ready and exit_code > 0:  # it refused to start (killed ones are replaced)
-                log.error("worker %d exited (%d) before serving: stopping", index, exit_code)
-                code = 1
-                forward(signal.SIGTERM, None)
-                continue
-            log.error("worker %d (pid %d) exited unexpectedly (%d): starting another",
-                      index, pid, exit_code)
-            time.sleep(RESTART_DELAY)
-            if not stopping:
-                spawn(index)
-    finally:
-        shutil.rmtree(directory, ignore_errors=True)
-    if ready:
-        systemd.stopping()
-        log.info("stopped")
-    return code
+            self._exited(pid, os.waitstatus_to_exitcode(status))
+
+    def _exited(self, pid: int, exit_code: int) -> None:
+        index = self.children.pop(pid, -1)
+        _mark_dead(pid)
+        if self.stopping or index == -1:
+            return
+        if not self.ready and exit_code > 0:  # it refused to start (killed ones are replaced)
+            log.error("worker %d exited (%d) before serving: stopping", index, exit_code)
+            self._fail()
+            return
+        log.error("worker %d (pid %d) exited unexpectedly (%d): starting another",
+                  index, pid, exit_code)
+        time.sleep(RESTART_DELAY)
+        if not self.stopping:
+            self.spawn(index)
+
+    def _fail(self) -> None:
+        self.code = 1
+        self.forward(signal.SIGTERM, None)
 
 
 def _stop_with_parent() -> None:

@@ -13,8 +13,8 @@ import openai
 import pytest
 import yaml
 
+from coderouter.channels import dialects_of
 from coderouter.config import parse
-from coderouter.dialects.hub import dialects_of
 from tests.conftest import ALICE, StartGateway, base_config
 from tests.fakes import WORDS, FakeUpstream
 

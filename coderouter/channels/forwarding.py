@@ -42,11 +42,6 @@ DIALECT_FAMILY: dict[str, str] = {
     "messages": "anthropic", "count_tokens": "anthropic", "gemini": "gemini",
     "gemini_count": "gemini"}
 
-#: The dialect family each channel type speaks.
-CHANNEL_FAMILY: dict[str, str] = {
-    "openai": "openai", "azure": "openai", "mock": "openai", "anthropic": "anthropic",
-    "gemini": "gemini"}
-
 _HOP_BY_HOP = frozenset({
     "connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te", "trailer",
     "trailers", "transfer-encoding", "upgrade", "proxy-connection"})
@@ -76,12 +71,11 @@ class Policy:
 
 
 @functools.lru_cache(maxsize=1024)
-def policy(channel_type: str, dialect: str | None, extra: tuple[str, ...] = ()) -> Policy:
-    """The forwarding policy of a *channel_type* channel serving a *dialect* caller, plus the
-    channel's *extra* ``forward_headers``."""
-    family = CHANNEL_FAMILY.get(channel_type)
-    same = family is not None and DIALECT_FAMILY.get(dialect or "") == family
-    return Policy((*(ALLOWED.get(family or "", ()) if same else ()), *extra))
+def policy(family: str, dialect: str | None, extra: tuple[str, ...] = ()) -> Policy:
+    """The forwarding policy of a channel of *family* (its kind's) serving a *dialect* caller,
+    plus the channel's *extra* ``forward_headers``."""
+    same = DIALECT_FAMILY.get(dialect or "") == family
+    return Policy((*(ALLOWED.get(family, ()) if same else ()), *extra))
 
 
 def steering(extra: tuple[str, ...], caller: Iterable[tuple[str, str]]) -> list[str]:

@@ -1,7 +1,8 @@
-"""The `mock` channel: answers locally in the OpenAI wire formats, streams included.
+"""The ``mock`` kind: answers locally in the OpenAI wire formats, streams included.
 
 It lets a newcomer try the gateway with no provider account, and smoke tests run offline.
 The reply echoes the start of the last user message, so a caller can see its request arrive.
+It is one more kind to the relay: its `send` answers from memory instead of a pool.
 """
 
 from __future__ import annotations
@@ -9,26 +10,56 @@ from __future__ import annotations
 import hashlib
 import os
 import time
-from typing import Any
+from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import orjson
+from multidict import CIMultiDict, CIMultiDictProxy
 
 from ..estimate import estimate_tokens
-from ..sse import Dialect
+from .kind import Call, Kind
+from .openai import OPENAI_PATHS
+
+if TYPE_CHECKING:
+    from .pool import Pools
+
+_NO_HEADERS: CIMultiDictProxy[str] = CIMultiDictProxy(CIMultiDict())
+
+
+class MockKind(Kind):
+    """No upstream, no keys: every OpenAI dialect is answered from memory."""
+
+    name = "mock"
+    family = "openai"
+    paths: ClassVar = {dialect: "" for dialect in OPENAI_PATHS}
+    needs_upstream = False
+    compacts = False
+
+    async def send(self, pools: Pools, call: Call) -> MockResponse:
+        return respond(call.dialect, call.body)
+
+
+MOCK = MockKind()
 
 
 class MockResponse:
     """An upstream response served from memory, chunk by chunk like a socket would."""
 
     status = 200
+    headers = _NO_HEADERS
 
     def __init__(self, chunks: list[bytes], content_type: str) -> None:
         self._chunks = chunks
         self.content_type = content_type
+        self.content_length = sum(map(len, chunks))
         self.content = self
 
     async def readany(self) -> bytes:
         return self._chunks.pop(0) if self._chunks else b""
+
+    async def iter_any(self) -> AsyncIterator[bytes]:
+        while self._chunks:
+            yield self._chunks.pop(0)
 
     async def read(self) -> bytes:
         body, self._chunks = b"".join(self._chunks), []
@@ -38,7 +69,7 @@ class MockResponse:
         self._chunks = []
 
 
-def respond(dialect: Dialect, payload: dict[str, Any]) -> MockResponse:
+def respond(dialect: str, payload: dict[str, Any]) -> MockResponse:
     """The mock answer to *payload* on *dialect*."""
     model = str(payload.get("model", "mock"))
     if dialect == "embeddings":
@@ -87,7 +118,7 @@ def _ids(prefix: str) -> tuple[str, int]:
     return f"{prefix}-mock{os.urandom(6).hex()}", int(time.time())
 
 
-def _completion(dialect: Dialect, model: str, text: str, usage: dict[str, int]) -> dict[str, Any]:
+def _completion(dialect: str, model: str, text: str, usage: dict[str, int]) -> dict[str, Any]:
     if dialect == "completions":
         ident, created = _ids("cmpl")
         choice: dict[str, Any] = {"index": 0, "text": text, "logprobs": None,
@@ -101,7 +132,7 @@ def _completion(dialect: Dialect, model: str, text: str, usage: dict[str, int]) 
             "choices": [choice], "usage": usage}
 
 
-def _stream(dialect: Dialect, model: str, words: list[str],
+def _stream(dialect: str, model: str, words: list[str],
             usage: dict[str, int] | None) -> MockResponse:
     chat = dialect == "chat"
     ident, created = _ids("chatcmpl" if chat else "cmpl")

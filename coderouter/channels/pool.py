@@ -1,4 +1,4 @@
-"""Talking to channels: one keep-alive pool per channel, and the URL and headers per target."""
+"""Connection pools: one keep-alive pool per channel, through the environment's proxy."""
 
 from __future__ import annotations
 
@@ -8,94 +8,37 @@ import logging
 import urllib.request
 from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import urlsplit
 
 import aiohttp
-from multidict import CIMultiDict
 
-from ..config import DEFAULT_ANTHROPIC_VERSION, Channel
-from ..sse import Dialect
-from .forwarding import NEVER, policy
+if TYPE_CHECKING:
+    from ..config import Channel
 
 log = logging.getLogger("coderouter.channels.pool")
 
-#: What each channel type can serve natively, and the path appended to its base_url.
-PATHS: dict[str, dict[Dialect, str]] = {
-    "openai": {"chat": "/chat/completions", "completions": "/completions",
-               "embeddings": "/embeddings", "responses": "/responses"},
-    "azure": {"chat": "/chat/completions", "completions": "/completions",
-              "embeddings": "/embeddings", "responses": "/responses"},
-    "anthropic": {"messages": "/v1/messages", "count_tokens": "/v1/messages/count_tokens"},
-    "gemini": {"gemini": ":generateContent", "gemini_count": ":countTokens"},
-    "mock": {"chat": "", "completions": "", "embeddings": "", "responses": ""},
-}
 
 class Response(Protocol):
-    """The part of an upstream response the proxy uses (aiohttp's, or the mock's)."""
+    """The part of an upstream response the relay uses (aiohttp's, or the mock's)."""
 
     status: int
 
     @property
+    def headers(self) -> Mapping[str, str]: ...
+
+    @property
     def content_type(self) -> str: ...
+
+    @property
+    def content_length(self) -> int | None: ...
+
+    @property
+    def content(self) -> Any: ...
 
     async def read(self) -> bytes: ...
 
     def close(self) -> None: ...
-
-
-def url_for(channel: Channel, dialect: Dialect, model: str, query: str,
-            stream: bool = False) -> str:
-    """The upstream URL of *dialect* on *channel*; the caller's query string is kept.
-
-    Gemini: ``{base_url}/v1beta/models/{model}:{method}``, streams always as ``alt=sse``, and a
-    caller's ``key`` parameter never forwarded.
-
-    Azure: ``{base_url}/openai/deployments/{model}{path}``, or ``{base_url}/openai/responses``
-    (the deployment goes in the body's ``model``), with the channel's ``api-version`` in place
-    of any the caller sent.
-    """
-    path = PATHS[channel.type][dialect]
-    if channel.type == "azure":
-        kept = [p for p in query.split("&") if p and not p.startswith("api-version=")]
-        query = "&".join([*kept, f"api-version={channel.api_version}"])
-        if dialect == "responses":
-            return f"{channel.base_url}/openai{path}?{query}"
-        return f"{channel.base_url}/openai/deployments/{model}{path}?{query}"
-    if channel.type == "gemini":
-        kept = [p for p in query.split("&") if p and not p.startswith(("key=", "alt="))]
-        if stream and dialect == "gemini":
-            path, kept = ":streamGenerateContent", [*kept, "alt=sse"]
-        query = "&".join(kept)
-        path = f"/v1beta/models/{model}{path}"
-    url = channel.base_url + path
-    return f"{url}?{query}" if query else url
-
-
-def headers_for(channel: Channel, key: str, caller: Iterable[tuple[str, str]],
-                request_id: str, dialect: str | None = None) -> CIMultiDict[str]:
-    """The caller headers `forwarding` allows for a *dialect* caller on *channel*, then the
-    channel's auth, ``X-Request-Id`` and ``headers``."""
-    allowed = policy(channel.type, dialect, channel.forward_headers)
-    names, prefixes = allowed.names, allowed.prefixes
-    out: CIMultiDict[str] = CIMultiDict()
-    for name, value in caller:
-        lower = name.lower()
-        if lower in names or (prefixes and lower.startswith(prefixes) and lower not in NEVER):
-            out.add(name, value)
-    if channel.type == "anthropic":
-        out["x-api-key"] = key
-        out.setdefault("anthropic-version", DEFAULT_ANTHROPIC_VERSION)
-    elif channel.type == "azure":
-        out["api-key"] = key
-    elif channel.type == "gemini":
-        out["x-goog-api-key"] = key
-    else:
-        out["Authorization"] = f"Bearer {key}"
-    out["Content-Type"] = "application/json"
-    out["X-Request-Id"] = request_id
-    out.update(channel.headers)
-    return out
 
 
 def proxy_for(base_url: str) -> str | None:
@@ -108,7 +51,8 @@ def proxy_for(base_url: str) -> str | None:
     url = urlsplit(base_url)
     proxies = urllib.request.getproxies_environment()
     proxy = proxies.get(url.scheme)
-    if not proxy or urllib.request.proxy_bypass_environment(url.netloc, proxies):
+    bypass = urllib.request.proxy_bypass_environment  # type: ignore[attr-defined]  # undocumented
+    if not proxy or bypass(url.netloc, proxies):
         return None
     return proxy
 

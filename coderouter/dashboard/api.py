@@ -18,7 +18,7 @@ from aiohttp import web
 
 from ..auth import authenticate, require_admin
 from ..errors import InvalidRequest
-from ..relay.forward import Exchange
+from ..relay.exchange import Exchange
 from ..state import GATEWAY, Gateway
 from ..usage import parse_moment
 from . import queries as q

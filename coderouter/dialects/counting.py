@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..errors import InvalidRequest, UpstreamError
+from . import ir
 from .codec import Codec, CodecError
 from .hub import CODECS
 
@@ -38,30 +39,55 @@ class CountBridge:
     def __repr__(self) -> str:
         return f"CountBridge({self._client.name} <- {self._upstream.name})"
 
-    def request(self, payload: Json) -> Json:
+    def translate(self, payload: Json, prompt_tokens: int = 0) -> CountTranslation:
+        """The caller's counting request, decoded once for every attempt."""
         inner = payload.get("generateContentRequest")  # Gemini's fuller form
         if isinstance(inner, dict):
             payload = {**inner, "model": payload.get("model")}
         try:
-            body = self._upstream.encode_request(self._client.decode_request(payload))
+            request = self._client.decode_request(payload)
         except CodecError as exc:
             raise InvalidRequest(str(exc)) from None
-        if self.upstream == "gemini_count":  # the proxy names the model inside
-            return {"generateContentRequest": {"model": "", **body}}
-        return {k: v for k, v in body.items() if k in _MESSAGES_COUNTED}
-
-    def response(self, body: Json, payload: Json) -> Json:
-        count = body.get(self._upstream_field)
-        if isinstance(count, bool) or not isinstance(count, int):
-            raise UpstreamError(f"upstream count has no integer '{self._upstream_field}'")
-        return {self._field: count}
-
-    def stream(self, payload: Json) -> Any:
-        raise InvalidRequest("counting tokens does not stream")
+        return CountTranslation(self, request)
 
     def error(self, status: int, body: bytes) -> bytes:
         message, kind = self._upstream.decode_error(status, body)
         return self._client.encode_error(status, message, kind)
+
+
+class CountTranslation:
+    """One counting request across a CountBridge (a relay Translation)."""
+
+    __slots__ = ("_bridge", "_request", "upstream")
+
+    def __init__(self, bridge: CountBridge, request: ir.Request) -> None:
+        self._bridge = bridge
+        self._request = request
+        self.upstream = bridge.upstream
+
+    def request(self, model: str) -> Json:
+        bridge = self._bridge
+        self._request.model = model
+        try:
+            body = bridge._upstream.encode_request(self._request)
+        except CodecError as exc:
+            raise InvalidRequest(str(exc)) from None
+        if self.upstream == "gemini_count":  # the relay names the model inside
+            return {"generateContentRequest": {"model": "", **body}}
+        return {k: v for k, v in body.items() if k in _MESSAGES_COUNTED}
+
+    def response(self, body: Json) -> Json:
+        field = self._bridge._upstream_field
+        count = body.get(field)
+        if isinstance(count, bool) or not isinstance(count, int):
+            raise UpstreamError(f"upstream count has no integer '{field}'")
+        return {self._bridge._field: count}
+
+    def stream(self) -> Any:
+        raise InvalidRequest("counting tokens does not stream")
+
+    def error(self, status: int, body: bytes) -> bytes:
+        return self._bridge.error(status, body)
 
 
 _BRIDGES: dict[tuple[str, str], CountBridge] = {}

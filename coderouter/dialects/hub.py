@@ -14,9 +14,7 @@ import secrets
 from collections.abc import Iterator
 from typing import Any
 
-from ..config import Channel
 from ..errors import InvalidRequest, UpstreamError
-from ..estimate import estimate_tokens
 from . import ir
 from .codec import Codec, CodecError, StreamDecoder, StreamEncoder
 from .crossing import Crossing, Down, up
@@ -49,37 +47,6 @@ def use_secret(secret: bytes) -> None:
 def sealer() -> Sealer:
     """The `Sealer` in use (see `use_secret`)."""
     return _sealer
-
-#: The dialects (gateway endpoints) each channel type's upstream serves as they are; a caller
-#: dialect not listed is translated by a Bridge. An openai or azure channel drops
-#: "responses" when its ``responses:`` setting says the upstream has no Responses API.
-CHANNEL_DIALECTS: dict[str, tuple[str, ...]] = {
-    "openai": ("chat", "completions", "embeddings", "responses"),
-    "azure": ("chat", "completions", "embeddings", "responses"),
-    "anthropic": ("messages", "count_tokens"),
-    "gemini": ("gemini", "gemini_count"),
-    "mock": ("chat", "completions", "embeddings", "responses"),
-}
-
-
-#: The same for an openai or azure channel whose upstream has no Responses API.
-_CHAT_ONLY = {kind: tuple(d for d in CHANNEL_DIALECTS[kind] if d != "responses")
-              for kind in ("openai", "azure")}
-#: And for one whose upstream has the Responses API and no Chat Completions
-#: (``responses: only``).
-_RESPONSES_ONLY = {kind: tuple(d for d in CHANNEL_DIALECTS[kind]
-                               if d not in ("chat", "completions"))
-                   for kind in ("openai", "azure")}
-
-
-def dialects_of(channel: Channel) -> tuple[str, ...]:
-    """What *channel*'s upstream serves natively (on every request: two lookups)."""
-    if channel.type in _CHAT_ONLY:
-        if channel.responses == "only":
-            return _RESPONSES_ONLY[channel.type]
-        if not channel.responses:
-            return _CHAT_ONLY[channel.type]
-    return CHANNEL_DIALECTS.get(channel.type, ())
 
 
 def register(codec: Codec) -> Codec:
@@ -168,7 +135,8 @@ class BridgeStream:
 
 
 class Bridge:
-    """Serves *client*'s dialect from an upstream speaking *upstream*'s (proxy.Conversion)."""
+    """Serves *client*'s dialect from an upstream speaking *upstream*'s: `translate` one
+    caller request into a `Translation` that serves every attempt on this bridge."""
 
     __slots__ = ("_client", "_upstream", "upstream")
 
@@ -180,47 +148,64 @@ class Bridge:
     def __repr__(self) -> str:
         return f"Bridge({self._client.name} <- {self._upstream.name})"
 
-    def decode(self, payload: Json) -> ir.Request:
+    def translate(self, payload: Json, prompt_tokens: int = 0) -> Translation:
+        """The caller's *payload* decoded and crossed, once; *prompt_tokens* is its estimate
+        (a stream encoder shows it before the upstream reports usage)."""
         try:
-            return self._client.decode_request(payload)
+            request = self._client.decode_request(payload)
         except CodecError as exc:
             raise InvalidRequest(str(exc)) from None
-
-    def _cross(self, request: ir.Request) -> Crossing:
         upstream = self._upstream
-        return up(request, self._client.name, upstream.name, sealer=_sealer,
-                  max_tool_name=upstream.max_tool_name, custom_tools=upstream.custom_tools)
-
-    def request(self, payload: Json) -> Json:
-        """The upstream body for the caller's *payload*."""
-        request = self.decode(payload)
-        self._cross(request)
-        try:
-            return self._upstream.encode_request(request)
-        except CodecError as exc:
-            raise InvalidRequest(str(exc)) from None
-
-    def response(self, body: Json, payload: Json) -> Json:
-        """The caller's answer for the upstream's *body*."""
-        down = Down(self._cross(self.decode(payload)))
-        try:
-            answer = self._upstream.decode_response(body)
-        except CodecError as exc:
-            raise UpstreamError(f"upstream answer cannot be translated: {exc}") from None
-        down.answer(answer)
-        return self._client.encode_response(answer, str(payload.get("model")))
-
-    def stream(self, payload: Json) -> BridgeStream:
-        request = self.decode(payload)
-        down = Down(self._cross(request))
-        encoder = self._client.stream_encoder(str(payload.get("model")), request,
-                                              estimate_tokens(payload))
-        return BridgeStream(self._upstream.stream_decoder(), encoder, down)
+        crossing = up(request, self._client.name, upstream.name, sealer=_sealer,
+                      max_tool_name=upstream.max_tool_name, custom_tools=upstream.custom_tools)
+        return Translation(self, request, crossing, str(payload.get("model")), prompt_tokens)
 
     def error(self, status: int, body: bytes) -> bytes:
         """An upstream's error body in the caller's error shape, message kept."""
         message, kind = self._upstream.decode_error(status, body)
         return self._client.encode_error(status, message, kind)
+
+
+class Translation:
+    """One caller request on its way across a Bridge: decoded and crossed once, encoded for
+    each target's model, and the way back (answer, stream, error) for the caller."""
+
+    __slots__ = ("_bridge", "_crossing", "_model", "_prompt_tokens", "_request", "upstream")
+
+    def __init__(self, bridge: Bridge, request: ir.Request, crossing: Crossing, model: str,
+                 prompt_tokens: int) -> None:
+        self._bridge = bridge
+        self._request = request
+        self._crossing = crossing
+        self._model = model  # the caller's, named back in the answer
+        self._prompt_tokens = prompt_tokens
+        self.upstream = bridge.upstream
+
+    def request(self, model: str) -> Json:
+        """The upstream body asking *model* (a codec may encode by the model it reaches)."""
+        self._request.model = model
+        try:
+            return self._bridge._upstream.encode_request(self._request)
+        except CodecError as exc:
+            raise InvalidRequest(str(exc)) from None
+
+    def response(self, body: Json) -> Json:
+        """The caller's answer for the upstream's *body*."""
+        try:
+            answer = self._bridge._upstream.decode_response(body)
+        except CodecError as exc:
+            raise UpstreamError(f"upstream answer cannot be translated: {exc}") from None
+        Down(self._crossing).answer(answer)
+        return self._bridge._client.encode_response(answer, self._model)
+
+    def stream(self) -> BridgeStream:
+        """A converter of the upstream's stream events into the caller's."""
+        bridge = self._bridge
+        encoder = bridge._client.stream_encoder(self._model, self._request, self._prompt_tokens)
+        return BridgeStream(bridge._upstream.stream_decoder(), encoder, Down(self._crossing))
+
+    def error(self, status: int, body: bytes) -> bytes:
+        return self._bridge.error(status, body)
 
 
 def bridge(client: str, upstreams: tuple[str, ...]) -> Bridge | None:

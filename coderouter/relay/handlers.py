@@ -21,7 +21,7 @@ from ..auth import (
     presented_key,
     require_admin,
 )
-from ..config import Limits
+from ..config import Config, Limits, Token
 from ..dialects import gemini, hub
 from ..dialects.responses import compaction
 from ..errors import (
@@ -40,11 +40,11 @@ from ..estimate import MAX_DEPTH, scan_body
 from ..logs import log_unserved
 from ..quotas.memory import refuse_oversized
 from ..rules import first_rule, traits
-from ..sessions import client_name, session_key
+from ..sessions import Conversations, client_name, session_key
 from ..sse import COUNTING, Dialect
-from ..state import GATEWAY
+from ..state import GATEWAY, Gateway
 from ..usage import GROUPINGS, DatabaseUnavailable, Record, parse_moment
-from .forward import SHUTTING_DOWN, Exchange
+from .exchange import SHUTTING_DOWN, Exchange
 
 log = logging.getLogger("coderouter.relay.handlers")
 
@@ -168,45 +168,10 @@ async def relay(request: web.Request, *, dialect: Dialect | None = None,
         payload = parse(body)
         if dialect == "responses":  # Codex's compacted history: our summaries opened
             payload = compaction.unseal_history(payload, hub.sealer())
-        scan = scan_body(payload)
-        if scan.too_deep:
-            raise InvalidRequest(f"request body nests arrays and objects more than {MAX_DEPTH} "
-                                 "levels deep")
-        prompt = scan.tokens
-        model = payload["model"]
-        record.model = model
-        record.stream = int(payload.get("stream") is True)
-        route = config.route(model)
-        if route is None:
-            raise ModelNotFound(f"the model '{model}' does not exist")
-        check_model(token, model)
-        record.session = session_key(request.headers, payload, token.name,
-                                     gw.conversations)[0]
-        rule = first_rule(route, traits(payload, body, prompt, record.client)) \
-            if route.rules else None
-        record.rule = rule.name if rule is not None else None
-        exchange = Exchange(request=request, dialect=dialect, payload=payload, route=route,
-                            record=record, scrubber=config.scrubber, limits=config.limits,
-                            raw=body if raw else None, prompt_estimate=prompt,
-                            session=record.session, rule=rule,
-                            output_tokens=output_allowance(payload))
-        if gw.limiter is not None and dialect in COUNTING:
-            # counting uses no quota, but rpm and concurrent hold (this process's counters)
-            admission = gw.limiter.admit_free(token)
-            request[RATELIMIT_HEADERS] = admission.headers
-        elif gw.limiter is not None:
-            asked = output_allowance(payload)
-            output = asked or route.output_reserve
-            price = route.price
-            refuse_oversized(token, tokens=prompt + asked,
-                             cost=price.cost(prompt, asked) if price else 0.0)
-            estimate_cost = price.cost(prompt, output) if price else 0.0
-            if gw.shared is None:
-                admission = gw.limiter.admit(token, estimate_tokens=prompt + output,
-                                             estimate_cost=estimate_cost)
-            else:
-                admission = await gw.shared.admit(token, estimate_tokens=prompt + output,
-                                                  estimate_cost=estimate_cost)
+        exchange = _exchange(request, config, token, dialect, record, body, payload, raw,
+                             gw.conversations)
+        admission = await _admit(gw, token, exchange)
+        if admission is not None:
             request[RATELIMIT_HEADERS] = admission.headers
         with gw.drain.track(exchange):
             try:
@@ -238,6 +203,55 @@ async def relay(request: web.Request, *, dialect: Dialect | None = None,
             admission.settle(tokens=record.total_tokens, cost=record.cost,
                              forwarded=record.attempts > 0)
         gw.finished(record)
+
+
+def _exchange(request: web.Request, config: Config, token: Token, dialect: Dialect,
+              record: Record, body: bytes, payload: dict[str, Any], raw: bool,
+              conversations: Conversations) -> Exchange:
+    """The exchange of a checked *payload* the *token* may send: its route, rule, session
+    and estimates."""
+    scan = scan_body(payload)
+    if scan.too_deep:
+        raise InvalidRequest(f"request body nests arrays and objects more than {MAX_DEPTH} "
+                             "levels deep")
+    prompt = scan.tokens
+    model = payload["model"]
+    record.model = model
+    record.stream = int(payload.get("stream") is True)
+    route = config.route(model)
+    if route is None:
+        raise ModelNotFound(f"the model '{model}' does not exist")
+    check_model(token, model)
+    record.session = session_key(request.headers, payload, token.name, conversations)[0]
+    rule = first_rule(route, traits(payload, body, prompt, record.client)) \
+        if route.rules else None
+    record.rule = rule.name if rule is not None else None
+    return Exchange(request=request, dialect=dialect, payload=payload, route=route,
+                    record=record, scrubber=config.scrubber, limits=config.limits,
+                    raw=body if raw else None, prompt_estimate=prompt,
+                    session=record.session, rule=rule, output_tokens=output_allowance(payload))
+
+
+async def _admit(gw: Gateway, token: Token, ex: Exchange) -> Any:
+    """The token's admission for *ex*: its quotas and rate limits, else a refusal.
+
+    Counting uses no quota, but rpm and concurrent hold (this process's counters).
+    """
+    if gw.limiter is None:
+        return None
+    if ex.dialect in COUNTING:
+        return gw.limiter.admit_free(token)
+    prompt, asked = ex.prompt_estimate, ex.output_tokens
+    output = asked or ex.route.output_reserve
+    price = ex.route.price
+    refuse_oversized(token, tokens=prompt + asked,
+                     cost=price.cost(prompt, asked) if price else 0.0)
+    estimate_cost = price.cost(prompt, output) if price else 0.0
+    if gw.shared is None:
+        return gw.limiter.admit(token, estimate_tokens=prompt + output,
+                                estimate_cost=estimate_cost)
+    return await gw.shared.admit(token, estimate_tokens=prompt + output,
+                                 estimate_cost=estimate_cost)
 
 
 async def models(request: web.Request) -> web.Response:

@@ -16,7 +16,7 @@ import yaml
 
 from coderouter.config import parse
 from coderouter.errors import ConfigError
-from coderouter.relay.forward import MAX_RETRY_AFTER, retry_after_seconds
+from coderouter.relay.attempt import MAX_RETRY_AFTER, retry_after_seconds
 from tests.adversarial.conftest import hostile_config
 from tests.adversarial.hostile import Hostile
 from tests.conftest import ALICE, UPSTREAM_KEY, Running, StartGateway, base_config

@@ -214,14 +214,14 @@ def test_bridge_chat_caller_on_messages_upstream_round_trips_thinking() -> None:
         "usage": {"input_tokens": 5, "output_tokens": 3}}
     ask = {"model": "m", "messages": [{"role": "user", "content": "list"}],
            "tools": [{"type": "function", "function": {"name": "ls"}}]}
-    answer = bridge.response(upstream_answer, ask)
+    answer = bridge.translate(ask).response(upstream_answer)
     message = answer["choices"][0]["message"]
     assert message["reasoning_content"] == "Use ls."
     call_id = message["tool_calls"][0]["id"]
     assert call_id.startswith("toolu_9.crenv1.")
-    sent = bridge.request({**ask, "messages": [
+    sent = bridge.translate({**ask, "messages": [
         *ask["messages"], {k: v for k, v in message.items() if k != "reasoning_content"},
-        {"role": "tool", "tool_call_id": call_id, "content": "a.py"}]})
+        {"role": "tool", "tool_call_id": call_id, "content": "a.py"}]}).request("m")
     assert sent["messages"][1:] == [
         {"role": "assistant", "content": [
             {"type": "thinking", "thinking": "Use ls.", "signature": "EqQBsig=="},

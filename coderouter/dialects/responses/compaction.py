@@ -117,55 +117,83 @@ class _Stream(Protocol):
 
 
 class _Translation(Protocol):
-    """What a Bridge does for a Responses caller (relay.forward.Conversion)."""
+    """One request across a Bridge (`hub.Translation`)."""
 
-    upstream: str
+    @property
+    def upstream(self) -> str: ...
 
-    def request(self, payload: Json) -> Json: ...
+    def request(self, model: str) -> Json: ...
 
-    def response(self, body: Json, payload: Json) -> Json: ...
+    def response(self, body: Json) -> Json: ...
 
-    def stream(self, payload: Json) -> _Stream: ...
+    def stream(self) -> _Stream: ...
 
     def error(self, status: int, body: bytes) -> bytes: ...
 
 
+class _Conversion(Protocol):
+    """What a Bridge does for a Responses caller (relay.leg.Conversion)."""
+
+    @property
+    def upstream(self) -> str: ...
+
+    def translate(self, payload: Json, prompt_tokens: int = 0) -> _Translation: ...
+
+
 class Compactor:
-    """A Conversion (relay.forward) answering a compaction_trigger request with one
-    compaction item. *inner* translates the summarization request for a channel of another
-    dialect; None when the channel answers Responses itself without compacting (the mock)."""
+    """A relay Conversion answering a compaction_trigger request with one compaction item.
+    *inner* translates the summarization request for a channel of another dialect; None when
+    the channel answers Responses itself without compacting (the mock)."""
 
-    __slots__ = ("_inner", "_sealer", "upstream")
+    __slots__ = ("_inner", "upstream")
 
-    def __init__(self, inner: _Translation | None, sealer: Sealer) -> None:
+    def __init__(self, inner: _Conversion | None) -> None:
         self._inner = inner
+        self.upstream = inner.upstream if inner is not None else "responses"
+
+    def translate(self, payload: Json, prompt_tokens: int = 0) -> Compaction:
+        asked = summarization_request(payload)
+        inner = self._inner.translate(asked, prompt_tokens) if self._inner is not None \
+            else None
+        return Compaction(inner, asked, str(payload.get("model")), hub.sealer())
+
+
+class Compaction:
+    """One compaction request across a Compactor (a relay Translation)."""
+
+    __slots__ = ("_asked", "_inner", "_model", "_sealer", "upstream")
+
+    def __init__(self, inner: _Translation | None, asked: Json, model: str,
+                 sealer: Sealer) -> None:
+        self._inner = inner
+        self._asked = asked  # the summarization request
+        self._model = model  # the caller's
         self._sealer = sealer
         self.upstream = inner.upstream if inner is not None else "responses"
 
-    def request(self, payload: Json) -> Json:
-        body = summarization_request(payload)
-        return self._inner.request(body) if self._inner is not None else body
+    def request(self, model: str) -> Json:
+        if self._inner is not None:
+            return self._inner.request(model)
+        return {**self._asked, "model": model}
 
-    def response(self, body: Json, payload: Json) -> Json:
-        answer = self._inner.response(body, summarization_request(payload)) \
-            if self._inner is not None else body
+    def response(self, body: Json) -> Json:
+        answer = self._inner.response(body) if self._inner is not None else body
         summary = _message_text(answer.get("output"))
         rid = str(answer.get("id") or f"resp_{os.urandom(12).hex()}")
         if not summary:
-            return envelope(rid, str(payload.get("model")), status="failed", output=[],
+            return envelope(rid, self._model, status="failed", output=[],
                             usage=None, created_at=int(time.time()),
                             error={"code": "server_error",
                                    "message": "the upstream wrote no summary"})
-        out = envelope(rid, str(payload.get("model")), status="completed",
+        out = envelope(rid, self._model, status="completed",
                        output=[compaction_item(summary, self._sealer)], usage=None,
                        created_at=int(time.time()))
         out["usage"] = answer.get("usage")
         return out
 
-    def stream(self, payload: Json) -> CompactionStream:
-        inner = self._inner.stream(summarization_request(payload)) \
-            if self._inner is not None else None
-        return CompactionStream(inner, str(payload.get("model")), self._sealer)
+    def stream(self) -> CompactionStream:
+        inner = self._inner.stream() if self._inner is not None else None
+        return CompactionStream(inner, self._model, self._sealer)
 
     def error(self, status: int, body: bytes) -> bytes:
         return self._inner.error(status, body) if self._inner is not None else body

@@ -137,6 +137,12 @@ async def send(url: str, key: str, conversation: Conversation, stream: bool) -> 
     finally:
         await client.aclose()
     outcome.events = [c.model_dump(mode="json", exclude_none=True) for c in chunks]
+    _read_chunks(chunks, outcome)
+    return outcome
+
+
+def _read_chunks(chunks: list[types.GenerateContentResponse], outcome: Outcome) -> None:
+    """Fill *outcome*'s answer, finish and usage from the SDK's *chunks*."""
     text, reasoning, calls, signature = [], [], [], ""
     for chunk in chunks:
         candidate = (chunk.candidates or [None])[0]
@@ -163,7 +169,6 @@ async def send(url: str, key: str, conversation: Conversation, stream: bool) -> 
         outcome.finish = "tool_calls"
     outcome.assistant = Assistant(text="".join(text), reasoning="".join(reasoning),
                                   signature=signature, calls=tuple(calls))
-    return outcome
 
 
 def _dumps(obj: Any) -> bytes:
