@@ -21,7 +21,7 @@ if TYPE_CHECKING:
 __all__ = ["KINDS", "Call", "Kind", "dialects_of", "kind_of"]
 
 #: Every channel kind by its ``type:`` name.
-KINDS: dict[str, Kind] = {kind.name: kind for kind in (OPENAI, AZURE, ANTHROPIC, GEMINI, MOCK)}
+KINDS: dict[str, Kind] = {kind.name: kind for kind in (OPENAI, ANTHROPIC, AZURE, GEMINI, MOCK)}
 
 
 def kind_of(channel: Channel) -> Kind:

@@ -9,12 +9,9 @@ from ..errors import ConfigError
 from .document import load, parse
 from .groups import BACKGROUND_MODELS
 from .model import (
-    CHANNEL_TYPES,
-    DEFAULT_ANTHROPIC_VERSION,
     PERIODS,
     Admin,
     Channel,
-    ChannelType,
     Config,
     Database,
     Limits,
@@ -33,13 +30,11 @@ from .model import (
     Token,
     TokenGroup,
     hash_key,
-    serves_responses_by_default,
 )
 
 __all__ = [
-    "BACKGROUND_MODELS", "CHANNEL_TYPES", "DEFAULT_ANTHROPIC_VERSION", "PERIODS", "Admin",
-    "Channel", "ChannelType", "Config", "ConfigError", "Database", "Limits", "Listen", "Log",
+    "BACKGROUND_MODELS", "PERIODS", "Admin",
+    "Channel", "Config", "ConfigError", "Database", "Limits", "Listen", "Log",
     "ModelGroup", "Period", "Price", "Quota", "RateLimit", "Rule", "Shutdown", "State",
     "Target", "Timeouts", "Token", "TokenGroup", "hash_key", "load", "parse",
-    "serves_responses_by_default",
 ]

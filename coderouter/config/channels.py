@@ -4,15 +4,15 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
+from ..channels import KINDS, Kind
 from ..channels.forwarding import invalid_extra
-from .model import CHANNEL_TYPES, Channel, Timeouts, serves_responses_by_default
+from .model import Channel, Timeouts
 from .readers import MISSING, Reader, join, kind_of
 
 CHANNEL_KEYS = ("name", "type", "base_url", "keys", "headers", "forward_headers", "models",
                 "timeout", "api_version", "enabled", "responses")
-#: Kinds that call an upstream over HTTP: they need a base_url and keys.
-_UPSTREAM_KINDS = ("openai", "anthropic", "azure", "gemini")
-_RESPONSES_KINDS = ("openai", "azure")
+#: The kinds whose channels take ``responses:``, for its error message.
+_RESPONSES_KINDS = " and ".join(n for n, kind in KINDS.items() if kind.has_responses_setting)
 
 KindFields = tuple[str | None, tuple[str, ...] | None, str | None, bool | Literal["only"] | None]
 
@@ -22,7 +22,8 @@ def channel(r: Reader, raw: Any, path: str) -> tuple[Channel, str] | None:
     if m is None:
         return None
     name = r.field(m, path, "name", r.string)
-    kind = r.field(m, path, "type", r.choice(CHANNEL_TYPES))
+    type_name = r.field(m, path, "type", r.choice(tuple(KINDS)))
+    kind = KINDS.get(type_name) if type_name is not None else None
     base_url, keys, api_version, responses = kind_fields(r, kind, m, path)
     timeout = _timeouts(r, m, path)
     headers = r.field(m, path, "headers", r.headers, {})
@@ -33,38 +34,37 @@ def channel(r: Reader, raw: Any, path: str) -> tuple[Channel, str] | None:
             r.error(f"{join(path, 'forward_headers')}[{i}]", problem)
     models = r.field(m, path, "models", r.strings, ())
     enabled = r.field(m, path, "enabled", r.boolean, True)
-    if name is None or kind is None or base_url is None or keys is None \
+    if name is None or type_name is None or kind is None or base_url is None or keys is None \
             or None in (headers, models, enabled):
         return None
     if responses is None:
-        responses = serves_responses_by_default(kind, base_url)
+        responses = kind.responses_default(base_url)
     return Channel(
-        name=name, type=kind, base_url=base_url.rstrip("/"),
+        name=name, type=type_name, base_url=base_url.rstrip("/"),
         keys=tuple(k for k in keys if k), headers=headers,
         forward_headers=tuple(p.lower() for p in forward or ()), models=models,
         timeout=timeout,
         api_version=api_version, enabled=enabled, responses=responses), path
 
 
-def kind_fields(r: Reader, kind: str | None, m: dict[str, Any], path: str) -> KindFields:
-    """The fields whose presence and meaning depend on the channel's kind: base_url, keys,
-    api_version and responses (None where absent and not required)."""
-    needs_upstream = kind in _UPSTREAM_KINDS
+def kind_fields(r: Reader, kind: Kind | None, m: dict[str, Any], path: str) -> KindFields:
+    """The fields whose presence and meaning depend on the channel's *kind* (its
+    `channels.Kind` says): base_url, keys, api_version and responses (None where absent and
+    not required)."""
+    needs_upstream = kind is not None and kind.needs_upstream
     base_url = r.field(m, path, "base_url", r.string, MISSING if needs_upstream else "")
     if base_url and not base_url.startswith(("http://", "https://")):
         r.error(join(path, "base_url"), "must start with http:// or https://")
-    elif kind == "gemini" and base_url and base_url.rstrip("/").endswith(("/v1beta", "/v1")):
-        r.error(join(path, "base_url"), "a gemini base_url has no API version: "
-                "give it as Google's SDK takes it (https://generativelanguage.googleapis.com)"
-                "; the gateway appends /v1beta/models/{model}:…")
+    elif kind is not None and base_url and (problem := kind.base_url_problem(base_url)):
+        r.error(join(path, "base_url"), problem)
     keys = r.field(m, path, "keys", r.secrets, MISSING if needs_upstream else ())
     if needs_upstream and keys is not None and not [k for k in keys if k]:
         r.error(join(path, "keys"), "needs at least one non-empty key")
     api_version = r.field(m, path, "api_version", r.string,
-                          MISSING if kind == "azure" else None)
+                          MISSING if kind is not None and kind.needs_api_version else None)
     responses = r.field(m, path, "responses", lambda v, p: _responses(r, v, p), None)
-    if responses is not None and kind not in _RESPONSES_KINDS:
-        r.error(join(path, "responses"), "only for openai and azure channels")
+    if responses is not None and kind is not None and not kind.has_responses_setting:
+        r.error(join(path, "responses"), f"only for {_RESPONSES_KINDS} channels")
     return base_url, keys, api_version, responses
 
 

@@ -11,11 +11,8 @@ from typing import Literal
 
 from ..scrub import Scrubber
 
-ChannelType = Literal["openai", "anthropic", "azure", "gemini", "mock"]
 Period = Literal["day", "week", "month", "total"]
-CHANNEL_TYPES = ("openai", "anthropic", "azure", "gemini", "mock")
 PERIODS = ("day", "week", "month", "total")
-DEFAULT_ANTHROPIC_VERSION = "2023-06-01"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -87,7 +84,8 @@ class Timeouts:
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Channel:
     name: str
-    type: ChannelType
+    #: The channel kind's name (a key of `coderouter.channels.KINDS`).
+    type: str
     base_url: str = field(default="", repr=False)
     keys: tuple[str, ...] = field(default=(), repr=False)
     headers: Mapping[str, str] = field(default_factory=dict, repr=False)
@@ -103,15 +101,6 @@ class Channel:
     #: no Chat Completions (gpt-5-codex-class models), so Chat, Messages and Gemini callers
     #: are translated to Responses.
     responses: bool | Literal["only"] = False
-
-
-def serves_responses_by_default(kind: str, base_url: str) -> bool:
-    """Whether a channel without ``responses:`` has the Responses API: OpenAI's own API and
-    Azure do; most OpenAI-compatible servers (DeepSeek, Qwen, vLLM, Ollama...) do not."""
-    if kind == "azure":
-        return True
-    host = base_url.split("://", 1)[-1].split("/", 1)[0].split(":", 1)[0].lower()
-    return kind == "openai" and host == "api.openai.com"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
