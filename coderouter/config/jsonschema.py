@@ -10,7 +10,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from . import CHANNEL_TYPES, PERIODS
+from ..channels import KINDS
+from . import PERIODS
 
 Schema = dict[str, Any]
 
@@ -63,7 +64,7 @@ TIMEOUTS = obj({
 
 CHANNEL = obj({
     "name": doc(STRING, "unique; appears in usage rows and metrics"),
-    "type": doc({"enum": list(CHANNEL_TYPES)}, "the upstream's API"),
+    "type": doc({"enum": list(KINDS)}, "the upstream's API"),
     "base_url": doc(STRING, "as the vendor's SDK takes it (openai with /v1, anthropic and "
                           "gemini without)"),
     "keys": doc(STRINGS, "upstream keys, rotated; use ${ENV} references"),

@@ -229,4 +229,4 @@ def bridge(client: str, upstreams: tuple[str, ...]) -> Bridge | None:
 
 
 def _rank(name: str) -> int:
-    return PREFERENCE.index(name) if name in PREFERENCE else len(PREFERENCE)  # type: ignore[arg-type]
+    return PREFERENCE.index(name) if name in PREFERENCE else len(PREFERENCE)

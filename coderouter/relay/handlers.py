@@ -22,7 +22,8 @@ from ..auth import (
     require_admin,
 )
 from ..config import Config, Limits, Token
-from ..dialects import gemini, hub
+from ..dialects import hub
+from ..dialects.gemini.errors import error_body as gemini_error_body
 from ..dialects.responses import compaction
 from ..errors import (
     GatewayError,
@@ -329,7 +330,7 @@ def error_body(request: web.Request, error: GatewayError) -> bytes:
     Gemini API's (/v1beta/…)."""
     if request.path.startswith("/v1beta/") or (
             request.path.startswith("/v1/models/") and ":" in request.path):
-        return gemini.error_body(error.status, error.message)
+        return gemini_error_body(error.status, error.message)
     if request.path.startswith("/v1/messages"):
         return orjson.dumps({"type": "error", "error": {
             "type": error.anthropic_type, "message": error.message}})
