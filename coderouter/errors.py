@@ -1,18 +1,26 @@
-"""The errors a caller or an operator can see. Imports nothing internal."""
+"""The errors a caller or an operator can see. Imports nothing internal.
+
+A `GatewayError` is wire-neutral: an HTTP status, a stable ``code``, a ``kind`` (the class of
+failure) and a message. The caller's dialect renders it (`dialects.registry`): an OpenAI-shaped
+body on OpenAI routes, Anthropic's on /v1/messages, Google's on the Gemini API's.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Literal
+
+#: The classes of failure a dialect renders (each dialect maps them to its own error types).
+Kind = Literal["server_error", "authentication", "permission", "not_found", "invalid_request",
+               "timeout", "too_large", "quota", "rate_limit", "upstream", "overloaded"]
 
 
 class GatewayError(Exception):
-    """An error answered to the caller: an HTTP status, an OpenAI error type and code."""
+    """An error answered to the caller: an HTTP status, a code and a kind; no wire shape."""
 
     status = 500
-    type = "server_error"
     code = "internal_error"
-    #: The Anthropic ``error.type`` used on /v1/messages routes.
-    anthropic_type = "api_error"
+    kind: Kind = "server_error"
 
     def __init__(self, message: str, *, headers: dict[str, str] | None = None) -> None:
         super().__init__(message)
@@ -21,62 +29,51 @@ class GatewayError(Exception):
 
 
 class InvalidApiKey(GatewayError):
-    status, type, code, anthropic_type = (
-        401, "invalid_request_error", "invalid_api_key", "authentication_error")
+    status, code, kind = 401, "invalid_api_key", "authentication"
 
 
 class ModelNotAllowed(GatewayError):
-    status, type, code, anthropic_type = (
-        403, "invalid_request_error", "model_not_allowed", "permission_error")
+    status, code, kind = 403, "model_not_allowed", "permission"
 
 
 class ModelNotFound(GatewayError):
-    status, type, code, anthropic_type = (
-        404, "invalid_request_error", "model_not_found", "not_found_error")
+    status, code, kind = 404, "model_not_found", "not_found"
 
 
 class NotFound(GatewayError):
-    status, type, code, anthropic_type = (
-        404, "invalid_request_error", "not_found", "not_found_error")
+    status, code, kind = 404, "not_found", "not_found"
 
 
 class MethodNotAllowed(GatewayError):
-    status, type, code, anthropic_type = (
-        405, "invalid_request_error", "method_not_allowed", "invalid_request_error")
+    status, code, kind = 405, "method_not_allowed", "invalid_request"
 
 
 class InvalidRequest(GatewayError):
-    status, type, code, anthropic_type = (
-        400, "invalid_request_error", "invalid_request", "invalid_request_error")
+    status, code, kind = 400, "invalid_request", "invalid_request"
 
 
 class RequestTimeout(GatewayError):
-    status, type, code, anthropic_type = (
-        408, "invalid_request_error", "request_timeout", "timeout_error")
+    status, code, kind = 408, "request_timeout", "timeout"
 
 
 class RequestTooLarge(GatewayError):
-    status, type, code, anthropic_type = (
-        413, "invalid_request_error", "request_too_large", "request_too_large")
+    status, code, kind = 413, "request_too_large", "too_large"
 
 
 class HeadersTooLarge(GatewayError):
-    status, type, code, anthropic_type = (
-        431, "invalid_request_error", "request_headers_too_large", "invalid_request_error")
+    status, code, kind = 431, "request_headers_too_large", "invalid_request"
 
 
 class QuotaExceeded(GatewayError):
-    status, type, code, anthropic_type = (
-        429, "insufficient_quota", "insufficient_quota", "rate_limit_error")
+    status, code, kind = 429, "insufficient_quota", "quota"
 
 
 class RateLimited(GatewayError):
-    status, type, code, anthropic_type = (
-        429, "rate_limit_exceeded", "rate_limit_exceeded", "rate_limit_error")
+    status, code, kind = 429, "rate_limit_exceeded", "rate_limit"
 
 
 class UpstreamError(GatewayError):
-    status, type, code, anthropic_type = (502, "upstream_error", "upstream_error", "api_error")
+    status, code, kind = 502, "upstream_error", "upstream"
 
 
 class UpstreamTimeout(UpstreamError):
@@ -84,8 +81,7 @@ class UpstreamTimeout(UpstreamError):
 
 
 class ServiceUnavailable(GatewayError):
-    status, type, code, anthropic_type = (
-        503, "server_error", "shutting_down", "overloaded_error")
+    status, code, kind = 503, "shutting_down", "overloaded"
 
 
 class StorageUnavailable(ServiceUnavailable):

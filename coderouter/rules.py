@@ -1,6 +1,6 @@
 """What a request needs, and which of a model group's rules it meets. Pure.
 
-Traits are read from the body as the caller sent it, in any of the four dialects; the two
+Traits are read from the body as the caller sent it, by its dialect's facts; the two
 that would need a walk of every message (images, server-side web search) are found by one
 regular-expression scan of the raw bytes, which cannot match inside a JSON string (quotes
 there are escaped).
@@ -14,12 +14,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from .config import ModelGroup, Rule
+from .dialects.dialect import Dialect
 
 _IMAGE = re.compile(
     rb'"type"\s*:\s*"(?:image|image_url|input_image)"|"(?:inlineData|inline_data)"\s*:')
 _WEB_SEARCH = re.compile(
     rb'"type"\s*:\s*"web_search|"web_search_options"\s*:|"(?:googleSearch|google_search)"\s*:')
-_NO_EFFORT = frozenset({None, "none"})
 
 
 @dataclass(slots=True, frozen=True)
@@ -33,37 +33,18 @@ class Traits:
     client: str | None
 
 
-def traits(payload: dict[str, Any], body: bytes, prompt_tokens: int,
+def traits(dialect: Dialect, payload: dict[str, Any], body: bytes, prompt_tokens: int,
            client: str | None) -> Traits:
-    """The traits of a request whose parsed *payload* came from *body*."""
+    """The traits of a *dialect* request whose parsed *payload* came from *body*."""
     return Traits(
-        model=str(payload.get("model")),
+        model=dialect.model(payload),
         prompt_tokens=prompt_tokens,
-        reasoning=_asks_reasoning(payload),
+        reasoning=dialect.asks_reasoning(payload),
         images=_IMAGE.search(body) is not None,
-        tools=bool(payload.get("tools") or payload.get("functions")),
+        tools=dialect.offers_tools(payload),
         web_search=_WEB_SEARCH.search(body) is not None,
         client=client,
     )
-
-
-def _asks_reasoning(payload: dict[str, Any]) -> bool:
-    """Thinking asked for in Messages, Chat, Responses or Gemini terms."""
-    thinking = payload.get("thinking")
-    if isinstance(thinking, dict) and thinking.get("type") in ("enabled", "adaptive"):
-        return True
-    if payload.get("reasoning_effort") not in _NO_EFFORT:
-        return True
-    reasoning = payload.get("reasoning")
-    if isinstance(reasoning, dict) and reasoning.get("effort") not in _NO_EFFORT:
-        return True
-    config = payload.get("generationConfig")
-    thinking = config.get("thinkingConfig") if isinstance(config, dict) else None
-    if isinstance(thinking, dict):
-        budget = thinking.get("thinkingBudget")
-        return bool(thinking.get("includeThoughts") or thinking.get("thinkingLevel")
-                    or (isinstance(budget, int) and budget != 0))
-    return False
 
 
 def matches(rule: Rule, t: Traits) -> bool:

@@ -4,12 +4,12 @@ The session key is the first of these that is present (each agent's own carrier,
 README "Routing for coding agents"):
 
 1. header ``x-claude-code-session-id`` (Claude Code 2.1.86+);
-2. the session id inside the body's ``metadata.user_id`` (Claude Code: a JSON string
+2. the session id inside a Messages body's ``metadata.user_id`` (Claude Code: a JSON string
    ``{"device_id", "account_uuid", "session_id"}``, or ``user_…_session_<uuid>`` before);
 3. headers ``session-id``, ``session_id``, ``thread-id``, ``thread_id``, ``conversation_id``
    (Codex CLI, across its versions);
 4. headers ``x-session-affinity``, ``x-session-id`` (opencode);
-5. the body's ``prompt_cache_key`` (Codex, OpenAI SDK users);
+5. a Chat or Responses body's ``prompt_cache_key`` (Codex, OpenAI SDK users);
 6. else a key derived from the conversation, confined to the caller's token: `Conversations`
    follows it by its user messages (a fixed opening, like aider's example exchange, does not
    make two conversations one).
@@ -25,6 +25,8 @@ from collections.abc import Mapping
 from typing import Any
 
 import orjson
+
+from .dialects.dialect import Dialect
 
 _MAX_ID = 128
 
@@ -64,27 +66,10 @@ def _clean(value: str) -> str | None:
     return hashlib.sha256(value.encode("utf-8", "replace")).hexdigest()[:32]
 
 
-def _claude_user_id(metadata: Any) -> str | None:
-    """The session id inside Claude Code's ``metadata.user_id``, in either form."""
-    if not isinstance(metadata, dict):
-        return None
-    user_id = metadata.get("user_id")
-    if not isinstance(user_id, str) or not user_id:
-        return None
-    if user_id.startswith("{"):
-        try:
-            parsed = orjson.loads(user_id)
-        except orjson.JSONDecodeError:
-            return None
-        session = parsed.get("session_id") if isinstance(parsed, dict) else None
-        return session if isinstance(session, str) else None
-    _, found, session = user_id.rpartition("_session_")
-    return session if found else None
-
-
-def session_key(headers: Mapping[str, str], payload: dict[str, Any], scope: str = "",
-                known: Conversations | None = None) -> tuple[str, bool]:
-    """(the session key of this request, whether it was derived from the prompt's content).
+def session_key(headers: Mapping[str, str], payload: dict[str, Any], dialect: Dialect,
+                scope: str = "", known: Conversations | None = None) -> tuple[str, bool]:
+    """(the session key of this *dialect* request, whether it was derived from the prompt's
+    content).
 
     A derived key is confined to *scope* (the caller's token): two callers never share one.
     With *known*, a conversation is followed by its user messages (see `Conversations`), else
@@ -93,8 +78,8 @@ def session_key(headers: Mapping[str, str], payload: dict[str, Any], scope: str 
     value = headers.get("x-claude-code-session-id")
     if value and (clean := _clean(value)):
         return f"claude:{clean}", False
-    value = _claude_user_id(payload.get("metadata"))
-    if value and (clean := _clean(value)):
+    hint = dialect.session_hint(payload)
+    if hint is not None and hint[0] == "claude" and (clean := _clean(hint[1])):
         return f"claude:{clean}", False
     for name in _CODEX_HEADERS:
         value = headers.get(name)
@@ -104,10 +89,10 @@ def session_key(headers: Mapping[str, str], payload: dict[str, Any], scope: str 
         value = headers.get(name)
         if value and (clean := _clean(value)):
             return f"opencode:{clean}", False
-    value = payload.get("prompt_cache_key")
-    if isinstance(value, str) and (clean := _clean(value)):
+    if hint is not None and hint[0] == "pck" and (clean := _clean(hint[1])):
         return f"pck:{clean}", False
-    system, said = _conversation(payload)
+    system, user_messages = dialect.conversation(payload)
+    said = [_digest(content) for content in user_messages]
     opening = hashlib.sha256()
     for part in (scope, payload.get("model"), system):
         opening.update(_digest(part))
@@ -154,29 +139,6 @@ class Conversations:
             if len(owner) > self.size:
                 owner.popitem(last=False)
         return found
-
-
-def _conversation(payload: dict[str, Any]) -> tuple[Any, list[bytes]]:
-    """The system prompt and a digest of each user message, in any of the four dialects."""
-    system: Any = payload.get("system") or payload.get("instructions") \
-        or payload.get("systemInstruction")
-    turns = payload.get("messages")
-    if not isinstance(turns, list):
-        turns = payload.get("contents")
-    if not isinstance(turns, list):
-        turns = payload.get("input")
-    if isinstance(turns, str):
-        return system, [_digest(turns)]
-    said: list[bytes] = []
-    for turn in turns if isinstance(turns, list) else ():
-        if not isinstance(turn, dict):
-            continue
-        role = turn.get("role")
-        if role in ("system", "developer") and system is None:
-            system = turn.get("content")
-        elif role == "user":
-            said.append(_digest(turn.get("content", turn.get("parts"))))
-    return system, said
 
 
 def _digest(part: Any) -> bytes:

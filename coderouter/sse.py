@@ -1,25 +1,31 @@
-"""Server-sent events as bytes: split, meter usage, hide the injected usage chunk. Pure.
+"""Server-sent events as bytes: meter usage, hide the injected usage chunk. Pure.
 
-Bytes pass through untouched; JSON is parsed only for the few events that carry usage.
+Bytes pass through untouched; JSON is parsed only for the few events that carry usage, with
+the dialect's own usage parser (`dialects.dialect.Dialect`), the one its codec tells a
+translated caller with. Framing (where an event ends, its data) is `dialects.framing`'s.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
 import orjson
 
-from .dialects.responses.items import failed_event
+from .dialects import ir
+from .dialects.framing import data_of, last_boundary, split_events
+from .dialects.registry import COUNTING, DIALECTS
+from .dialects.registry import Name as Dialect
+from .errors import GatewayError
 
-Dialect = Literal["chat", "completions", "embeddings", "responses", "messages", "count_tokens",
-                  "gemini", "gemini_count"]
-#: Dialects whose requests only count tokens: they use none and pass no quota.
-COUNTING: frozenset[Dialect] = frozenset({"count_tokens", "gemini_count"})
+__all__ = ["COUNTING", "Dialect", "EventTooLarge", "StreamMeter", "Usage", "ends_stream",
+           "error_event", "usage_from_body"]
 
 
 @dataclass(slots=True)
 class Usage:
+    """What a usage row bills: prompt tokens (cached ones included), completion, cached."""
+
     prompt: int = 0
     completion: int = 0
     cached: int = 0
@@ -28,96 +34,40 @@ class Usage:
     def total(self) -> int:
         return self.prompt + self.completion
 
+    @classmethod
+    def of(cls, usage: ir.Usage | None) -> Usage | None:
+        if usage is None:
+            return None
+        return cls(usage.input_tokens, usage.output_tokens, usage.cached_tokens)
+
 
 def usage_from_body(dialect: Dialect, body: Any) -> Usage | None:
     """The usage of a complete (non-stream) response object, or None when it has none.
 
     A count_tokens answer uses no tokens: its usage is zero, never estimated.
     """
-    if dialect in COUNTING:
-        return Usage()
+    facts = DIALECTS[dialect]
     if not isinstance(body, dict):
-        return None
-    if dialect == "gemini":
-        return _gemini_usage(body.get("usageMetadata"))
-    if dialect == "responses":
-        return _responses_usage(body.get("usage"))
-    if dialect == "messages":
-        return _anthropic_usage(body.get("usage"), Usage())
-    return _openai_usage(body.get("usage"))
+        return Usage() if facts.counting else None
+    return Usage.of(facts.body_usage(body))
 
 
-def _int(value: Any) -> int:
-    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 0
-
-
-def _openai_usage(raw: Any) -> Usage | None:
-    if not isinstance(raw, dict):
-        return None
-    details = raw.get("prompt_tokens_details")
-    cached = _int(details.get("cached_tokens")) if isinstance(details, dict) else 0
-    prompt = _int(raw.get("prompt_tokens"))
-    completion = _int(raw.get("completion_tokens"))
-    if not completion and "total_tokens" in raw:
-        completion = max(0, _int(raw.get("total_tokens")) - prompt)
-    return Usage(prompt, completion, cached)
-
-
-def _responses_usage(raw: Any) -> Usage | None:
-    if not isinstance(raw, dict):
-        return None
-    details = raw.get("input_tokens_details")
-    cached = _int(details.get("cached_tokens")) if isinstance(details, dict) else 0
-    return Usage(_int(raw.get("input_tokens")), _int(raw.get("output_tokens")), cached)
-
-
-def _anthropic_usage(raw: Any, into: Usage) -> Usage | None:
-    """Fold an Anthropic usage object into *into*: input counts all three input kinds."""
-    if not isinstance(raw, dict):
-        return None
-    read = _int(raw.get("cache_read_input_tokens"))
-    fresh = _int(raw.get("input_tokens")) + _int(raw.get("cache_creation_input_tokens"))
-    if fresh or read:
-        into.prompt, into.cached = fresh + read, read
-    if "output_tokens" in raw:
-        into.completion = _int(raw.get("output_tokens"))
-    return into
-
-
-def _gemini_usage(raw: Any) -> Usage | None:
-    """``usageMetadata``: the prompt counts the tool-use prompt, the answer its thoughts."""
-    if not isinstance(raw, dict):
-        return None
-    return Usage(_int(raw.get("promptTokenCount")) + _int(raw.get("toolUsePromptTokenCount")),
-                 _int(raw.get("candidatesTokenCount")) + _int(raw.get("thoughtsTokenCount")),
-                 _int(raw.get("cachedContentTokenCount")))
-
-
-def _has_usage_object(data: bytes) -> bool:
+def _has_usage_object(data: bytes, key: bytes = b'"usage"') -> bool:
     """Whether *data* holds ``"usage": {`` (not the ``"usage":null`` of ordinary chunks)."""
-    at = data.find(b'"usage"')
+    at = data.find(key)
     while at != -1:
-        i = at + 7
+        i = at + len(key)
         while i < len(data) and data[i] in b" \t:":
             i += 1
         if i < len(data) and data[i] == 0x7B:  # "{"
             return True
-        at = data.find(b'"usage"', i)
+        at = data.find(key, i)
     return False
-
-
-_TERMINAL: dict[str, tuple[bytes, ...]] = {
-    "chat": (b"data: [DONE]", b"data:[DONE]"),
-    "completions": (b"data: [DONE]", b"data:[DONE]"),
-    "responses": (b"response.completed", b"response.incomplete", b"response.failed"),
-    "messages": (b"message_stop",),
-    "gemini": (b'"finishReason"',),
-}
 
 
 def ends_stream(dialect: Dialect, data: bytes) -> bool:
     """Whether *data*, stream bytes for a *dialect* reader, hold the event that ends it."""
-    return any(marker in data for marker in _TERMINAL.get(dialect, ()))
+    return any(marker in data for marker in DIALECTS[dialect].terminal)
 
 
 class EventTooLarge(ValueError):
@@ -138,25 +88,31 @@ class StreamMeter:
     the chunks that completed at least one event.
     """
 
-    __slots__ = ("_tail", "dialect", "done", "events", "hide_usage", "max_event", "progress",
-                 "terminal", "usage")
+    __slots__ = ("_tail", "_usage", "dialect", "done", "events", "facts", "hide_usage",
+                 "max_event", "progress", "terminal")
 
     def __init__(self, dialect: Dialect, *, hide_usage: bool = False,
                  max_event: int | None = None) -> None:
         self.dialect = dialect
         self.hide_usage = hide_usage
         self.max_event = max_event
-        self.terminal = _TERMINAL.get(dialect, ())
-        self.usage: Usage | None = None
+        self.facts = DIALECTS[dialect]
+        self.terminal = self.facts.terminal
+        self._usage: ir.Usage | None = None
         self.events = 0
         self.progress = 0
         self.done = False
         self._tail = bytearray()
 
+    @property
+    def usage(self) -> Usage | None:
+        """What the stream reported so far, as the usage row bills it."""
+        return Usage.of(self._usage)
+
     def feed(self, chunk: bytes) -> bytes:
         tail = self._tail
         if not tail:
-            cut = _last_boundary(chunk, 0)
+            cut = last_boundary(chunk, 0)
             if cut == len(chunk):  # the usual case: whole events
                 self.progress += 1
                 return self._scan(chunk)
@@ -168,7 +124,7 @@ class StreamMeter:
             return self._scan(chunk[:cut])
         start = max(0, len(tail) - 3)  # a boundary may straddle the old and new bytes
         tail += chunk
-        cut = _last_boundary(tail, start)
+        cut = last_boundary(tail, start)
         if not cut:
             self._check(tail)
             return b""
@@ -192,91 +148,45 @@ class StreamMeter:
         self.events += block.count(b"data:")
         if not self.done:
             self.done = any(marker in block for marker in self.terminal)
-        if self.dialect == "gemini":
-            if b'"usageMetadata"' in block:
-                self._gemini(block)
+        key = self.facts.usage_key
+        if key not in block:
             return block
-        if b'"usage"' not in block:
+        if not _has_usage_object(block, key):
+            return block.replace(b',"usage":null', b"") if self.hide_usage else block
+        if self.facts.usage_repeats:
+            self._latest(block)
             return block
-        if not _has_usage_object(block):
-            if self.hide_usage:
-                return block.replace(b',"usage":null', b"")
-            return block
-        return b"".join(self._event(event) for event in _split_events(block))
+        return b"".join(self._event(event) for event in split_events(block))
 
-    def _gemini(self, block: bytes) -> None:
-        """Gemini repeats its running usage in every chunk: the last one in *block* counts."""
-        for event in reversed(_split_events(block)):
-            if b'"usageMetadata"' not in event:
-                continue
-            try:
-                obj = orjson.loads(_data_of(event))
-            except orjson.JSONDecodeError:
-                continue
-            if isinstance(obj, dict):
-                self.usage = _gemini_usage(obj.get("usageMetadata")) or self.usage
+    def _latest(self, block: bytes) -> None:
+        """Every event repeats the running usage (Gemini): the last one in *block* counts."""
+        key = self.facts.usage_key
+        for event in reversed(split_events(block)):
+            if key in event and (obj := _object_of(event)) is not None:
+                self._usage = self.facts.event_usage(obj, self._usage)
                 return
 
     def _event(self, event: bytes) -> bytes:
-        if not _has_usage_object(event):
+        if not _has_usage_object(event, self.facts.usage_key):
             return event.replace(b',"usage":null', b"") if self.hide_usage else event
-        data = _data_of(event)
-        try:
-            obj = orjson.loads(data)
-        except orjson.JSONDecodeError:
+        obj = _object_of(event)
+        if obj is None:
             return event
-        if not isinstance(obj, dict):
-            return event
-        if self.dialect == "responses":
-            response = obj.get("response")
-            self.usage = _responses_usage(response.get("usage")) if isinstance(response, dict) \
-                else self.usage
-        elif self.dialect == "messages":
-            message = obj.get("message")
-            raw = message.get("usage") if isinstance(message, dict) else obj.get("usage")
-            self.usage = _anthropic_usage(raw, self.usage or Usage()) or self.usage
-        else:
-            self.usage = _openai_usage(obj.get("usage")) or self.usage
-            if self.hide_usage and obj.get("choices") == []:
-                return b""
+        self._usage = self.facts.event_usage(obj, self._usage)
+        if self.hide_usage and self.facts.usage_only(obj):
+            return b""
         return event
 
 
-def _last_boundary(buf: bytes | bytearray, start: int) -> int:
-    """Index just past the last blank line at or after *start* (the end of the last complete
-    event), or 0."""
-    lf = buf.rfind(b"\n\n", start)
-    crlf = buf.rfind(b"\r\n\r\n", start)
-    return max(lf + 2 if lf != -1 else 0, crlf + 4 if crlf != -1 else 0)
+def _object_of(event: bytes) -> dict[str, Any] | None:
+    """The JSON object in *event*'s data, None when it holds none."""
+    try:
+        obj = orjson.loads(data_of(event))
+    except orjson.JSONDecodeError:
+        return None
+    return obj if isinstance(obj, dict) else None
 
 
-def _split_events(block: bytes) -> list[bytes]:
-    """Split complete events, each keeping its terminating blank line."""
-    sep = b"\r\n\r\n" if b"\r\n\r\n" in block else b"\n\n"
-    parts = block.split(sep)
-    events = [part + sep for part in parts[:-1]]
-    if parts[-1]:
-        events.append(parts[-1])
-    return events
-
-
-def _data_of(event: bytes) -> bytes:
-    """The joined ``data:`` lines of one event."""
-    lines = [line[5:].lstrip(b" ") for line in event.splitlines() if line.startswith(b"data:")]
-    return b"\n".join(lines)
-
-
-def error_event(dialect: Dialect, message: str, code: str = "upstream_error") -> bytes:
-    """The SSE event that ends a stream which failed after its first byte."""
-    if dialect == "messages":
-        payload = {"type": "error", "error": {"type": "api_error", "message": message}}
-        return b"event: error\ndata: " + orjson.dumps(payload) + b"\n\n"
-    if dialect == "responses":
-        # Codex reads only response.failed (an `error` event leaves it waiting for the end)
-        return failed_event(message, code)
-    if dialect in ("gemini", "gemini_count"):
-        status = 503 if code == "shutting_down" else 502
-        payload = {"error": {"code": status, "message": message, "status": "UNAVAILABLE"}}
-        return b"data: " + orjson.dumps(payload) + b"\r\n\r\n"
-    payload = {"error": {"message": message, "type": "upstream_error", "code": code}}
-    return b"data: " + orjson.dumps(payload) + b"\n\n"
+def error_event(dialect: Dialect, error: GatewayError) -> bytes:
+    """The event that ends a *dialect* stream which failed after its first byte."""
+    return DIALECTS[dialect].error_event(error)

@@ -54,6 +54,7 @@ class Reply:
     cut_after: int | None = None     # close the connection after this many stream events
     events: list[bytes] | None = None  # stream exactly these events
     hold: asyncio.Event | None = None  # wait for this event before answering
+    pause: asyncio.Event | None = None  # streams: wait for this event after the first one
 
 
 def event(name: str, data: dict[str, Any]) -> bytes:
@@ -180,6 +181,8 @@ class FakeAnthropic:
                 assert request.transport is not None
                 request.transport.close()
                 return response
+            if n == 1 and how.pause is not None:
+                await how.pause.wait()
             await response.write(data)
             await asyncio.sleep(0)
         await response.write_eof()

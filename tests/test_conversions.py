@@ -12,7 +12,8 @@ import openai
 import orjson
 import pydantic
 
-from coderouter.dialects.hub import bridge, sse_events
+from coderouter.dialects.framing import events as sse_events
+from coderouter.dialects.hub import bridge
 from coderouter.estimate import estimate_tokens
 from tests.conftest import ALICE, UPSTREAM_KEY, Running
 from tests.fake_anthropic import (

@@ -11,6 +11,7 @@ import orjson
 import pytest
 
 from tests.conftest import ALICE, BOB, UPSTREAM_KEY, Running, StartGateway, base_config
+from tests.fake_anthropic import FakeAnthropic
 from tests.fakes import FakeUpstream
 
 
@@ -245,3 +246,33 @@ async def test_messages_routes_answer_anthropic_shaped_errors(gateway: Running) 
         "message": "missing API key: send it as 'Authorization: Bearer KEY'"}}
     status, _, body = await post(gateway, {"model": "nope"}, path="/v1/messages")
     assert (status, body["type"], body["error"]["type"]) == (404, "error", "not_found_error")
+
+
+async def test_a_stopped_messages_stream_ends_alike_passed_through_or_translated(
+        coding_gateway: Running, upstream: FakeUpstream,
+        anthropic_upstream: FakeAnthropic) -> None:
+    """A graceful stop ends a Messages stream with the same ``overloaded_error`` event
+    whether its upstream speaks Messages (bytes passed through) or Chat (translated)."""
+    pause = asyncio.Event()
+    anthropic_upstream.then(pause=pause)
+    upstream.then(pause=pause)
+    body = {"max_tokens": 64, "stream": True, "messages": [{"role": "user", "content": "x"}]}
+    async with aiohttp.ClientSession() as http:
+        streams = [await http.post(coding_gateway.url + "/v1/messages",
+                                   json={**body, "model": model}, headers={"x-api-key": ALICE})
+                   for model in ("claude", "smart")]
+        try:
+            for stream in streams:
+                assert stream.status == 200
+                await stream.content.readuntil(b"\n\n")  # the stream has begun
+            assert await coding_gateway.state.drain.stop(0) == 2
+            ends = [(await stream.read()).rsplit(b"\n\n", 2)[-2] for stream in streams]
+        finally:
+            pause.set()
+            for stream in streams:
+                stream.release()
+    assert ends == [b'event: error\ndata: {"type":"error","error":{"type":"overloaded_error",'
+                    b'"message":"server shutting down"}}'] * 2
+    rows = await coding_gateway.rows()
+    assert sorted((r["upstream_model"], r["status"]) for r in rows) == [
+        ("claude-upstream", 503), ("upstream-model", 503)]

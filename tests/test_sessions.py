@@ -8,9 +8,12 @@ from typing import Any
 
 import aiohttp
 
+from coderouter.dialects.registry import DIALECTS
 from coderouter.sessions import Conversations, session_key
 from tests.conftest import ALICE, StartGateway, base_config
 from tests.fakes import FakeUpstream
+
+CHAT, MESSAGES = DIALECTS["chat"], DIALECTS["messages"]
 
 CAROL = "sk-cr-carol-0123456789abcdefghijklmnop"
 
@@ -72,13 +75,13 @@ def test_a_moved_cache_breakpoint_does_not_start_a_conversation() -> None:
     known = Conversations()
     said = {"role": "user", "content": [{"type": "text", "text": "fix it",
                                          "cache_control": {"type": "ephemeral"}}]}
-    first = session_key({}, {"model": "m", "messages": [said]}, "alice", known)
+    first = session_key({}, {"model": "m", "messages": [said]}, MESSAGES, "alice", known)
     later = session_key({}, {"model": "m", "messages": [
         {"role": "user", "content": [{"type": "text", "text": "fix it"}]},
         {"role": "assistant", "content": "done"},
         {"role": "user", "content": [{"type": "text", "text": "thanks",
                                       "cache_control": {"type": "ephemeral"}}]}]},
-        "alice", known)
+        MESSAGES, "alice", known)
     assert first == later
 
 
@@ -87,9 +90,10 @@ def test_conversations_forget_the_oldest_beyond_their_size() -> None:
     its next turn starts a new one."""
     known = Conversations(size=2)
     turns = [{"role": "user", "content": f"task {n}"} for n in range(3)]
-    keys = [session_key({}, {"model": "m", "messages": [t]}, "alice", known)[0] for t in turns]
+    keys = [session_key({}, {"model": "m", "messages": [t]}, CHAT, "alice", known)[0]
+            for t in turns]
     assert len(set(keys)) == 3
     again = [turns[0], {"role": "assistant", "content": "ok"}, {"role": "user", "content": "go"}]
-    assert session_key({}, {"model": "m", "messages": again}, "alice", known)[0] != keys[0]
+    assert session_key({}, {"model": "m", "messages": again}, CHAT, "alice", known)[0] != keys[0]
     again[0] = turns[2]
-    assert session_key({}, {"model": "m", "messages": again}, "alice", known)[0] == keys[2]
+    assert session_key({}, {"model": "m", "messages": again}, CHAT, "alice", known)[0] == keys[2]

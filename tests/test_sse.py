@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import orjson
 
+from coderouter.errors import RateLimited, ServiceUnavailable, UpstreamError
 from coderouter.sse import StreamMeter, Usage, error_event, usage_from_body
 
 CHUNK = b'data: {"id":"c","choices":[{"index":0,"delta":{"content":"hi"}}],"usage":null}\n\n'
@@ -93,16 +94,20 @@ def test_usage_from_bodies() -> None:
 
 def test_error_events_per_dialect() -> None:
     """The event that ends a failed stream, shaped as each API shapes its errors."""
-    assert error_event("chat", "boom") == (
+    assert error_event("chat", UpstreamError("boom")) == (
         b'data: {"error":{"message":"boom","type":"upstream_error","code":"upstream_error"}}'
         b"\n\n")
-    assert error_event("messages", "boom") == (
+    assert error_event("messages", UpstreamError("boom")) == (
         b'event: error\ndata: {"type":"error","error":{"type":"api_error","message":"boom"}}'
         b"\n\n")
-    name, data = error_event("responses", "boom", "rate_limit_exceeded").split(b"\n", 1)
+    # typed by the error's kind, as a translated Messages stream's error is
+    assert error_event("messages", ServiceUnavailable("bye")) == (
+        b'event: error\ndata: {"type":"error","error":{"type":"overloaded_error",'
+        b'"message":"bye"}}\n\n')
+    name, data = error_event("responses", RateLimited("boom")).split(b"\n", 1)
     assert name == b"event: response.failed"
     failed = orjson.loads(data.removeprefix(b"data: "))
     assert failed["type"] == "response.failed"
     assert failed["response"]["error"] == {"code": "rate_limit_exceeded", "message": "boom"}
     # a gateway code Codex has no meaning for becomes server_error (retried)
-    assert b'"code":"server_error"' in error_event("responses", "boom", "upstream_error")
+    assert b'"code":"server_error"' in error_event("responses", UpstreamError("boom"))

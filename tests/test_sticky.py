@@ -11,6 +11,7 @@ from typing import Any
 import aiohttp
 import orjson
 
+from coderouter.dialects.registry import DIALECTS
 from coderouter.routing import Sticky
 from coderouter.sessions import client_name, session_key
 from tests.conftest import ALICE, MakeUpstream, Running, StartGateway
@@ -224,35 +225,44 @@ def test_the_pin_table_is_bounded() -> None:
     assert after < at_bound * 1.2
 
 
+CHAT, MESSAGES, RESPONSES, GEMINI = (DIALECTS[n] for n in ("chat", "messages", "responses",
+                                                            "gemini"))
+
+
 def test_session_key_takes_each_agents_carrier_in_order() -> None:
     """Claude Code's header, then its metadata.user_id, Codex's headers, opencode's,
     prompt_cache_key, else a digest of the opening that every turn shares."""
     claude_json = {"user_id": '{"device_id":"d1","account_uuid":"","session_id":"9a7e-42"}'}
     claude_legacy = {"user_id": "user_ab12_account__session_5d9c-11"}
-    assert session_key({"x-claude-code-session-id": "cc-1"}, {"metadata": claude_json}) == (
-        "claude:cc-1", False)
-    assert session_key({}, {"metadata": claude_json}) == ("claude:9a7e-42", False)
-    assert session_key({}, {"metadata": claude_legacy}) == ("claude:5d9c-11", False)
-    assert session_key({"session_id": "th-1", "x-session-id": "oc"}, {}) == ("codex:th-1", False)
-    assert session_key({"thread-id": "th-2"}, {"prompt_cache_key": "p"}) == ("codex:th-2", False)
-    assert session_key({"x-session-affinity": "ses_1"}, {}) == ("opencode:ses_1", False)
-    assert session_key({}, {"prompt_cache_key": "019a-thread"}) == ("pck:019a-thread", False)
+    assert session_key({"x-claude-code-session-id": "cc-1"}, {"metadata": claude_json},
+                       MESSAGES) == ("claude:cc-1", False)
+    assert session_key({}, {"metadata": claude_json}, MESSAGES) == ("claude:9a7e-42", False)
+    assert session_key({}, {"metadata": claude_legacy}, MESSAGES) == ("claude:5d9c-11", False)
+    assert session_key({"session_id": "th-1", "x-session-id": "oc"}, {}, CHAT) == (
+        "codex:th-1", False)
+    assert session_key({"thread-id": "th-2"}, {"prompt_cache_key": "p"}, RESPONSES) == (
+        "codex:th-2", False)
+    assert session_key({"x-session-affinity": "ses_1"}, {}, CHAT) == ("opencode:ses_1", False)
+    assert session_key({}, {"prompt_cache_key": "019a-thread"}, RESPONSES) == (
+        "pck:019a-thread", False)
+    # each dialect's own carrier: a Chat body's metadata is not Claude Code's
+    assert session_key({}, {"metadata": claude_json}, CHAT)[1] is True
     first = {"model": "m", "messages": [{"role": "system", "content": "be brief"},
                                         {"role": "user", "content": "fix the bug"}]}
     later = {**first, "messages": [*first["messages"], {"role": "assistant", "content": "ok"},
                                    {"role": "user", "content": "thanks"}]}
     other = {**first, "messages": [first["messages"][0], {"role": "user", "content": "else"}]}
-    key, derived = session_key({}, first)
+    key, derived = session_key({}, first, CHAT)
     assert derived and key.startswith("h:") and len(key) == 34
-    assert session_key({}, later)[0] == key != session_key({}, other)[0]
+    assert session_key({}, later, CHAT)[0] == key != session_key({}, other, CHAT)[0]
     gemini = {"contents": [{"role": "user", "parts": [{"text": "hi"}]}],
               "systemInstruction": {"parts": [{"text": "sys"}]}}
-    assert session_key({}, gemini) == session_key({}, {**gemini, "contents": [
-        *gemini["contents"], {"role": "model", "parts": [{"text": "yo"}]}]})
+    assert session_key({}, gemini, GEMINI) == session_key({}, {**gemini, "contents": [
+        *gemini["contents"], {"role": "model", "parts": [{"text": "yo"}]}]}, GEMINI)
     long_id = "x" * 500
-    assert session_key({"x-session-id": long_id}, {})[0] == "opencode:" + \
-        session_key({"x-session-id": long_id}, {})[0].split(":", 1)[1]
-    assert len(session_key({"x-session-id": long_id}, {})[0]) == len("opencode:") + 32
+    assert session_key({"x-session-id": long_id}, {}, CHAT)[0] == "opencode:" + \
+        session_key({"x-session-id": long_id}, {}, CHAT)[0].split(":", 1)[1]
+    assert len(session_key({"x-session-id": long_id}, {}, CHAT)[0]) == len("opencode:") + 32
 
 
 def test_client_names_from_user_agents() -> None:

@@ -19,6 +19,8 @@ from __future__ import annotations
 import functools
 from collections.abc import Iterable
 
+from ..dialects.registry import DIALECTS
+
 #: Caller headers forwarded to an upstream of the caller's own dialect family. Lower case; a
 #: trailing ``*`` makes a prefix.
 ALLOWED: dict[str, tuple[str, ...]] = {
@@ -36,11 +38,8 @@ ALLOWED: dict[str, tuple[str, ...]] = {
     "gemini": ("user-agent", "x-goog-api-client"),
 }
 
-#: The dialect family each caller route speaks.
-DIALECT_FAMILY: dict[str, str] = {
-    "chat": "openai", "completions": "openai", "embeddings": "openai", "responses": "openai",
-    "messages": "anthropic", "count_tokens": "anthropic", "gemini": "gemini",
-    "gemini_count": "gemini"}
+#: The dialect family each caller route speaks (its `Dialect.family`).
+DIALECT_FAMILY: dict[str, str] = {name: d.family for name, d in DIALECTS.items()}
 
 _HOP_BY_HOP = frozenset({
     "connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te", "trailer",

@@ -13,7 +13,7 @@ from typing import Any
 from ..errors import InvalidRequest, UpstreamError
 from . import ir
 from .codec import Codec, CodecError
-from .hub import CODECS
+from .registry import CODECS
 
 Json = dict[str, Any]
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import secrets
 import zlib
 from typing import Any
 
@@ -77,3 +78,20 @@ def find(text: str) -> int:
     id and a dot), or -1."""
     at = text.find("." + TAG)
     return at + 1 if at != -1 else (0 if text.startswith(TAG) else -1)
+
+
+#: Seals and opens the envelopes that carry foreign opaque state through callers. A random
+#: secret until the app sets the configured one (`use_secret`).
+_sealer = Sealer(secrets.token_bytes(32))
+
+
+def use_secret(secret: bytes) -> None:
+    """Seal and open envelopes with *secret* from now on; envelopes sealed with another
+    secret no longer open (their state is dropped, never forwarded)."""
+    global _sealer
+    _sealer = Sealer(secret)
+
+
+def sealer() -> Sealer:
+    """The `Sealer` in use (see `use_secret`)."""
+    return _sealer

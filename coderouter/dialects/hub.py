@@ -1,8 +1,8 @@
 """Serving a caller dialect from an upstream that speaks another: two codecs and a Bridge.
 
 A `Bridge` decodes the caller's request to the neutral representation and encodes it in the
-upstream's dialect; answers, stream events and error bodies go the other way. Codecs register
-themselves in `CODECS` by dialect name; a pair is served once both of its codecs are there.
+upstream's dialect; answers, stream events and error bodies go the other way. The codecs are
+`registry.CODECS`; a pair is served once both of its codecs are there.
 
 A request that cannot be decoded is the caller's error (`InvalidRequest`, 400); an upstream
 answer or stream that cannot be decoded is the upstream's (`UpstreamError`, 502).
@@ -10,20 +10,18 @@ answer or stream that cannot be decoded is the upstream's (`UpstreamError`, 502)
 
 from __future__ import annotations
 
-import secrets
-from collections.abc import Iterator
 from typing import Any
 
-from ..errors import InvalidRequest, UpstreamError
-from . import ir
+from ..errors import GatewayError, InvalidRequest, UpstreamError
+from . import framing, ir
 from .codec import Codec, CodecError, StreamDecoder, StreamEncoder
 from .crossing import Crossing, Down, up
-from .envelope import Sealer
+from .dialect import FAILURE_KIND
+from .envelope import sealer as sealer  # re-exported: the relay calls hub.sealer
+from .envelope import use_secret as use_secret  # re-exported: the app calls hub.use_secret
+from .registry import CODECS
 
 Json = dict[str, Any]
-
-#: Every codec by the dialect it speaks; each dialect module registers its own.
-CODECS: dict[str, Codec] = {}
 
 #: Which upstream dialect to use, in order of preference, when a channel does not speak the
 #: caller's: Chat is what most OpenAI-compatible servers get right.
@@ -31,50 +29,6 @@ PREFERENCE: tuple[ir.WireDialect, ...] = ("chat", "messages", "responses", "gemi
 
 
 _BRIDGES: dict[tuple[str, tuple[str, ...]], Bridge | None] = {}
-
-#: Seals and opens the envelopes that carry foreign opaque state through callers. A random
-#: secret until the app sets the configured one (`use_secret`).
-_sealer = Sealer(secrets.token_bytes(32))
-
-
-def use_secret(secret: bytes) -> None:
-    """Seal and open envelopes with *secret* from now on; envelopes sealed with another
-    secret no longer open (their state is dropped, never forwarded)."""
-    global _sealer
-    _sealer = Sealer(secret)
-
-
-def sealer() -> Sealer:
-    """The `Sealer` in use (see `use_secret`)."""
-    return _sealer
-
-
-def register(codec: Codec) -> Codec:
-    """Make *codec* available to bridges; each dialect module calls it once at import."""
-    CODECS[codec.name] = codec
-    _BRIDGES.clear()
-    return codec
-
-
-def sse_events(block: bytes) -> Iterator[tuple[str, bytes]]:
-    """Yield (event name, joined data) of each event in *block*; the name is "" when absent.
-
-    *block* holds whole events (a last one may lack its blank line); comments and events
-    without data are skipped.
-    """
-    for event in block.replace(b"\r\n", b"\n").split(b"\n\n"):
-        name, data = "", []
-        for line in event.split(b"\n"):
-            if line.startswith(b"event:"):
-                name = line[6:].strip().decode("utf-8", "replace")
-            elif line.startswith(b"data:"):
-                data.append(line[5:].removeprefix(b" "))
-        if data:
-            yield name, b"\n".join(data)
-
-
-#: The neutral kind of a gateway error code that ends a stream.
-_KIND_OF_CODE = {"rate_limit_exceeded": "rate_limit", "context_length_exceeded": "context_length"}
 
 
 class BridgeStream:
@@ -92,7 +46,7 @@ class BridgeStream:
     def feed(self, events: bytes) -> bytes:
         out: list[bytes] = []
         try:
-            for name, data in sse_events(events):
+            for name, data in framing.events(events):
                 try:
                     decoded = self._decoder.feed(name, data)
                 except CodecError as exc:
@@ -124,12 +78,13 @@ class BridgeStream:
                 raise UpstreamError(f"upstream stream error: {event.message}")
             out.extend(self._encoder.feed(e) for e in self._down.event(event))
 
-    def error_event(self, message: str, code: str) -> bytes:
+    def error_event(self, error: GatewayError) -> bytes:
         """The caller-dialect events that end this stream with an error, after whatever was
         encoded before the failure (a Responses caller gets ``response.failed`` with the
-        next sequence number and a code it acts on)."""
-        kind = self._kind or _KIND_OF_CODE.get(code, "server_error")
-        failure = ir.Failure(message, kind)  # type: ignore[arg-type]
+        next sequence number and a code it acts on). The kind is the upstream's when it sent
+        the error, else the gateway error's, as on the pass-through path."""
+        kind = self._kind or FAILURE_KIND[error.kind]
+        failure = ir.Failure(error.message, kind)  # type: ignore[arg-type]
         unsent, self._unsent = self._unsent, b""
         return unsent + self._encoder.feed(failure) + self._encoder.close()
 
@@ -156,7 +111,7 @@ class Bridge:
         except CodecError as exc:
             raise InvalidRequest(str(exc)) from None
         upstream = self._upstream
-        crossing = up(request, self._client.name, upstream.name, sealer=_sealer,
+        crossing = up(request, self._client.name, upstream.name, sealer=sealer(),
                       max_tool_name=upstream.max_tool_name, custom_tools=upstream.custom_tools)
         return Translation(self, request, crossing, str(payload.get("model")), prompt_tokens)
 

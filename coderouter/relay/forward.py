@@ -17,6 +17,7 @@ from aiohttp import web
 
 from ..channels.pool import Pools
 from ..config import Target
+from ..dialects.registry import DIALECTS
 from ..errors import GatewayError, InvalidRequest, UpstreamError
 from ..routing import Health
 from ..sse import COUNTING, Usage
@@ -164,7 +165,5 @@ def _count_locally(ex: Exchange) -> web.Response:
     ex.usage, ex.estimated = Usage(), True
     ex.record.status = 200
     ex.record.ttfb_ms = (time.monotonic() - ex.started) * 1000
-    tokens = ex.prompt_estimate
-    answer = {"totalTokens": tokens} if ex.dialect == "gemini_count" \
-        else {"input_tokens": tokens}
+    answer = DIALECTS[ex.dialect].count_answer(ex.prompt_estimate)
     return web.Response(body=orjson.dumps(answer), content_type="application/json")

@@ -18,15 +18,11 @@ import orjson
 from aiohttp import web
 
 from ..auth import authenticate, authenticate_key, check_model, gemini_key, may_use
+from ..dialects.registry import GEMINI_METHODS
 from ..errors import InvalidRequest, ModelNotFound, NotFound
-from ..sse import Dialect
 from ..state import GATEWAY
 from . import handlers
 
-#: Gemini API method -> the dialect its requests speak.
-METHODS: dict[str, Dialect] = {
-    "generateContent": "gemini", "streamGenerateContent": "gemini",
-    "countTokens": "gemini_count"}
 _JSON_HEADERS = {"Content-Type": "application/json"}
 _SUPPORTED = ["generateContent", "streamGenerateContent", "countTokens"]
 
@@ -38,7 +34,7 @@ def _key(request: web.Request) -> str | None:
 def _target(request: web.Request) -> tuple[str, str]:
     """(model, method) of ``/v1beta/models/{model}:{method}``; `NotFound` otherwise."""
     model, colon, method = request.match_info["target"].rpartition(":")
-    if not colon or not model or method not in METHODS:
+    if not colon or not model or method not in GEMINI_METHODS:
         raise NotFound(f"no route for POST {request.path}: the Gemini API methods served are "
                        f"{', '.join(_SUPPORTED)}")
     return model, method
@@ -63,7 +59,8 @@ async def generate(request: web.Request) -> web.StreamResponse:
         payload["model"], payload["stream"] = model, stream
         return payload
 
-    return await handlers.relay(request, dialect=METHODS[method], key=_key, parse=parse, raw=True)
+    return await handlers.relay(request, dialect=GEMINI_METHODS[method].name, key=_key,
+                                parse=parse, raw=True)
 
 
 def _model(name: str) -> dict[str, Any]:

@@ -22,9 +22,8 @@ from ..auth import (
     require_admin,
 )
 from ..config import Config, Limits, Token
-from ..dialects import hub
-from ..dialects.gemini.errors import error_body as gemini_error_body
-from ..dialects.responses import compaction
+from ..dialects.dialect import Dialect as Facts
+from ..dialects.registry import DIALECTS, ENDPOINTS, of_path
 from ..errors import (
     GatewayError,
     HeadersTooLarge,
@@ -48,16 +47,6 @@ from ..usage import GROUPINGS, DatabaseUnavailable, Record, parse_moment
 from .exchange import SHUTTING_DOWN, Exchange
 
 log = logging.getLogger("coderouter.relay.handlers")
-
-#: Caller-facing POST routes and the dialect each speaks.
-ENDPOINTS: dict[str, Dialect] = {
-    "/v1/chat/completions": "chat",
-    "/v1/completions": "completions",
-    "/v1/embeddings": "embeddings",
-    "/v1/responses": "responses",
-    "/v1/messages": "messages",
-    "/v1/messages/count_tokens": "count_tokens",
-}
 
 _REQUEST_ID = web.RequestKey("request_id", str)
 RATELIMIT_HEADERS = web.RequestKey("ratelimit_headers", dict[str, str])
@@ -131,17 +120,6 @@ def parse_payload(body: bytes) -> dict[str, Any]:
     return payload
 
 
-def output_allowance(payload: dict[str, Any]) -> int:
-    """The most output tokens the request asks for, 0 when it names no maximum."""
-    for field in ("max_completion_tokens", "max_tokens", "max_output_tokens"):
-        value = payload.get(field)
-        if isinstance(value, int) and value > 0:
-            return value
-    config = payload.get("generationConfig")  # Gemini
-    value = config.get("maxOutputTokens") if isinstance(config, dict) else None
-    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 0
-
-
 async def relay(request: web.Request, *, dialect: Dialect | None = None,
                 key: Callable[[web.Request], str | None] | None = None,
                 parse: Callable[[bytes], dict[str, Any]] = parse_payload,
@@ -155,7 +133,8 @@ async def relay(request: web.Request, *, dialect: Dialect | None = None,
     gw = request.app[GATEWAY]
     config = gw.holder.current
     check_header_bytes(request, config.limits.max_header_bytes)
-    dialect = dialect or ENDPOINTS[request.path]
+    dialect = dialect or ENDPOINTS[request.path].name
+    facts = DIALECTS[dialect]
     token = authenticate_key(config, key(request) if key else presented_key(request.headers))
     started = time.monotonic()
     record = Record(ts=gw.clock(), request_id=request_id(request), endpoint=request.path,
@@ -167,9 +146,8 @@ async def relay(request: web.Request, *, dialect: Dialect | None = None,
     try:
         body = await read_body(request, config.limits)
         payload = parse(body)
-        if dialect == "responses":  # Codex's compacted history: our summaries opened
-            payload = compaction.unseal_history(payload, hub.sealer())
-        exchange = _exchange(request, config, token, dialect, record, body, payload, raw,
+        payload = facts.unseal(payload)  # Codex's compacted history: our summaries opened
+        exchange = _exchange(request, config, token, facts, record, body, payload, raw,
                              gw.conversations)
         admission = await _admit(gw, token, exchange)
         if admission is not None:
@@ -206,7 +184,7 @@ async def relay(request: web.Request, *, dialect: Dialect | None = None,
         gw.finished(record)
 
 
-def _exchange(request: web.Request, config: Config, token: Token, dialect: Dialect,
+def _exchange(request: web.Request, config: Config, token: Token, facts: Facts,
               record: Record, body: bytes, payload: dict[str, Any], raw: bool,
               conversations: Conversations) -> Exchange:
     """The exchange of a checked *payload* the *token* may send: its route, rule, session
@@ -216,21 +194,22 @@ def _exchange(request: web.Request, config: Config, token: Token, dialect: Diale
         raise InvalidRequest(f"request body nests arrays and objects more than {MAX_DEPTH} "
                              "levels deep")
     prompt = scan.tokens
-    model = payload["model"]
+    model = facts.model(payload)
     record.model = model
-    record.stream = int(payload.get("stream") is True)
+    record.stream = int(facts.stream(payload))
     route = config.route(model)
     if route is None:
         raise ModelNotFound(f"the model '{model}' does not exist")
     check_model(token, model)
-    record.session = session_key(request.headers, payload, token.name, conversations)[0]
-    rule = first_rule(route, traits(payload, body, prompt, record.client)) \
+    record.session = session_key(request.headers, payload, facts, token.name,
+                                 conversations)[0]
+    rule = first_rule(route, traits(facts, payload, body, prompt, record.client)) \
         if route.rules else None
     record.rule = rule.name if rule is not None else None
-    return Exchange(request=request, dialect=dialect, payload=payload, route=route,
+    return Exchange(request=request, dialect=facts.name, payload=payload, route=route,
                     record=record, scrubber=config.scrubber, limits=config.limits,
                     raw=body if raw else None, prompt_estimate=prompt,
-                    session=record.session, rule=rule, output_tokens=output_allowance(payload))
+                    session=record.session, rule=rule, output_tokens=facts.max_output(payload))
 
 
 async def _admit(gw: Gateway, token: Token, ex: Exchange) -> Any:
@@ -326,16 +305,8 @@ async def root(request: web.Request) -> web.Response:
 
 
 def error_body(request: web.Request, error: GatewayError) -> bytes:
-    """OpenAI-shaped, Anthropic-shaped on the /v1/messages routes, Google-shaped on the
-    Gemini API's (/v1beta/…)."""
-    if request.path.startswith("/v1beta/") or (
-            request.path.startswith("/v1/models/") and ":" in request.path):
-        return gemini_error_body(error.status, error.message)
-    if request.path.startswith("/v1/messages"):
-        return orjson.dumps({"type": "error", "error": {
-            "type": error.anthropic_type, "message": error.message}})
-    return orjson.dumps({"error": {"message": error.message, "type": error.type,
-                                   "code": error.code, "param": None}})
+    """*error* in the shape of the API *request*'s path belongs to (`registry.of_path`)."""
+    return of_path(request.path).error_body(error)
 
 
 @web.middleware

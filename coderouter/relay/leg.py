@@ -17,15 +17,11 @@ import orjson
 from ..channels import Call, Kind, dialects_of, kind_of
 from ..config import Target
 from ..dialects import counting, hub
+from ..dialects.registry import DIALECTS
 from ..dialects.responses import compaction
+from ..errors import GatewayError
 from ..sse import Dialect, error_event
 from .exchange import Exchange
-
-_INJECTS_USAGE: frozenset[str] = frozenset({"chat", "completions"})
-#: Upstream dialects whose model is in the URL, never in the body.
-_MODEL_IN_URL: frozenset[str] = frozenset({"gemini", "gemini_count"})
-#: Where each upstream dialect's request asks for reasoning (Gemini's is nested).
-_REASONING_FIELDS = ("reasoning_effort", "reasoning", "thinking")
 
 
 class StreamConverter(Protocol):
@@ -35,7 +31,7 @@ class StreamConverter(Protocol):
 
     def finish(self) -> bytes: ...
 
-    def error_event(self, message: str, code: str) -> bytes:
+    def error_event(self, error: GatewayError) -> bytes:
         """The caller-dialect events that end the stream with an error after what was sent."""
         ...
 
@@ -65,7 +61,7 @@ class CallerStream(Protocol):
         *complete*, whether the upstream's stream reached its terminal event."""
         ...
 
-    def error_event(self, message: str, code: str) -> bytes: ...
+    def error_event(self, error: GatewayError) -> bytes: ...
 
 
 class Conversion(Protocol):
@@ -90,7 +86,7 @@ def plan_for(dialect: Dialect, target: Target) -> Conversion | bool:
 
 def leg_for(ex: Exchange, target: Target, plan: Conversion | bool) -> Leg:
     """The leg serving *ex* on *target*, whose `plan_for` is *plan*."""
-    if ex.dialect == "responses" and compaction.is_trigger(ex.payload):
+    if DIALECTS[ex.dialect].asks_compaction(ex.payload):
         plan = _compacting(target, plan)
     if plan is True or plan is False:
         return PassThrough(ex, target)
@@ -146,14 +142,14 @@ class Leg:
 
     def encode(self, body: dict[str, Any]) -> bytes:
         """The bytes of *body*: model placed, prompt cache key and stream usage asked for."""
-        ex, dialect = self.ex, self.upstream
+        ex, facts = self.ex, DIALECTS[self.upstream]
         if ex.session is not None and "prompt_cache_key" not in body \
-                and _takes_cache_key(self.channel.base_url, dialect):
+                and facts.takes_cache_key(self.channel.base_url):
             body["prompt_cache_key"] = ex.session  # keeps the upstream's prompt cache warm
-        if dialect in _MODEL_IN_URL:
+        if facts.model_in_url:
             return orjson.dumps(gemini_body(body, self.model))
         body["model"] = self.model
-        if ex.stream and dialect in _INJECTS_USAGE:
+        if ex.stream and facts.injects_usage:
             options = body.get("stream_options")
             options = dict(options) if isinstance(options, dict) else {}
             self.injected = options.get("include_usage") is not True
@@ -205,7 +201,7 @@ class PassThrough(Leg):
 
     def encode(self, body: dict[str, Any]) -> bytes:
         raw = self.ex.raw
-        if raw is not None and self.upstream in _MODEL_IN_URL \
+        if raw is not None and DIALECTS[self.upstream].model_in_url \
                 and "generateContentRequest" not in body:
             return raw  # as it came: it names no model inside
         return super().encode(body)
@@ -235,8 +231,8 @@ class _Scrubbed:
     def end(self, rest: bytes, complete: bool) -> bytes:
         return self._clean(rest)
 
-    def error_event(self, message: str, code: str) -> bytes:
-        return error_event(self._dialect, message, code)
+    def error_event(self, error: GatewayError) -> bytes:
+        return error_event(self._dialect, error)
 
 
 class Translated(Leg):
@@ -257,8 +253,8 @@ class Translated(Leg):
     def body(self) -> dict[str, Any]:
         # a codec encoding for the upstream decides by the model it will reach
         body = self.translation.request(self.model)
-        if not self.ex.route.reasoning:
-            drop_reasoning(body)
+        if not self.ex.route.reasoning:  # the group's models have none: they may refuse it
+            DIALECTS[self.upstream].drop_reasoning(body)
         return body
 
     def answer(self, raw: bytes, obj: Any) -> bytes:
@@ -288,30 +284,8 @@ class _TranslatedStream:
             return b""  # the error event follows
         return self._convert.feed(self._clean(rest)) + self._convert.finish()
 
-    def error_event(self, message: str, code: str) -> bytes:
-        return self._convert.error_event(message, code)
-
-
-def drop_reasoning(body: dict[str, Any]) -> None:
-    """Take every reasoning setting and replayed reasoning text out of a translated request,
-    for a model group whose models have none (``reasoning: false``): an upstream model without
-    reasoning may refuse them with a 400."""
-    for key in _REASONING_FIELDS:
-        body.pop(key, None)
-    config = body.get("generationConfig")
-    if isinstance(config, dict):
-        config.pop("thinkingConfig", None)
-    messages = body.get("messages")
-    if isinstance(messages, list):
-        for message in messages:
-            if isinstance(message, dict):
-                message.pop("reasoning_content", None)
-
-
-def _takes_cache_key(base_url: str, dialect: str) -> bool:
-    """Whether the upstream reads ``prompt_cache_key``: any Responses API, and OpenAI's own
-    Chat Completions (other Chat servers may refuse a field they do not know)."""
-    return dialect == "responses" or (dialect == "chat" and "//api.openai.com" in base_url)
+    def error_event(self, error: GatewayError) -> bytes:
+        return self._convert.error_event(error)
 
 
 def gemini_body(body: dict[str, Any], model: str) -> dict[str, Any]:

@@ -131,11 +131,11 @@ def _stream_failure(ex: Exchange, exc: BaseException, clock: _StreamClock | None
 async def _end_with_error(ex: Exchange, caller: CallerStream, response: web.StreamResponse,
                           failure: GatewayError) -> None:
     """Record *failure* and end the caller's stream with its error event."""
-    message = ex.scrubber.clean_text(failure.message)
-    ex.record.status, ex.record.error = failure.status, message
+    failure.message = ex.scrubber.clean_text(failure.message)
+    ex.record.status, ex.record.error = failure.status, failure.message
     with contextlib.suppress(ConnectionResetError, TimeoutError):
         async with asyncio.timeout(ex.limits.write_timeout):
-            await response.write(caller.error_event(message, failure.code))
+            await response.write(caller.error_event(failure))
 
 
 class _StreamClock:

@@ -490,8 +490,8 @@ class TestErrors:
             b'data: {"error":{"code":500,"message":"boom","status":"INTERNAL"}}\r\n\r\n')
 
 
-def test_registered_with_the_hub() -> None:
-    from coderouter.dialects.hub import CODECS
+def test_in_the_registry() -> None:
+    from coderouter.dialects.registry import CODECS
     assert CODECS["gemini"] is CODEC
     assert (CODEC.name, CODEC.custom_tools, CODEC.max_tool_name) == ("gemini", False, 64)
 

@@ -8,7 +8,6 @@ Ollama) and by opencode, qwen-code, aider, Cline and Continue. Reasoning travels
 from __future__ import annotations
 
 from .. import ir
-from ..hub import register
 from .errors import decode_error, encode_error, error_event
 from .request import decode_request, encode_request
 from .response import decode_response, encode_response
@@ -37,4 +36,3 @@ class ChatCodec:
 
 
 CODEC = ChatCodec()
-register(CODEC)

@@ -35,15 +35,20 @@ def _finish(reason: Any, has_tool_calls: bool) -> ir.FinishReason:
 
 
 def decode_usage(raw: Any) -> ir.Usage | None:
+    """Chat usage, None when absent. DeepSeek reports its cache hits as
+    ``prompt_cache_hit_tokens``; a server reporting only ``total_tokens`` answered
+    ``total - prompt`` tokens."""
     if not isinstance(raw, dict):
         return None
     prompt = raw.get("prompt_tokens_details")
     completion = raw.get("completion_tokens_details")
     cached = count(prompt.get("cached_tokens")) if isinstance(prompt, dict) else 0
+    input_tokens = count(raw.get("prompt_tokens"))
+    output_tokens = count(raw.get("completion_tokens")) \
+        or max(0, count(raw.get("total_tokens")) - input_tokens)
     return ir.Usage(
-        input_tokens=count(raw.get("prompt_tokens")),
-        output_tokens=count(raw.get("completion_tokens")),
-        cached_tokens=cached or count(raw.get("prompt_cache_hit_tokens")),  # DeepSeek
+        input_tokens=input_tokens, output_tokens=output_tokens,
+        cached_tokens=cached or count(raw.get("prompt_cache_hit_tokens")),
         reasoning_tokens=count(completion.get("reasoning_tokens"))
         if isinstance(completion, dict) else 0)
 

@@ -26,7 +26,6 @@ What Gemini lacks and this codec makes up:
 from __future__ import annotations
 
 from .. import ir
-from ..hub import register
 from .errors import _error_chunk, decode_error, error_body
 from .fields import Json
 from .request import decode_request, encode_request
@@ -68,4 +67,4 @@ class GeminiCodec:
         return _error_chunk(message, kind)
 
 
-CODEC = register(GeminiCodec())
+CODEC = GeminiCodec()

@@ -9,7 +9,6 @@ tools) are not part of the neutral request, so no other dialect ever sees them.
 from __future__ import annotations
 
 from .. import ir
-from ..hub import register
 from .errors import decode_error, encode_error, error_event
 from .request import decode_request, encode_request
 from .response import decode_response, encode_response
@@ -38,4 +37,3 @@ class MessagesCodec:
 
 
 CODEC = MessagesCodec()
-register(CODEC)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from dataclasses import replace
 from typing import Any
 
 from .. import ir
@@ -21,15 +22,30 @@ _STOP_OUT = {"stop": "end_turn", "length": "max_tokens", "tool_calls": "tool_use
 # Answers
 
 
-def decode_usage(raw: Any) -> ir.Usage:
-    """Anthropic usage; the neutral input counts all three input kinds."""
+def fold_usage(raw: Any, so_far: ir.Usage | None) -> ir.Usage | None:
+    """Anthropic usage on top of what a stream said before (message_delta's on
+    message_start's), or *so_far* when *raw* is not a usage object.
+
+    The neutral input counts all three input kinds; input counts absent or 0 keep the earlier
+    ones (some servers send 0 in message_delta), an ``output_tokens`` given replaces.
+    """
     if not isinstance(raw, dict):
-        return ir.Usage()
+        return so_far
+    usage = ir.Usage() if so_far is None else replace(so_far)
     read = count(raw.get("cache_read_input_tokens"))
     write = count(raw.get("cache_creation_input_tokens"))
-    return ir.Usage(input_tokens=count(raw.get("input_tokens")) + read + write,
-                    output_tokens=count(raw.get("output_tokens")),
-                    cached_tokens=read, cache_write_tokens=write)
+    fresh = count(raw.get("input_tokens"))
+    if fresh or read or write:
+        usage.input_tokens = fresh + read + write
+        usage.cached_tokens, usage.cache_write_tokens = read, write
+    if raw.get("output_tokens") is not None:
+        usage.output_tokens = count(raw.get("output_tokens"))
+    return usage
+
+
+def decode_usage(raw: Any) -> ir.Usage:
+    """Anthropic usage; the neutral input counts all three input kinds."""
+    return fold_usage(raw, None) or ir.Usage()
 
 
 def encode_usage(usage: ir.Usage) -> Json:

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import uuid
-from typing import Any
 
 from .. import ir
 from ..wire import Json, dumps, estimate_output, loads_event, need_dict, sse
 from .errors import _KIND_OF_TYPE, error_event
 from .request import _signature
-from .response import _STOP_IN, _message_id, _stop_reason, decode_usage, encode_usage
+from .response import _STOP_IN, _message_id, _stop_reason, encode_usage, fold_usage
 
 _CHARS_PER_TOKEN = 4
 
@@ -22,7 +21,7 @@ class MessagesStreamDecoder:
 
     def __init__(self) -> None:
         self._done = False
-        self._usage: Json = {}  # the raw usage so far: message_delta's fields update start's
+        self._usage: ir.Usage | None = None  # message_delta's usage folds into start's
         self._stop: ir.FinishReason = "stop"
         self._stop_sequence: str | None = None
         self._parts: dict[int, int] = {}  # Anthropic block index -> part index
@@ -51,13 +50,9 @@ class MessagesStreamDecoder:
 
     def _on_message_start(self, obj: Json) -> list[ir.Event]:
         message = obj.get("message") if isinstance(obj.get("message"), dict) else {}
-        self._merge(message.get("usage"))
+        self._usage = fold_usage(message.get("usage"), self._usage)
         return [ir.Start(str(message.get("id") or uuid.uuid4().hex),
-                         str(message.get("model") or ""), decode_usage(self._usage))]
-
-    def _merge(self, usage: Any) -> None:
-        if isinstance(usage, dict):
-            self._usage.update({k: v for k, v in usage.items() if v is not None})
+                         str(message.get("model") or ""), self._usage or ir.Usage())]
 
     def _on_block_start(self, obj: Json) -> list[ir.Event]:
         block = obj.get("content_block")
@@ -111,12 +106,12 @@ class MessagesStreamDecoder:
             self._stop_sequence = delta["stop_sequence"]
         if not isinstance(obj.get("usage"), dict):
             return []
-        self._merge(obj["usage"])
-        return [ir.UsageUpdate(decode_usage(self._usage))]
+        self._usage = fold_usage(obj["usage"], self._usage)
+        return [ir.UsageUpdate(self._usage or ir.Usage())]
 
     def _on_message_stop(self, obj: Json) -> list[ir.Event]:
         self._done = True
-        return [ir.Finish(self._stop, decode_usage(self._usage), self._stop_sequence)]
+        return [ir.Finish(self._stop, self._usage or ir.Usage(), self._stop_sequence)]
 
     _HANDLERS = {
         "message_start": _on_message_start,

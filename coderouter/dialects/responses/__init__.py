@@ -36,7 +36,6 @@ request cannot carry them, so they are refused with a clear 400 rather than sile
 from __future__ import annotations
 
 from .. import ir
-from ..hub import register
 from .errors import decode_error, encode_error, error_event
 from .items import Json
 from .request import decode_request, encode_request
@@ -81,4 +80,3 @@ class ResponsesCodec:
 
 
 CODEC = ResponsesCodec()
-register(CODEC)

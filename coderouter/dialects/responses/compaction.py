@@ -23,8 +23,9 @@ from typing import Any, Protocol
 
 import orjson
 
-from .. import hub
-from ..envelope import Sealer
+from ...errors import GatewayError
+from .. import framing
+from ..envelope import Sealer, sealer
 from .items import CODEX_ERROR_CODES, envelope, failed_event
 
 Json = dict[str, Any]
@@ -113,7 +114,7 @@ class _Stream(Protocol):
 
     def finish(self) -> bytes: ...
 
-    def error_event(self, message: str, code: str) -> bytes: ...
+    def error_event(self, error: GatewayError) -> bytes: ...
 
 
 class _Translation(Protocol):
@@ -155,7 +156,7 @@ class Compactor:
         asked = summarization_request(payload)
         inner = self._inner.translate(asked, prompt_tokens) if self._inner is not None \
             else None
-        return Compaction(inner, asked, str(payload.get("model")), hub.sealer())
+        return Compaction(inner, asked, str(payload.get("model")), sealer())
 
 
 class Compaction:
@@ -237,14 +238,14 @@ class CompactionStream:
             return tail
         return tail + self._failed("the upstream's stream ended before its summary did")
 
-    def error_event(self, message: str, code: str) -> bytes:
+    def error_event(self, error: GatewayError) -> bytes:
         if self._ended:
             return b""
-        return self._failed(message, code)
+        return self._failed(error.message, error.code)
 
     def _translate(self, events: bytes) -> bytes:
         out = []
-        for _, data in hub.sse_events(events):
+        for _, data in framing.events(events):
             if self._ended:
                 break
             try:

@@ -1,0 +1,123 @@
+"""What the request path knows of OpenAI's dialects without translating: Chat Completions, and
+the two OpenAI routes that only pass through (legacy completions, embeddings: no codec, the
+same usage and error shapes as Chat)."""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import orjson
+
+from ...errors import GatewayError, Kind
+from .. import ir
+from ..codec import Codec
+from ..dialect import Dialect, Json, conversation_of, positive
+from . import CODEC
+from .response import decode_usage
+
+#: The OpenAI ``error.type`` of a gateway error of each kind.
+OPENAI_TYPES: dict[Kind, str] = {
+    "server_error": "server_error", "authentication": "invalid_request_error",
+    "permission": "invalid_request_error", "not_found": "invalid_request_error",
+    "invalid_request": "invalid_request_error", "timeout": "invalid_request_error",
+    "too_large": "invalid_request_error", "quota": "insufficient_quota",
+    "rate_limit": "rate_limit_exceeded", "upstream": "upstream_error",
+    "overloaded": "server_error"}
+_NO_EFFORT = frozenset({None, "none"})
+
+
+class OpenAIDialect(Dialect):
+    """The facts every OpenAI route shares: usage and error shapes."""
+
+    family = "openai"
+
+    def body_usage(self, body: Json) -> ir.Usage | None:
+        return decode_usage(body.get("usage"))
+
+    def event_usage(self, event: Json, so_far: ir.Usage | None) -> ir.Usage | None:
+        return decode_usage(event.get("usage")) or so_far
+
+    def error_body(self, error: GatewayError) -> bytes:
+        """``{"error": {message, type, code, param}}``, OpenAI's shape."""
+        return orjson.dumps({"error": {"message": error.message,
+                                       "type": OPENAI_TYPES[error.kind],
+                                       "code": error.code, "param": None}})
+
+    def error_event(self, error: GatewayError) -> bytes:
+        payload = {"error": {"message": error.message, "type": "upstream_error",
+                             "code": error.code}}
+        return b"data: " + orjson.dumps(payload) + b"\n\n"
+
+
+class Chat(OpenAIDialect):
+    name = "chat"
+    codec: ClassVar[Codec | None] = CODEC
+    injects_usage = True
+    terminal = (b"data: [DONE]", b"data:[DONE]")
+
+    def max_output(self, payload: Json) -> int:
+        return positive(payload.get("max_completion_tokens")) or positive(
+            payload.get("max_tokens"))
+
+    def asks_reasoning(self, payload: Json) -> bool:
+        """``reasoning_effort``, OpenRouter's ``reasoning``, or the ``thinking`` switch of
+        DeepSeek, GLM and Kimi."""
+        if payload.get("reasoning_effort") not in _NO_EFFORT:
+            return True
+        reasoning = payload.get("reasoning")
+        if isinstance(reasoning, dict) and reasoning.get("effort") not in _NO_EFFORT:
+            return True
+        thinking = payload.get("thinking")
+        return isinstance(thinking, dict) and thinking.get("type") in ("enabled", "adaptive")
+
+    def offers_tools(self, payload: Json) -> bool:
+        return bool(payload.get("tools") or payload.get("functions"))
+
+    def session_hint(self, payload: Json) -> tuple[str, str] | None:
+        key = payload.get("prompt_cache_key")
+        return ("pck", key) if isinstance(key, str) else None
+
+    def conversation(self, payload: Json) -> tuple[Any, list[Any]]:
+        return conversation_of(None, payload.get("messages"))
+
+    def usage_only(self, event: Json) -> bool:
+        return event.get("choices") == []
+
+    def drop_reasoning(self, body: Json) -> None:
+        for key in ("reasoning_effort", "reasoning", "thinking"):
+            body.pop(key, None)
+        messages = body.get("messages")
+        if isinstance(messages, list):
+            for message in messages:
+                if isinstance(message, dict):
+                    message.pop("reasoning_content", None)
+
+    def takes_cache_key(self, base_url: str) -> bool:
+        """OpenAI's own Chat Completions does; other Chat servers may refuse a field they do
+        not know."""
+        return "//api.openai.com" in base_url
+
+
+class Completions(OpenAIDialect):
+    """``/v1/completions``: passed through to OpenAI-compatible channels, never translated."""
+
+    name = "completions"
+    injects_usage = True
+    terminal = (b"data: [DONE]", b"data:[DONE]")
+
+    def max_output(self, payload: Json) -> int:
+        return positive(payload.get("max_tokens"))
+
+
+class Embeddings(OpenAIDialect):
+    """``/v1/embeddings``: passed through to OpenAI-compatible channels, never translated."""
+
+    name = "embeddings"
+
+    def conversation(self, payload: Json) -> tuple[Any, list[Any]]:
+        return conversation_of(None, payload.get("input"))
+
+
+CHAT = Chat()
+COMPLETIONS = Completions()
+EMBEDDINGS = Embeddings()

@@ -1,0 +1,68 @@
+"""What the request path knows of the Responses API without translating."""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from ...errors import GatewayError
+from .. import ir
+from ..chat.facts import OpenAIDialect
+from ..codec import Codec
+from ..dialect import Json, conversation_of, positive
+from ..envelope import sealer
+from . import CODEC, compaction
+from .items import decode_usage, failed_event
+
+_NO_EFFORT = frozenset({None, "none"})
+
+
+class Responses(OpenAIDialect):
+    name = "responses"
+    codec: ClassVar[Codec | None] = CODEC
+    terminal = (b"response.completed", b"response.incomplete", b"response.failed")
+
+    def max_output(self, payload: Json) -> int:
+        return positive(payload.get("max_output_tokens"))
+
+    def asks_reasoning(self, payload: Json) -> bool:
+        reasoning = payload.get("reasoning")
+        return isinstance(reasoning, dict) and reasoning.get("effort") not in _NO_EFFORT
+
+    def offers_tools(self, payload: Json) -> bool:
+        return bool(payload.get("tools"))
+
+    def session_hint(self, payload: Json) -> tuple[str, str] | None:
+        key = payload.get("prompt_cache_key")
+        return ("pck", key) if isinstance(key, str) else None
+
+    def conversation(self, payload: Json) -> tuple[Any, list[Any]]:
+        return conversation_of(payload.get("instructions") or None, payload.get("input"))
+
+    def unseal(self, payload: Json) -> Json:
+        """Codex's compacted history: the summaries the gateway sealed, opened."""
+        return compaction.unseal_history(payload, sealer())
+
+    def asks_compaction(self, payload: Json) -> bool:
+        return compaction.is_trigger(payload)
+
+    def body_usage(self, body: Json) -> ir.Usage | None:
+        return decode_usage(body.get("usage"))
+
+    def event_usage(self, event: Json, so_far: ir.Usage | None) -> ir.Usage | None:
+        """The usage of the response a terminal event carries."""
+        response = event.get("response")
+        return (decode_usage(response.get("usage")) if isinstance(response, dict)
+                else None) or so_far
+
+    def drop_reasoning(self, body: Json) -> None:
+        body.pop("reasoning", None)
+
+    def takes_cache_key(self, base_url: str) -> bool:
+        return True
+
+    def error_event(self, error: GatewayError) -> bytes:
+        """``response.failed``: Codex reads only that (an ``error`` event leaves it waiting)."""
+        return failed_event(error.message, error.code)
+
+
+RESPONSES = Responses()
