@@ -28,7 +28,7 @@ from typing import Any, get_args
 
 from . import ir
 from .envelope import Sealer, find
-from .wire import arguments_object, dumps
+from .wire import arguments_object, dumps, typed
 
 #: Caller dialects with a slot of their own for reasoning state.
 REASONING_SLOTS = frozenset({"messages", "responses", "gemini"})
@@ -83,8 +83,8 @@ def _opaque(value: Any) -> ir.Opaque | None:
 def _reasoning(entry: Any) -> ir.Reasoning | None:
     if not isinstance(entry, dict):
         return None
-    text = entry.get("t") if isinstance(entry.get("t"), str) else ""
-    key = entry.get("k") if isinstance(entry.get("k"), str) else None
+    text = typed(entry.get("t"), str, "")
+    key = typed(entry.get("k"), str, None)
     return ir.Reasoning(text, _opaque(entry), redacted=entry.get("x") is True, id=key)
 
 
@@ -125,7 +125,7 @@ def _open_envelopes(message: ir.Message, crossing: Crossing) -> None:
             opened = crossing.sealer.open(token) if token else None
             if isinstance(opened, dict):
                 part.signature = _opaque(opened.get("g")) or part.signature
-                entries = opened.get("r") if isinstance(opened.get("r"), list) else []
+                entries = typed(opened.get("r"), list, [])
                 carried += [r for e in entries if (r := _reasoning(e)) is not None]
         elif isinstance(part, ir.ToolResult):
             part.call_id = _split_id(part.call_id)[0]

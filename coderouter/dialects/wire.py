@@ -4,13 +4,15 @@ upstream error bodies. Pure."""
 from __future__ import annotations
 
 import math
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import orjson
 
 from .codec import CodecError
 
 Json = dict[str, Any]
+T = TypeVar("T")
+D = TypeVar("D")
 #: The neutral error classes of `ir.Failure.kind`.
 Kind = Literal["invalid_request", "rate_limit", "overloaded", "context_length",
                "authentication", "server_error"]
@@ -137,3 +139,8 @@ def kind_of_status(status: int) -> Kind:
     if status in _KIND_BY_STATUS:
         return _KIND_BY_STATUS[status]
     return "server_error" if status >= 500 else "invalid_request"
+
+
+def typed(value: Any, kind: type[T], default: D) -> T | D:
+    """*value* when it is a *kind*, else *default* (a field of an upstream body read leniently)."""
+    return value if isinstance(value, kind) else default

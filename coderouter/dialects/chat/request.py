@@ -17,6 +17,7 @@ from ..wire import (
     opt_int,
     opt_number,
     split_data_uri,
+    typed,
 )
 
 _CHOICE_IN: dict[str, Literal["auto", "none", "required"]] = {
@@ -74,7 +75,7 @@ def _decode_user_part(part: Json, where: str) -> ir.Part | None:
         raise CodecError(f"{where}.image_url.url: expected a data: URI or an http(s) URL")
     if kind == "file":
         file = need_dict(part.get("file"), f"{where}.file")
-        filename = file.get("filename") if isinstance(file.get("filename"), str) else None
+        filename = typed(file.get("filename"), str, None)
         if isinstance(file.get("file_data"), str):
             media_type, data = split_data_uri(file["file_data"], f"{where}.file.file_data")
             return ir.File(media_type=media_type, data=data, filename=filename)
@@ -391,6 +392,21 @@ def _encode_response_format(value: Json) -> Json:
     return {"type": "json_schema", "json_schema": schema}
 
 
+def _encode_tools(request: ir.Request, body: Json) -> None:
+    tools = [t for tool in request.tools if (t := _encode_tool(tool)) is not None]
+    if not tools:
+        return
+    body["tools"] = tools
+    choice = request.tool_choice
+    named = {t["function"]["name"] if t["type"] == "function" else t.get("custom", {}).get("name")
+             for t in tools}
+    # With only server tools offered, or one of them named, Chat has nothing to choose.
+    if choice is not None and (choice.mode != "tool" or choice.name in named):
+        body["tool_choice"] = _encode_tool_choice(choice, request.tools)
+    if request.parallel_tool_calls is False:
+        body["parallel_tool_calls"] = False
+
+
 def encode_request(request: ir.Request) -> dict[str, Any]:
     body: Json = {"model": request.model, "messages": _encode_messages(request)}
     if request.max_tokens is not None:
@@ -405,19 +421,7 @@ def encode_request(request: ir.Request) -> dict[str, Any]:
     if request.stream:
         body["stream"] = True
         body["stream_options"] = {"include_usage": True}
-    tools = [t for tool in request.tools if (t := _encode_tool(tool)) is not None]
-    if tools:
-        body["tools"] = tools
-    choice = request.tool_choice
-    named = {t["function"]["name"] if t["type"] == "function" else t.get("custom", {}).get("name")
-             for t in tools}
-    # With only server tools offered, or one of them named, Chat has nothing to choose.
-    if choice is not None and tools and (choice.mode != "tool" or choice.name in named):
-        body["tool_choice"] = _encode_tool_choice(choice, request.tools)
-        if request.parallel_tool_calls is False:
-            body["parallel_tool_calls"] = False
-    elif request.parallel_tool_calls is False and tools:
-        body["parallel_tool_calls"] = False
+    _encode_tools(request, body)
     if request.reasoning is not None:
         effort = efforts.effort(request.reasoning)
         if effort is not None and effort != "none":

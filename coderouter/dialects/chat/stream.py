@@ -117,8 +117,9 @@ class ChatStreamDecoder:
         if key not in self._tools:
             kind: Literal["function", "custom"] = \
                 "custom" if call.get("type") == "custom" else "function"
-            call_id = call.get("id") if isinstance(call.get("id"), str) else \
-                f"call_{uuid.uuid4().hex[:24]}"
+            call_id = call.get("id")
+            if not isinstance(call_id, str):
+                call_id = f"call_{uuid.uuid4().hex[:24]}"
             self._tools[key] = self._open_part(
                 "tool", ir.ToolCall(call_id, str(function.get("name") or ""), kind=kind), out)
             self._tool_ids[call_id] = key

@@ -185,16 +185,19 @@ class StreamEncoder:
             self._usage = event.usage
             return b""
         if isinstance(event, ir.Finish):
-            out = b"".join(self._end(index) for index in list(self._args))
-            if event.usage is not None:
-                self._usage = event.usage
-            parts = [{"text": "", "thoughtSignature": self._pending}] if self._pending else []
-            self._done = True
-            return out + self._chunk(parts, finishReason=_FINISH_OUT[event.reason])
+            return self._finish(event)
         if isinstance(event, ir.Failure):
             self._done = True
             return _error_chunk(event.message, event.kind)
         return b""
+
+    def _finish(self, event: ir.Finish) -> bytes:
+        out = b"".join(self._end(index) for index in list(self._args))
+        if event.usage is not None:
+            self._usage = event.usage
+        parts = [{"text": "", "thoughtSignature": self._pending}] if self._pending else []
+        self._done = True
+        return out + self._chunk(parts, finishReason=_FINISH_OUT[event.reason])
 
     def _delta(self, event: ir.PartDelta) -> bytes:
         part = self._parts.get(event.index)

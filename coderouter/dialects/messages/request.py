@@ -20,6 +20,7 @@ from ..wire import (
     opt_int,
     opt_number,
     split_data_uri,
+    typed,
 )
 
 DEFAULT_MAX_TOKENS = 4096
@@ -40,7 +41,7 @@ def _signature(value: Any) -> ir.Opaque | None:
 def _decode_source(block: Json, where: str) -> ir.Image | ir.File:
     source = need_dict(block.get("source"), f"{where}.source")
     kind = source.get("type")
-    title = block.get("title") if isinstance(block.get("title"), str) else None
+    title = typed(block.get("title"), str, None)
     if kind == "base64":
         media_type = need_str(source.get("media_type"), f"{where}.source.media_type")
         data = need_str(source.get("data"), f"{where}.source.data")
@@ -93,8 +94,8 @@ def _decode_block(block: Json, where: str) -> ir.Part | None:
             _decode_result_content(block.get("content"), f"{where}.content"),
             is_error=block.get("is_error") is True, cache=cache)
     if kind == "thinking":
-        return ir.Reasoning(block.get("thinking") if isinstance(block.get("thinking"), str)
-                            else "", signature=_signature(block.get("signature")))
+        return ir.Reasoning(typed(block.get("thinking"), str, ""),
+                            signature=_signature(block.get("signature")))
     if kind == "redacted_thinking":
         return ir.Reasoning(signature=_signature(block.get("data")), redacted=True)
     return None  # server tool blocks and types this gateway does not know: skipped
@@ -377,6 +378,19 @@ def _encode_thinking(request: ir.Request, body: Json) -> None:
         del body["top_p"]
 
 
+def _encode_tool_choice(request: ir.Request, tools: bool) -> Json | None:
+    choice: Json | None = None
+    if request.tool_choice is not None:
+        mode = request.tool_choice.mode
+        choice = {"type": "tool", "name": request.tool_choice.name} if mode == "tool" \
+            else {"type": _CHOICE_OUT[mode]}
+    if request.parallel_tool_calls is False and tools:
+        choice = choice or {"type": "auto"}
+        if choice["type"] != "none":
+            choice["disable_parallel_tool_use"] = True
+    return choice
+
+
 def encode_request(request: ir.Request) -> dict[str, Any]:
     body: Json = {"model": request.model, "messages": _encode_turns(request.messages),
                   "max_tokens": request.max_tokens or DEFAULT_MAX_TOKENS}
@@ -398,15 +412,7 @@ def encode_request(request: ir.Request) -> dict[str, Any]:
     tools = [t for tool in request.tools if (t := _encode_tool(tool)) is not None]
     if tools:
         body["tools"] = tools
-    choice: Json | None = None
-    if request.tool_choice is not None:
-        mode = request.tool_choice.mode
-        choice = {"type": "tool", "name": request.tool_choice.name} if mode == "tool" \
-            else {"type": _CHOICE_OUT[mode]}
-    if request.parallel_tool_calls is False and tools:
-        choice = choice or {"type": "auto"}
-        if choice["type"] != "none":
-            choice["disable_parallel_tool_use"] = True
+    choice = _encode_tool_choice(request, bool(tools))
     if choice is not None:
         body["tool_choice"] = choice
     _encode_thinking(request, body)

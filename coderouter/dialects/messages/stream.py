@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 
 from .. import ir
-from ..wire import Json, dumps, estimate_output, loads_event, need_dict, sse
+from ..wire import Json, dumps, estimate_output, loads_event, need_dict, sse, typed
 from .errors import _KIND_OF_TYPE, error_event
 from .request import _signature
 from .response import _STOP_IN, _message_id, _stop_reason, encode_usage, fold_usage
@@ -49,7 +49,7 @@ class MessagesStreamDecoder:
         return [ir.Failure("upstream closed the stream before it was complete")]
 
     def _on_message_start(self, obj: Json) -> list[ir.Event]:
-        message = obj.get("message") if isinstance(obj.get("message"), dict) else {}
+        message = typed(obj.get("message"), dict, {})
         self._usage = fold_usage(message.get("usage"), self._usage)
         return [ir.Start(str(message.get("id") or uuid.uuid4().hex),
                          str(message.get("model") or ""), self._usage or ir.Usage())]
@@ -99,7 +99,7 @@ class MessagesStreamDecoder:
         return [ir.PartEnd(index)] if index is not None else []
 
     def _on_message_delta(self, obj: Json) -> list[ir.Event]:
-        delta = obj.get("delta") if isinstance(obj.get("delta"), dict) else {}
+        delta = typed(obj.get("delta"), dict, {})
         if delta.get("stop_reason"):
             self._stop = _STOP_IN.get(delta["stop_reason"], "stop")
         if isinstance(delta.get("stop_sequence"), str):
@@ -171,7 +171,7 @@ class MessagesStreamEncoder:
         shown = encode_usage(usage) if usage is not None and usage.input_tokens else {
             "input_tokens": self.estimated_input_tokens, "output_tokens": 0,
             "cache_read_input_tokens": 0, "cache_creation_input_tokens": 0}
-        message = {"id": _message_id(answer_id), "type": "message", "role": "assistant",
+        message: Json = {"id": _message_id(answer_id), "type": "message", "role": "assistant",
                    "model": self.model, "content": [], "stop_reason": None,
                    "stop_sequence": None, "usage": shown}
         return sse("message_start", {"type": "message_start", "message": message})

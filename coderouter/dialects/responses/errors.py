@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import orjson
 
+from ..wire import typed
 from .items import error_code, failed_event
 
 _CODE_TO_KIND = {
@@ -40,9 +41,9 @@ def decode_error(status: int, body: bytes) -> tuple[str, str]:
         if obj.get("type") == "error" and "message" in obj:
             error = obj
     if isinstance(error, dict):
-        message = error.get("message") if isinstance(error.get("message"), str) else ""
-        code = error.get("code") if isinstance(error.get("code"), str) else None
-        etype = error.get("type") if isinstance(error.get("type"), str) else None
+        message = typed(error.get("message"), str, "")
+        code = typed(error.get("code"), str, None)
+        etype = typed(error.get("type"), str, None)
     elif isinstance(error, str):
         message = error
     if not message:

@@ -11,6 +11,7 @@ import orjson
 
 from .. import ir
 from ..codec import CodecError
+from ..wire import typed
 
 Json = dict[str, Any]
 
@@ -98,6 +99,36 @@ def _data_url(url: str) -> tuple[str, str] | None:
 # -- input and output items -> parts ---------------------------------------------------------
 
 
+def _input_image(part: Json, path: str) -> ir.Image | ir.File:
+    url = str_at(part.get("image_url"), f"{path}.image_url", optional=True)
+    detail = typed(part.get("detail"), str, None)
+    if url is None:
+        file_id = part.get("file_id")
+        if not isinstance(file_id, str):
+            raise CodecError(f"{path}: an input_image needs image_url or file_id")
+        return ir.File(file_id=file_id, media_type="image/*")
+    inline = _data_url(url)
+    if inline:
+        return ir.Image(media_type=inline[0], data=inline[1], detail=detail)
+    return ir.Image(url=url, detail=detail)
+
+
+def _input_file(part: Json) -> ir.File:
+    file = ir.File(filename=typed(part.get("filename"), str, None))
+    data = part.get("file_data")
+    if isinstance(data, str):
+        inline = _data_url(data)
+        if inline:
+            file.media_type, file.data = inline
+        else:
+            file.data = data
+    if isinstance(part.get("file_url"), str):
+        file.url = part["file_url"]
+    if isinstance(part.get("file_id"), str):
+        file.file_id = part["file_id"]
+    return file
+
+
 def _content_part(part: Any, path: str) -> ir.Text | ir.Image | ir.File | None:
     if not isinstance(part, dict):
         raise CodecError(f"{path}: expected an object, got {kind_of(part)}")
@@ -107,32 +138,9 @@ def _content_part(part: Any, path: str) -> ir.Text | ir.Image | ir.File | None:
     if kind == "refusal":
         return ir.Text(text=str_at(part.get("refusal"), f"{path}.refusal") or "")
     if kind == "input_image":
-        url = str_at(part.get("image_url"), f"{path}.image_url", optional=True)
-        detail = part.get("detail") if isinstance(part.get("detail"), str) else None
-        if url is None:
-            file_id = part.get("file_id")
-            if not isinstance(file_id, str):
-                raise CodecError(f"{path}: an input_image needs image_url or file_id")
-            return ir.File(file_id=file_id, media_type="image/*")
-        inline = _data_url(url)
-        if inline:
-            return ir.Image(media_type=inline[0], data=inline[1], detail=detail)
-        return ir.Image(url=url, detail=detail)
+        return _input_image(part, path)
     if kind == "input_file":
-        file = ir.File(filename=part.get("filename") if isinstance(
-            part.get("filename"), str) else None)
-        data = part.get("file_data")
-        if isinstance(data, str):
-            inline = _data_url(data)
-            if inline:
-                file.media_type, file.data = inline
-            else:
-                file.data = data
-        if isinstance(part.get("file_url"), str):
-            file.url = part["file_url"]
-        if isinstance(part.get("file_id"), str):
-            file.file_id = part["file_id"]
-        return file
+        return _input_file(part)
     return None  # input_audio and future types: skipped
 
 
@@ -172,7 +180,7 @@ def _reasoning_part(item: Json, path: str) -> ir.Reasoning:
     return ir.Reasoning(
         text="\n\n".join(t for t in texts if isinstance(t, str) and t),
         signature=ir.Opaque("responses", encrypted) if isinstance(encrypted, str) else None,
-        id=item.get("id") if isinstance(item.get("id"), str) else None)
+        id=typed(item.get("id"), str, None))
 
 
 def _local_shell_arguments(action: Any) -> str:

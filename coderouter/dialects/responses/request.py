@@ -8,6 +8,7 @@ from typing import Any
 from .. import ir
 from ..codec import CodecError
 from ..effort import effort_of_budget
+from ..wire import typed
 from .compaction import FOREIGN_NOTE
 from .items import (
     ASSISTANT_ITEMS,
@@ -91,7 +92,7 @@ def _tool(raw: Any, path: str) -> ir.Tool:
                        parameters=LOCAL_SHELL_SCHEMA, raw=raw, dialect="responses")
     if not isinstance(kind, str):
         raise CodecError(f"{path}.type: expected a string, got {kind_of(kind)}")
-    name = raw.get("name") if isinstance(raw.get("name"), str) else kind
+    name = typed(raw.get("name"), str, kind)
     return ir.Tool(name=name, kind="builtin", raw=raw, dialect="responses")
 
 
@@ -346,9 +347,9 @@ def _effort(config: ir.ReasoningConfig) -> str | None:
     return "high" if effort in ("xhigh", "max") else effort
 
 
-def encode_request(request: ir.Request) -> Json:
-    """An `ir.Request` as a Responses request body for an upstream."""
-    body: Json = {"model": request.model}
+def _encode_input(request: ir.Request) -> tuple[list[str], list[Json], bool]:
+    """(instructions, input items, whether reasoning items were replayed) of the messages:
+    system text before the first item is instructions, later a developer message."""
     instructions: list[str] = []
     items: list[Json] = []
     custom_calls: set[str] = set()
@@ -367,27 +368,54 @@ def encode_request(request: ir.Request) -> Json:
             replayed = replayed or did
         else:
             items.extend(_user_items(message, custom_calls))
+    return instructions, items, replayed
+
+
+def _encode_tools(request: ir.Request, body: Json) -> None:
+    tools = [t for t in (_encode_tool(tool) for tool in request.tools) if t is not None]
+    if not tools:
+        return
+    body["tools"] = tools
+    if request.tool_choice is not None:
+        body["tool_choice"] = _encode_tool_choice(request.tool_choice, request.tools)
+    if request.parallel_tool_calls is not None:
+        body["parallel_tool_calls"] = request.parallel_tool_calls
+
+
+def _encode_reasoning(reasoning: ir.ReasoningConfig | None) -> Json | None:
+    """The ``reasoning`` object, None when there is nothing to say."""
+    if reasoning is None:
+        return None
+    effort = _effort(reasoning) if reasoning.enabled else "none"
+    config: Json = {}
+    if effort is not None:
+        config["effort"] = effort
+    if reasoning.enabled and reasoning.summary:
+        config["summary"] = "auto"
+    return config or None
+
+
+def _text_format(fmt: Json | None) -> Json | None:
+    if fmt is None:
+        return None
+    if fmt.get("type") == "json":
+        return {"format": {"type": "json_object"}}
+    if "schema" in fmt:
+        return {"format": {"type": "json_schema", **fmt}}
+    return None
+
+
+def encode_request(request: ir.Request) -> Json:
+    """An `ir.Request` as a Responses request body for an upstream."""
+    body: Json = {"model": request.model}
+    instructions, items, replayed = _encode_input(request)
     if any(instructions):
         body["instructions"] = "\n\n".join(t for t in instructions if t)
     body["input"] = items
-    tools = [t for t in (_encode_tool(tool) for tool in request.tools) if t is not None]
-    if tools:
-        body["tools"] = tools
-        if request.tool_choice is not None:
-            body["tool_choice"] = _encode_tool_choice(request.tool_choice, request.tools)
-        if request.parallel_tool_calls is not None:
-            body["parallel_tool_calls"] = request.parallel_tool_calls
-    reasoning = request.reasoning
-    thinking = reasoning is not None and reasoning.enabled
-    if reasoning is not None:
-        effort = _effort(reasoning) if reasoning.enabled else "none"
-        config: Json = {}
-        if effort is not None:
-            config["effort"] = effort
-        if thinking and reasoning.summary:
-            config["summary"] = "auto"
-        if config:
-            body["reasoning"] = config
+    _encode_tools(request, body)
+    thinking = request.reasoning is not None and request.reasoning.enabled
+    if (reasoning := _encode_reasoning(request.reasoning)) is not None:
+        body["reasoning"] = reasoning
     if not thinking:
         # Reasoning models refuse sampling settings; send them only to the others.
         if request.temperature is not None:
@@ -396,12 +424,8 @@ def encode_request(request: ir.Request) -> Json:
             body["top_p"] = request.top_p
     if request.max_tokens is not None:
         body["max_output_tokens"] = max(request.max_tokens, _MIN_OUTPUT_TOKENS)
-    fmt = request.response_format
-    if fmt is not None:
-        if fmt.get("type") == "json":
-            body["text"] = {"format": {"type": "json_object"}}
-        elif "schema" in fmt:
-            body["text"] = {"format": {"type": "json_schema", **fmt}}
+    if (text := _text_format(request.response_format)) is not None:
+        body["text"] = text
     if request.cache_key:
         body["prompt_cache_key"] = request.cache_key
     if request.user:

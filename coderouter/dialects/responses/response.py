@@ -6,6 +6,7 @@ import time
 
 from .. import ir
 from ..codec import CodecError
+from ..wire import typed
 from .items import (
     Json,
     decode_usage,
@@ -27,8 +28,8 @@ def decode_response(body: Json) -> ir.Response:
         raise CodecError(f"output: expected an array, got {kind_of(output)}")
     parts = [p for item in output for p in output_parts(item)]
     return ir.Response(
-        id=body.get("id") if isinstance(body.get("id"), str) else "",
-        model=body.get("model") if isinstance(body.get("model"), str) else "",
+        id=typed(body.get("id"), str, ""),
+        model=typed(body.get("model"), str, ""),
         parts=parts,
         finish=finish_reason(body.get("status"), body.get("incomplete_details"), parts),
         usage=decode_usage(body.get("usage")))

@@ -17,12 +17,13 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 import orjson
 
 from .. import ir
 from ..codec import CodecError
+from ..wire import typed
 from .items import (
     LOCAL_SHELL,
     Json,
@@ -45,8 +46,8 @@ _CODE_KINDS = {
 
 def _failure(error: Any, default: str) -> ir.Failure:
     error = error if isinstance(error, dict) else {}
-    message = error.get("message") if isinstance(error.get("message"), str) else default
-    code = error.get("code") if isinstance(error.get("code"), str) else ""
+    message = typed(error.get("message"), str, default)
+    code = typed(error.get("code"), str, "")
     kind = _CODE_KINDS.get(code) or _CODE_KINDS.get(str(error.get("type")), "server_error")
     return ir.Failure(message=message or default, kind=kind)  # type: ignore[arg-type]
 
@@ -87,10 +88,10 @@ class ResponsesStreamDecoder:
             raise CodecError(f"{name or 'event'}: data is not JSON") from None
         if not isinstance(event, dict):
             raise CodecError(f"{name or 'event'}: expected an object")
-        kind = event.get("type") if isinstance(event.get("type"), str) else name
+        kind = typed(event.get("type"), str, name)
         out: list[ir.Event] = []
         if not self._started:
-            response = event.get("response") if isinstance(event.get("response"), dict) else {}
+            response = typed(event.get("response"), dict, {})
             self._started = True
             out.append(ir.Start(id=str(response.get("id") or ""),
                                 model=str(response.get("model") or "")))
@@ -148,15 +149,16 @@ class ResponsesStreamDecoder:
     @staticmethod
     def _call(item: Json) -> ir.ToolCall:
         """The empty call a function_call or custom_tool_call item opens."""
-        call_id = item.get("call_id") if isinstance(item.get("call_id"), str) else ""
-        name = item.get("name") if isinstance(item.get("name"), str) else ""
-        kind = "custom" if item.get("type") == "custom_tool_call" else "function"
+        call_id = typed(item.get("call_id"), str, "")
+        name = typed(item.get("name"), str, "")
+        kind: Literal["function", "custom"] = \
+            "custom" if item.get("type") == "custom_tool_call" else "function"
         return ir.ToolCall(id=call_id, name=name, arguments="", kind=kind)
 
     # -- handlers ------------------------------------------------------------------------
 
     def on_item_added(self, event: Json, out: list[ir.Event]) -> None:
-        item = event.get("item") if isinstance(event.get("item"), dict) else {}
+        item = typed(event.get("item"), dict, {})
         index = _int(event.get("output_index"))
         kind = item.get("type")
         if kind == "reasoning":
@@ -166,7 +168,7 @@ class ResponsesStreamDecoder:
             self._delta(part, item.get("arguments" if kind == "function_call" else "input"), out)
 
     def on_part_added(self, event: Json, out: list[ir.Event]) -> None:
-        part = event.get("part") if isinstance(event.get("part"), dict) else {}
+        part = typed(event.get("part"), dict, {})
         if part.get("type") in ("output_text", "refusal"):
             self._delta(self._text(event, out), part.get("text") or part.get("refusal"), out)
 
@@ -178,7 +180,7 @@ class ResponsesStreamDecoder:
         self._catch_up(self._text(event, out), full, out)
 
     def on_part_done(self, event: Json, out: list[ir.Event]) -> None:
-        part = event.get("part") if isinstance(event.get("part"), dict) else {}
+        part = typed(event.get("part"), dict, {})
         if part.get("type") in ("output_text", "refusal"):
             self._catch_up(self._text(event, out), part.get("text", part.get("refusal")), out)
             key = (_int(event.get("output_index")), _int(event.get("content_index")))
@@ -232,11 +234,11 @@ class ResponsesStreamDecoder:
         self._catch_up(self._tool(event), event.get("arguments", event.get("input")), out)
 
     def on_item_done(self, event: Json, out: list[ir.Event]) -> None:
-        item = event.get("item") if isinstance(event.get("item"), dict) else {}
+        item = typed(event.get("item"), dict, {})
         index = _int(event.get("output_index"))
         kind = item.get("type")
         if kind == "message":
-            content = item.get("content") if isinstance(item.get("content"), list) else []
+            content = typed(item.get("content"), list, [])
             for ci, piece in enumerate(content):
                 if not isinstance(piece, dict) or piece.get("type") not in ("output_text",
                                                                            "refusal"):
@@ -286,7 +288,7 @@ class ResponsesStreamDecoder:
         self._open.clear()
 
     def on_terminal(self, event: Json, out: list[ir.Event]) -> None:
-        response = event.get("response") if isinstance(event.get("response"), dict) else {}
+        response = typed(event.get("response"), dict, {})
         self._close_parts(out)
         self._ended = True
         if event.get("type") == "response.failed":
@@ -302,7 +304,7 @@ class ResponsesStreamDecoder:
 
     def on_error(self, event: Json, out: list[ir.Event]) -> None:
         self._ended = True
-        error = event.get("error") if isinstance(event.get("error"), dict) else event
+        error = typed(event.get("error"), dict, event)
         out.append(_failure(error, "the upstream reported an error"))
 
 
