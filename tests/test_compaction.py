@@ -14,7 +14,7 @@ import aiohttp
 import orjson
 import pytest
 
-from coderouter.dialects import hub
+from coderouter.dialects import framing, hub
 from coderouter.dialects.responses import compaction
 from tests import fake_anthropic, fake_gemini, fakes
 from tests.conftest import ALICE, UPSTREAM_KEY, MakeUpstream, Running, StartGateway, base_config
@@ -86,7 +86,7 @@ async def post(gateway: Running, body: dict[str, Any]) -> tuple[int, bytes]:
 
 
 def events(raw: bytes) -> list[dict[str, Any]]:
-    return [orjson.loads(data) for _, data in hub.sse_events(raw)]
+    return [orjson.loads(data) for _, data in framing.events(raw)]
 
 
 def opened(item: dict[str, Any]) -> str | None:
