@@ -117,3 +117,15 @@ async def test_events_split_across_reads_arrive_whole(gateway: Running,
     upstream.then(parts=[event[:30], event[30:], b"data: [DONE]\n\n"], chunk_delay=0.05)
     body = await stream_body(gateway)
     assert body == event + b"data: [DONE]\n\n"
+
+
+async def test_a_completions_stream_hides_the_usage_it_did_not_ask_for(
+        gateway: Running, upstream: FakeUpstream) -> None:
+    """Legacy /v1/completions streams get usage asked for them too: the row has it, the
+    caller who did not ask sees neither the usage-only chunk nor ``"usage":null``."""
+    body = await stream_body(gateway, "/v1/completions")
+    assert upstream.seen[0].json["stream_options"] == {"include_usage": True}
+    assert b'"usage"' not in body and body.endswith(b"data: [DONE]\n\n")
+    [row] = await gateway.rows()
+    assert (row["prompt_tokens"], row["completion_tokens"], row["usage_source"]) == (
+        11, 4, "upstream")

@@ -37,6 +37,10 @@ class OpenAIDialect(Dialect):
     def event_usage(self, event: Json, so_far: ir.Usage | None) -> ir.Usage | None:
         return decode_usage(event.get("usage")) or so_far
 
+    def usage_only(self, event: Json) -> bool:
+        """The chunk with ``"choices": []`` that Chat and completions streams end with."""
+        return event.get("choices") == []
+
     def error_body(self, error: GatewayError) -> bytes:
         """``{"error": {message, type, code, param}}``, OpenAI's shape."""
         return orjson.dumps({"error": {"message": error.message,
@@ -79,9 +83,6 @@ class Chat(OpenAIDialect):
 
     def conversation(self, payload: Json) -> tuple[Any, list[Any]]:
         return conversation_of(None, payload.get("messages"))
-
-    def usage_only(self, event: Json) -> bool:
-        return event.get("choices") == []
 
     def drop_reasoning(self, body: Json) -> None:
         for key in ("reasoning_effort", "reasoning", "thinking"):
