@@ -21,6 +21,7 @@ from .control import reload_route
 from .dashboard import api as dashboard_api
 from .dashboard import pages
 from .dialects import hub
+from .dialects.registry import ENDPOINTS
 from .logs import AccessLog
 from .metrics import METRICS, Metrics, metrics_route, mirror_state
 from .quotas.memory import Limiter
@@ -69,7 +70,7 @@ def create_app(holder: ConfigHolder, *, watch: bool = False,
     app.cleanup_ctx.append(_upstream_pools)
     if watch:
         app.cleanup_ctx.append(_config_watch)
-    for path in handlers.ENDPOINTS:
+    for path in ENDPOINTS:
         app.router.add_post(path, handlers.relay)
     gemini_routes.add_routes(app.router)  # with GET /v1/models (OpenAI's list)
     app.router.add_get("/v1/usage", handlers.own_usage)
