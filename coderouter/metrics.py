@@ -91,7 +91,7 @@ class Metrics:
     def observe(self, record: Record) -> None:
         """Count one finished request."""
         routes = self.gateway.holder.current.routes
-        model = record.model if record.model in routes else "other"
+        model = record.model if record.model and record.model in routes else "other"
         channel = record.channel or ""
         self._series(self.requests, model, channel, str(record.status)).inc()
         if record.prompt_tokens:
@@ -161,7 +161,7 @@ class _Mirror:
                               registry=None, multiprocess_mode="livemin"
                               if family.name.endswith("_up") else "livesum"))
                 child = metric.labels(**sample.labels) if sample.labels else metric
-                if not counter:
+                if isinstance(child, Gauge):
                     child.set(sample.value)
                     continue
                 key = (family.name, *sorted(sample.labels.items()))

@@ -12,7 +12,7 @@ from typing import Literal
 from ..scrub import Scrubber
 
 Period = Literal["day", "week", "month", "total"]
-PERIODS = ("day", "week", "month", "total")
+PERIODS: tuple[Period, ...] = ("day", "week", "month", "total")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

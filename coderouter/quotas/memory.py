@@ -449,7 +449,7 @@ class Limiter:
             self._check_rate("group", group.name, grp, group.rate_limit, now, token)
 
         room_tokens, room_cost = self._room(token, tok, grp, starts)
-        tokens = min(max(0, int(estimate_tokens)), room_tokens)
+        tokens = int(min(max(0, int(estimate_tokens)), room_tokens))
         cost = min(max(0.0, float(estimate_cost)), room_cost)
         tok.reserve(now, tokens, cost)
         if grp is not None:

@@ -15,7 +15,7 @@ import contextlib
 import fcntl
 import os
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Generator, Iterator, Sequence
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -57,7 +57,7 @@ class Spool:
             self._file.close()
             self._file = None
 
-    def drain(self, batch: int) -> Iterator[tuple[list[tuple[Any, ...]], Any]]:
+    def drain(self, batch: int) -> Generator[tuple[list[tuple[Any, ...]], Any], None, None]:
         """Yield ``(rows, commit)`` from every unlocked file; call ``commit()`` once written.
 
         This process's own file is released first, so new rows go to a new file.
