@@ -206,7 +206,7 @@ async def test_upstream_key_refusal_is_an_anthropic_shaped_502(
     assert status == 502
     assert orjson.loads(body) == {"type": "error", "error": {
         "type": "api_error",
-        "message": "upstream refused the channel key (401) (after 1 attempts)"}}
+        "message": "upstream refused the channel key (401) (after 1 attempt)"}}
 
 
 async def test_mid_stream_failure_ends_with_an_anthropic_error_event(

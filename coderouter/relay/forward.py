@@ -17,6 +17,7 @@ from aiohttp import web
 
 from ..channels.pool import Pools
 from ..config import Target
+from ..config.model import plural
 from ..dialects.registry import DIALECTS
 from ..errors import GatewayError, InvalidRequest, UpstreamError
 from ..routing import Health
@@ -156,7 +157,7 @@ class Forwarder:
             raise UpstreamError(
                 f"every target of '{ex.route.name}' is cooling down after failures; "
                 f"retry in {wait}s", headers={"Retry-After": str(wait)})
-        raise type(failure)(f"{failure.message} (after {ex.record.attempts} attempts)")
+        raise type(failure)(f"{failure.message} (after {plural(ex.record.attempts, 'attempt')})")
 
 
 def _count_locally(ex: Exchange) -> web.Response:
