@@ -33,6 +33,7 @@ READER = web.AppKey("dashboard_reader", Reader)
 MEMO = web.AppKey("dashboard_memo", Memo)
 #: Most rows (``requests``) or items (``breakdown``) one call answers.
 MAX_ROWS = 500
+_INT64 = 2**63  #: SQLite integers are signed 64-bit
 
 
 async def reader_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -233,9 +234,12 @@ def _integer(query: Mapping[str, str], name: str) -> int | None:
     if not text:
         return None
     try:
-        return int(text)
+        value = int(text)
     except ValueError:
         raise InvalidRequest(f"'{name}' must be an integer, got {text!r}") from None
+    if not -_INT64 <= value < _INT64:
+        raise InvalidRequest(f"'{name}' must be a 64-bit integer, got {text!r}")
+    return value
 
 
 def _json(body: Any) -> web.Response:

@@ -117,6 +117,16 @@ def _decode_tool_call(call: Any, where: str) -> ir.ToolCall:
                        arguments)
 
 
+def _assistant_text(part: Any, where: str) -> str:
+    """The text of an assistant content part (``text`` or ``refusal``); other parts are ''."""
+    if not isinstance(part, dict):
+        return ""
+    for key in ("text", "refusal"):
+        if part.get(key) is not None:
+            return need_str(part[key], f"{where}.{key}")
+    return ""
+
+
 def _decode_assistant(message: Json, where: str) -> list[ir.Part]:
     parts: list[ir.Part] = []
     reasoning = _reasoning_of(message)
@@ -124,8 +134,8 @@ def _decode_assistant(message: Json, where: str) -> list[ir.Part]:
         parts.append(ir.Reasoning(reasoning))
     content = message.get("content")
     if isinstance(content, list):
-        content = "".join(p.get("text") or p.get("refusal") or "" for p in content
-                          if isinstance(p, dict))
+        content = "".join(_assistant_text(part, f"{where}.content[{i}]")
+                          for i, part in enumerate(content))
     if content:
         parts.append(ir.Text(need_str(content, f"{where}.content")))
     calls = need_list(message.get("tool_calls") or [], f"{where}.tool_calls")

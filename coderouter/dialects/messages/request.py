@@ -166,7 +166,7 @@ def _decode_tool_choice(body: Json) -> tuple[ir.ToolChoice | None, bool | None]:
     if choice is None:
         return None, None
     choice = need_dict(choice, "tool_choice")
-    kind = choice.get("type")
+    kind = need_str(choice.get("type"), "tool_choice.type")
     parallel = False if choice.get("disable_parallel_tool_use") is True else None
     if kind in _CHOICE_IN:
         return ir.ToolChoice(_CHOICE_IN[kind]), parallel  # type: ignore[arg-type]

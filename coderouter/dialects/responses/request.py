@@ -135,7 +135,7 @@ def _reasoning_config(raw: Any) -> ir.ReasoningConfig | None:
     if not isinstance(raw, dict):
         raise CodecError(f"reasoning: expected an object, got {kind_of(raw)}")
     effort = raw.get("effort")
-    if effort is not None and effort not in _EFFORTS:
+    if effort is not None and (isinstance(effort, list | dict) or effort not in _EFFORTS):
         raise CodecError(f"reasoning.effort: expected one of {sorted(_EFFORTS)}, got {effort!r}")
     summary = raw.get("summary") or raw.get("generate_summary")
     return ir.ReasoningConfig(enabled=effort != "none", effort=effort,
