@@ -39,6 +39,25 @@ ROW_USAGE = {"prompt_tokens": 132, "completion_tokens": OUTPUT_TOKENS, "total_to
              "cached_tokens": 100, "usage_source": "upstream"}
 ERROR = {"type": "error", "error": {"type": "invalid_request_error",
                                     "message": "messages: at least one message is required"}}
+#: What an Anthropic-compatible third-party API (DeepSeek, Kimi, GLM, MiniMax) takes: any other
+#: field is refused as their validators refuse it, "Extra inputs are not permitted".
+COMPATIBLE_FIELDS = frozenset((
+    "model", "messages", "system", "max_tokens", "metadata", "stop_sequences", "stream",
+    "temperature", "top_p", "top_k", "tools", "tool_choice", "thinking"))
+COMPATIBLE_TOOL_FIELDS = frozenset(("name", "description", "input_schema", "cache_control",
+                                    "type"))
+
+
+def extra_input(payload: dict[str, Any]) -> str | None:
+    """The first field an Anthropic-compatible third-party API would refuse, or None."""
+    for name in payload:
+        if name not in COMPATIBLE_FIELDS:
+            return name
+    for i, tool in enumerate(payload.get("tools") or ()):
+        for name in tool:
+            if name not in COMPATIBLE_TOOL_FIELDS:
+                return f"tools.{i}.{name}"
+    return None
 
 
 def row_usage(row: dict[str, Any]) -> dict[str, Any]:
@@ -138,6 +157,8 @@ class FakeAnthropic:
         self.seen: list[Seen] = []
         self.queue: deque[Reply] = deque()
         self.url = ""  # set once served: http://127.0.0.1:PORT (no /v1, as the SDK takes it)
+        #: Refuse fields beyond `COMPATIBLE_FIELDS`, as third-party Anthropic-compatible APIs do.
+        self.strict = False
         self.app = web.Application()
         self.app.router.add_post("/v1/messages", self.messages)
         self.app.router.add_post("/v1/messages/count_tokens", self.count_tokens)
@@ -167,6 +188,10 @@ class FakeAnthropic:
         payload, how = await self._take(request)
         if how.body is not None or how.status != 200:
             return self._error(how)
+        if self.strict and (extra := extra_input(payload)):
+            message = f"{extra}: Extra inputs are not permitted"
+            return self._error(Reply(status=400, body=orjson.dumps({
+                "type": "error", "error": {"type": "invalid_request_error", "message": message}})))
         tool = wants_tool(payload) if how.tool is None else how.tool
         model = payload["model"]
         if not payload.get("stream"):

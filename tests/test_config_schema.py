@@ -26,7 +26,8 @@ BOGUS = "zzqqxxyy"
 FULL: dict[str, Any] = {
     "listen": {"host": "127.0.0.1"}, "database": {"path": "x.sqlite"}, "state": {},
     "admin": {}, "limits": {}, "shutdown": {}, "log": {},
-    "channels": [{"name": "c", "type": "mock", "timeout": {}}],
+    "channels": [{"name": "c", "type": "mock", "timeout": {},
+                  "body_rules": [{"drop": "context_management"}]}],
     "model_groups": [{
         "name": "g", "targets": [{"channel": "c", "model": "m"}], "retry": {},
         "price": {"input": 1, "output": 2},
@@ -39,7 +40,8 @@ FULL: dict[str, Any] = {
 #: Every mapping of the file, as a path into FULL (an int indexes a list).
 MAPPINGS: list[tuple[str | int, ...]] = [
     (), ("listen",), ("database",), ("state",), ("admin",), ("limits",), ("shutdown",),
-    ("log",), ("channels", 0), ("channels", 0, "timeout"), ("model_groups", 0),
+    ("log",), ("channels", 0), ("channels", 0, "timeout"), ("channels", 0, "body_rules", 0),
+    ("model_groups", 0),
     ("model_groups", 0, "targets", 0), ("model_groups", 0, "retry"),
     ("model_groups", 0, "price"), ("model_groups", 0, "rules", 0),
     ("model_groups", 0, "rules", 0, "when"), ("token_groups", 0),
@@ -142,6 +144,10 @@ REFUSED: list[tuple[tuple[str | int, ...], Any]] = [
     (("workers",), 0),
     (("secret",), "short"),
     (("channels", 0, "responses"), "sometimes"),
+    (("channels", 0, "body_rules", 0, "value"), 1),
+    (("channels", 0, "body_rules"), [{"set": "thinking"}]),
+    (("channels", 0, "body_rules"), [{"drop": "a", "set": "b", "value": 1}]),
+    (("channels", 0, "body_rules"), [{"drop": "tools..strict"}]),
 ]
 
 

@@ -5,12 +5,13 @@ from __future__ import annotations
 from typing import Any, Literal
 
 from ..channels import KINDS, Kind
+from ..channels.body_rules import BodyRule, path_problem
 from ..channels.forwarding import invalid_extra
 from .model import Channel, Timeouts
 from .readers import MISSING, Reader, join, kind_of
 
 CHANNEL_KEYS = ("name", "type", "base_url", "keys", "headers", "forward_headers", "models",
-                "timeout", "api_version", "enabled", "responses")
+                "timeout", "api_version", "enabled", "responses", "body_rules")
 #: The kinds whose channels take ``responses:``, for its error message.
 _RESPONSES_KINDS = " and ".join(n for n, kind in KINDS.items() if kind.has_responses_setting)
 
@@ -34,6 +35,7 @@ def channel(r: Reader, raw: Any, path: str) -> tuple[Channel, str] | None:
             r.error(f"{join(path, 'forward_headers')}[{i}]", problem)
     models = r.field(m, path, "models", r.strings, ())
     enabled = r.field(m, path, "enabled", r.boolean, True)
+    body_rules = _body_rules(r, m.get("body_rules"), join(path, "body_rules"))
     if name is None or type_name is None or kind is None or base_url is None or keys is None \
             or None in (headers, models, enabled):
         return None
@@ -44,7 +46,8 @@ def channel(r: Reader, raw: Any, path: str) -> tuple[Channel, str] | None:
         keys=tuple(k for k in keys if k), headers=headers,
         forward_headers=tuple(p.lower() for p in forward or ()), models=models,
         timeout=timeout,
-        api_version=api_version, enabled=enabled, responses=responses), path
+        api_version=api_version, enabled=enabled, responses=responses,
+        body_rules=body_rules), path
 
 
 def kind_fields(r: Reader, kind: Kind | None, m: dict[str, Any], path: str) -> KindFields:
@@ -76,6 +79,34 @@ def _responses(r: Reader, value: Any, path: str) -> bool | Literal["only"] | Non
         r.error(path, f"expected true, false or only, got {kind_of(value)}")
         return None
     return value
+
+
+def _body_rules(r: Reader, raw: Any, path: str) -> tuple[BodyRule, ...]:
+    """``body_rules``: a list of ``{drop: PATH}`` or ``{set: PATH, value: ANY}``."""
+    rules = (_body_rule(r, item, where) for where, item in r.items(raw, path))
+    return tuple(rule for rule in rules if rule is not None)
+
+
+def _body_rule(r: Reader, raw: Any, path: str) -> BodyRule | None:
+    m = r.mapping(raw, path, ("drop", "set", "value"))
+    if m is None:
+        return None
+    if ("drop" in m) == ("set" in m):
+        r.error(path, "needs exactly one of drop or set")
+        return None
+    drop = "drop" in m
+    if drop == ("value" in m):
+        r.error(join(path, "value"), "only with set" if drop
+                else "required with set (the field's new value)")
+        return None
+    op = "drop" if drop else "set"
+    field_path = r.field(m, path, op, r.string)
+    if field_path is None:
+        return None
+    if problem := path_problem(field_path):
+        r.error(join(path, op), problem)
+        return None
+    return BodyRule(tuple(field_path.split(".")), drop, m.get("value"))
 
 
 def _timeouts(r: Reader, m: dict[str, Any], path: str) -> Timeouts:

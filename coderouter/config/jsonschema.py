@@ -62,6 +62,18 @@ TIMEOUTS = obj({
     "idle": doc(DURATION, "the longest gap between stream events", "120s"),
 }, description="upstream timeouts")
 
+_FIELD_PATH = r"^[^.]+(\.[^.]+)*$"
+BODY_RULE = {**obj({
+    "drop": doc({"type": "string", "pattern": _FIELD_PATH},
+                "the field to take out of every upstream body (dots go deeper, * is every item)"),
+    "set": doc({"type": "string", "pattern": _FIELD_PATH},
+               "the field to set in every upstream body (dots go deeper, * is every item)"),
+    "value": doc({}, "set: the field's new value (any YAML value)"),
+}, description="one rule: drop a field, or set it to value"),
+    "oneOf": [{"required": ["drop"]}, {"required": ["set"]}],
+    "dependentRequired": {"set": ["value"]},
+    "dependentSchemas": {"drop": {"not": {"required": ["value"]}}}}
+
 CHANNEL = obj({
     "name": doc(STRING, "unique; appears in usage rows and metrics"),
     "type": doc({"enum": list(KINDS)}, "the upstream's API"),
@@ -78,6 +90,8 @@ CHANNEL = obj({
     "enabled": doc(BOOLEAN, "a disabled channel is never tried", True),
     "responses": doc({"enum": [True, False, "only"]},
                    "openai/azure: the upstream has the Responses API (only: nothing else)"),
+    "body_rules": array(BODY_RULE, "fields dropped from or set in every upstream body, in "
+                                   "order (after translation)"),
 }, required=("name", "type"))
 
 TARGET = obj({

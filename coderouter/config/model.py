@@ -9,6 +9,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Literal
 
+from ..channels.body_rules import BodyRule
 from ..scrub import Scrubber
 
 Period = Literal["day", "week", "month", "total"]
@@ -101,6 +102,8 @@ class Channel:
     #: no Chat Completions (gpt-5-codex-class models), so Chat, Messages and Gemini callers
     #: are translated to Responses.
     responses: bool | Literal["only"] = False
+    #: Fields dropped from or set in every upstream body, in order (``body_rules:``).
+    body_rules: tuple[BodyRule, ...] = ()
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -15,6 +15,7 @@ from typing import Any, Protocol
 import orjson
 
 from ..channels import Call, Kind, dialects_of, kind_of
+from ..channels.body_rules import apply_all
 from ..config import Target
 from ..dialects import counting, hub
 from ..dialects.registry import DIALECTS
@@ -147,7 +148,7 @@ class Leg:
                 and facts.takes_cache_key(self.channel.base_url):
             body["prompt_cache_key"] = ex.session  # keeps the upstream's prompt cache warm
         if facts.model_in_url:
-            return orjson.dumps(gemini_body(body, self.model))
+            return self.dumps(gemini_body(body, self.model))
         body["model"] = self.model
         if ex.stream and facts.injects_usage:
             options = body.get("stream_options")
@@ -155,7 +156,12 @@ class Leg:
             self.injected = options.get("include_usage") is not True
             options["include_usage"] = True
             body["stream_options"] = options
-        return orjson.dumps(body)
+        return self.dumps(body)
+
+    def dumps(self, body: dict[str, Any]) -> bytes:
+        """The bytes sent: *body* with the channel's body rules applied."""
+        rules = self.channel.body_rules
+        return orjson.dumps(apply_all(rules, body) if rules else body)
 
     def call(self, key: str) -> Call:
         """The upstream call of one attempt with channel *key*."""
@@ -202,7 +208,7 @@ class PassThrough(Leg):
     def encode(self, body: dict[str, Any]) -> bytes:
         raw = self.ex.raw
         if raw is not None and DIALECTS[self.upstream].model_in_url \
-                and "generateContentRequest" not in body:
+                and "generateContentRequest" not in body and not self.channel.body_rules:
             return raw  # as it came: it names no model inside
         return super().encode(body)
 
