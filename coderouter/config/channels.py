@@ -8,10 +8,11 @@ from ..channels import KINDS, Kind
 from ..channels.body_rules import BodyRule, path_problem
 from ..channels.forwarding import invalid_extra
 from .model import Channel, Timeouts
+from .prices import prices as read_prices
 from .readers import MISSING, Reader, join, kind_of
 
 CHANNEL_KEYS = ("name", "type", "base_url", "keys", "headers", "forward_headers", "models",
-                "timeout", "api_version", "enabled", "responses", "body_rules")
+                "prices", "timeout", "api_version", "enabled", "responses", "body_rules")
 #: The kinds whose channels take ``responses:``, for its error message.
 _RESPONSES_KINDS = " and ".join(n for n, kind in KINDS.items() if kind.has_responses_setting)
 
@@ -34,10 +35,11 @@ def channel(r: Reader, raw: Any, path: str) -> tuple[Channel, str] | None:
         if problem:
             r.error(f"{join(path, 'forward_headers')}[{i}]", problem)
     models = r.field(m, path, "models", r.strings, ())
+    prices = r.field(m, path, "prices", lambda v, p: read_prices(r, v, p), {})
     enabled = r.field(m, path, "enabled", r.boolean, True)
     body_rules = _body_rules(r, m.get("body_rules"), join(path, "body_rules"))
     if name is None or type_name is None or kind is None or base_url is None or keys is None \
-            or None in (headers, models, enabled):
+            or None in (headers, models, prices, enabled):
         return None
     if responses is None:
         responses = kind.responses_default(base_url)
@@ -45,7 +47,7 @@ def channel(r: Reader, raw: Any, path: str) -> tuple[Channel, str] | None:
         name=name, type=type_name, base_url=base_url.rstrip("/"),
         keys=tuple(k for k in keys if k), headers=headers,
         forward_headers=tuple(p.lower() for p in forward or ()), models=models,
-        timeout=timeout,
+        prices=prices, timeout=timeout,
         api_version=api_version, enabled=enabled, responses=responses,
         body_rules=body_rules), path
 

@@ -18,6 +18,7 @@ from . import settings
 from .channels import channel
 from .groups import model_group, routes
 from .model import Config, ModelGroup, Token, TokenGroup
+from .prices import unpriced
 from .readers import Reader
 from .tokens import token, token_group
 from .yamlload import YamlTooLarge, read_document
@@ -91,6 +92,9 @@ def document(r: Reader, raw: Any) -> Config:
         if (t := token(r, item, path, by_token_group)) is not None])
     routable = routes([c for c, _ in channels], [g for g, _ in groups])
     _warn_unmatched_globs(r, routable, [g for g, _ in groups], [*token_groups, *tokens])
+    if any(q.cost is not None for owner, _ in [*token_groups, *tokens] for q in owner.quotas):
+        _warn_unpriced(r, routable, dict((g.name, p) for g, p in groups),
+                       {c.name: p for c, p in channels})
     return Config(
         listen=listen, database=database, state=state, workers=workers, admin=admin,
         secret=secret, limits=limits, shutdown=shutdown, log=log,
@@ -126,6 +130,18 @@ def _warn_unmatched_globs(r: Reader, routable: Mapping[str, ModelGroup],
                     for alias in aliases):  # globs that overlap ("claude-3*", "claude-*")
                 continue
             r.warnings.append(f"{path}.models[{i}]: '{pattern}' matches no routable model")
+
+
+def _warn_unpriced(r: Reader, routable: Mapping[str, ModelGroup], groups: dict[str, str],
+                   channels: dict[str, str]) -> None:
+    """Warn about each way a request can be served without a price while a cost quota
+    exists: such a request costs $0, so it dodges the quota."""
+    for name, target in unpriced(routable):
+        where = groups.get(name) or channels.get(target.channel.name, "")
+        r.warnings.append(
+            f"{where}: '{name}' served by {target.channel.name}/{target.model} has no price, so "
+            "a cost quota counts it as $0 (set price: on the group or target, or prices: on "
+            "the channel)")
 
 
 def _by_key(r: Reader, tokens: list[tuple[Token, str]]) -> dict[bytes, Token]:

@@ -5,7 +5,9 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from .model import Channel, ModelGroup, Price, Rule, Target
+from .model import Channel, ModelGroup, Rule, Target
+from .prices import price as read_price
+from .prices import priced
 from .readers import Reader, join
 
 GROUP_KEYS = ("name", "targets", "retry", "cooldown", "price", "reasoning", "sticky", "rules",
@@ -30,7 +32,7 @@ def model_group(r: Reader, raw: Any, path: str,
         attempts = r.integer(retry["attempts"], join(path, "retry.attempts"), 1) or 3
     cooldown = r.field(m, path, "cooldown", r.duration, 30.0)
     sticky_ttl = r.field(m, path, "sticky", lambda v, p: sticky(r, v, p), 3600.0)
-    price = _price(r, m.get("price"), join(path, "price"))
+    price = read_price(r, m.get("price"), join(path, "price"))
     reasoning = r.field(m, path, "reasoning", r.boolean, True)
     aliases = r.field(m, path, "aliases", r.strings, ())
     rules = tuple(found for p, item in r.items(m.get("rules"), join(path, "rules"))
@@ -38,7 +40,9 @@ def model_group(r: Reader, raw: Any, path: str,
     output_reserve = r.field(m, path, "output_reserve", lambda v, p: r.integer(v, p, 0), 4096)
     if None in (name, cooldown, reasoning, sticky_ttl, output_reserve):
         return None
-    return ModelGroup(name=name, targets=tuple(targets), attempts=attempts,
+    rules = tuple(dataclasses.replace(rule_, targets=priced(rule_.targets, price))
+                  for rule_ in rules)
+    return ModelGroup(name=name, targets=priced(targets, price), attempts=attempts,
                       cooldown=cooldown, price=price, reasoning=reasoning,
                       sticky_ttl=sticky_ttl, rules=rules, aliases=aliases or (),
                       output_reserve=output_reserve), path
@@ -51,21 +55,6 @@ def _targets(r: Reader, m: dict[str, Any], path: str,
     if not isinstance(m.get("targets"), list) or not m["targets"]:
         r.error(join(path, "targets"), "needs at least one target")
     return targets
-
-
-def _price(r: Reader, raw: Any, path: str) -> Price | None:
-    if raw is None:
-        return None
-    p = r.mapping(raw, path, ("input", "output", "cached_input"))
-    if p is None:
-        return None
-    values = {k: r.number(p[k], join(path, k)) for k in p if k in Price.__slots__}
-    if "input" not in p or "output" not in p:
-        r.error(path, "needs both input and output (USD per 1M tokens)")
-        return None
-    if None in values.values():
-        return None
-    return Price(**values)  # type: ignore[arg-type]  # None was ruled out just above
 
 
 def rule(r: Reader, raw: Any, path: str, channels: dict[str, Channel]) -> Rule | None:
@@ -118,7 +107,7 @@ def sticky(r: Reader, value: Any, path: str) -> float | None:
 
 def target(r: Reader, raw: Any, path: str, channels: dict[str, Channel]) -> Target | None:
     m = r.mapping(raw, path, ("channel", "model", "weight", "priority", "max_context",
-                              "max_output"))
+                              "max_output", "price"))
     if m is None:
         return None
     channel_name = r.field(m, path, "channel", r.string)
@@ -127,11 +116,13 @@ def target(r: Reader, raw: Any, path: str, channels: dict[str, Channel]) -> Targ
     priority = r.field(m, path, "priority", lambda v, p: r.integer(v, p, -(2**31)), 0)
     max_context = r.field(m, path, "max_context", lambda v, p: r.integer(v, p, 1), 0)
     max_output = r.field(m, path, "max_output", lambda v, p: r.integer(v, p, 1), 0)
+    price = read_price(r, m.get("price"), join(path, "price"))
     channel = r.lookup(channels, channel_name, join(path, "channel"), "channel")
     if channel is None or None in (model, weight, priority, max_context, max_output):
         return None
     return Target(channel=channel, model=model, weight=weight, priority=priority,
-                  max_context=max_context or None, max_output=max_output or None)
+                  max_context=max_context or None, max_output=max_output or None,
+                  price=price)
 
 
 def routes(channels: list[Channel], groups: list[ModelGroup]) -> dict[str, ModelGroup]:
@@ -140,7 +131,8 @@ def routes(channels: list[Channel], groups: list[ModelGroup]) -> dict[str, Model
     for channel in channels:
         if channel.enabled:
             for model in channel.models:
-                listed.setdefault(model, []).append(Target(channel=channel, model=model))
+                listed.setdefault(model, []).append(
+                    Target(channel=channel, model=model, price=channel.prices.get(model)))
     found = {name: ModelGroup(name=name, targets=tuple(targets))
              for name, targets in listed.items()}
     for group in groups:

@@ -73,6 +73,11 @@ BODY_RULE = {**obj({
     "oneOf": [{"required": ["drop"]}, {"required": ["set"]}],
     "dependentRequired": {"set": ["value"]},
     "dependentSchemas": {"drop": {"not": {"required": ["value"]}}}}
+PRICE = obj({
+    "input": doc(NUMBER, "USD per million prompt tokens"),
+    "output": doc(NUMBER, "USD per million completion tokens"),
+    "cached_input": doc(NUMBER, "USD per million cached prompt tokens (default: input)"),
+}, required=("input", "output"), description="USD per million tokens")
 
 CHANNEL = obj({
     "name": doc(STRING, "unique; appears in usage rows and metrics"),
@@ -85,6 +90,8 @@ CHANNEL = obj({
     "forward_headers": doc(STRINGS, "caller headers passed beyond the allow-list (names, or "
                                   "prefixes ending in *)"),
     "models": doc(STRINGS, "upstream model names made routable directly"),
+    "prices": doc({"type": "object", "additionalProperties": PRICE},
+                "upstream model name -> its price on this channel"),
     "timeout": TIMEOUTS,
     "api_version": doc(STRING, "azure: the api-version"),
     "enabled": doc(BOOLEAN, "a disabled channel is never tried", True),
@@ -101,13 +108,8 @@ TARGET = obj({
     "priority": doc({"type": "integer"}, "lower tiers are tried first", 0),
     "max_context": doc(integer(1), "the longest prompt (tokens) the model takes"),
     "max_output": doc(integer(1), "the longest answer (tokens) the model gives"),
+    "price": PRICE,
 }, required=("channel", "model"))
-
-PRICE = obj({
-    "input": doc(NUMBER, "USD per million prompt tokens"),
-    "output": doc(NUMBER, "USD per million completion tokens"),
-    "cached_input": doc(NUMBER, "USD per million cached prompt tokens (default: input)"),
-}, required=("input", "output"), description="USD per million tokens")
 
 RULE = obj({
     "name": doc(STRING, "appears in the row's rule column"),

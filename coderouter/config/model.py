@@ -93,6 +93,8 @@ class Channel:
     #: Caller headers (names, or prefixes ending in *) forwarded beyond `forwarding.ALLOWED`.
     forward_headers: tuple[str, ...] = ()
     models: tuple[str, ...] = ()
+    #: USD per million tokens per upstream model name (``prices:``).
+    prices: Mapping[str, Price] = field(default_factory=dict)
     timeout: Timeouts = Timeouts()
     api_version: str | None = None
     enabled: bool = True
@@ -116,6 +118,8 @@ class Target:
     #: is not sent here, and a context-length refusal fails over to a larger target.
     max_context: int | None = None
     max_output: int | None = None
+    #: What this target costs (`prices.priced`: its own, its channel's, its group's).
+    price: Price | None = None
 
     @property
     def id(self) -> tuple[str, str]:

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
-from ..config import Limits, ModelGroup, Rule
+from ..config import Limits, ModelGroup, Rule, Target
 from ..scrub import Scrubber
 from ..sse import Dialect, StreamMeter, Usage
 from ..usage import Record
@@ -44,6 +44,8 @@ class Exchange:
     #: The answer length the caller asked for (max_tokens and its kin), 0 when unsaid.
     output_tokens: int = 0
     started: float = field(default_factory=time.monotonic)
+    #: The target tried last: the one that answered, or the one that failed last.
+    target: Target | None = None
     usage: Usage | None = None
     estimated: bool = False
     meter: StreamMeter | None = None
@@ -97,6 +99,6 @@ class Exchange:
         record.prompt_tokens, record.completion_tokens = usage.prompt, usage.completion
         record.total_tokens, record.cached_tokens = usage.total, usage.cached
         record.usage_source = "estimated" if self.estimated else "upstream"
-        price = self.route.price
+        price = self.route.price if self.target is None else self.target.price
         if price is not None:
             record.cost = round(price.cost(usage.prompt, usage.completion, usage.cached), 10)

@@ -101,6 +101,7 @@ class Forwarder:
         """Try *target*'s keys while attempts are left; its answer, or None to fail over."""
         health, record, channel = self.health, ex.record, target.channel
         record.channel, record.upstream_model = channel.name, target.model
+        ex.target = target
         kind = "failover" if record.attempts else "first"
         settled = False
         try:

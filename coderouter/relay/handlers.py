@@ -22,6 +22,7 @@ from ..auth import (
     require_admin,
 )
 from ..config import Config, Limits, Token
+from ..config.prices import dearest_cost
 from ..dialects.dialect import Dialect as Facts
 from ..dialects.registry import DIALECTS, ENDPOINTS, of_path
 from ..errors import (
@@ -223,10 +224,9 @@ async def _admit(gw: Gateway, token: Token, ex: Exchange) -> Any:
         return gw.limiter.admit_free(token)
     prompt, asked = ex.prompt_estimate, ex.output_tokens
     output = asked or ex.route.output_reserve
-    price = ex.route.price
-    refuse_oversized(token, tokens=prompt + asked,
-                     cost=price.cost(prompt, asked) if price else 0.0)
-    estimate_cost = price.cost(prompt, output) if price else 0.0
+    targets = ex.rule.targets if ex.rule is not None else ex.route.targets
+    refuse_oversized(token, tokens=prompt + asked, cost=dearest_cost(targets, prompt, asked))
+    estimate_cost = dearest_cost(targets, prompt, output)
     if gw.shared is None:
         return gw.limiter.admit(token, estimate_tokens=prompt + output,
                                 estimate_cost=estimate_cost)

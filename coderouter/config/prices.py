@@ -1,0 +1,67 @@
+"""Prices in the config: a group's default, a target's own, a channel's per model.
+
+A target costs what its provider charges: its own ``price:``, else its channel's
+``prices:`` entry for its model, else its group's ``price:``. The price is resolved here, once,
+when the config is read, so a served request's row reads it off the target that answered.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from .model import ModelGroup, Price, Target
+from .readers import Reader, join
+
+PRICE_KEYS = ("input", "output", "cached_input")
+
+
+def price(r: Reader, raw: Any, path: str) -> Price | None:
+    """A ``price:`` mapping (USD per million tokens), or None when absent or broken."""
+    if raw is None:
+        return None
+    p = r.mapping(raw, path, PRICE_KEYS)
+    if p is None:
+        return None
+    values = {k: r.number(p[k], join(path, k)) for k in p if k in PRICE_KEYS}
+    if "input" not in p or "output" not in p:
+        r.error(path, "needs both input and output (USD per 1M tokens)")
+        return None
+    if None in values.values():
+        return None
+    return Price(**values)  # type: ignore[arg-type]  # None was ruled out just above
+
+
+def prices(r: Reader, raw: Any, path: str) -> dict[str, Price] | None:
+    """A channel's ``prices:``: upstream model name -> price."""
+    if not isinstance(raw, dict):
+        r.error(path, "expected a mapping of model name to price")
+        return None
+    found = {str(model): p for model, item in raw.items()
+             if (p := price(r, {} if item is None else item, join(path, str(model))))
+             is not None}
+    return None if len(found) < len(raw) else found
+
+
+def priced(targets: Iterable[Target], default: Price | None) -> tuple[Target, ...]:
+    """*targets*, each carrying what it costs: its own price, its channel's for its model,
+    else *default* (the group's)."""
+    return tuple(t if t.price is not None else dataclasses.replace(
+        t, price=t.channel.prices.get(t.model, default)) for t in targets)
+
+
+def dearest_cost(targets: Iterable[Target], prompt: int, completion: int) -> float:
+    """What the dearest of *targets* would charge for a request, for admission: a quota
+    reserves the most any failover could cost."""
+    return max((t.price.cost(prompt, completion) for t in targets if t.price is not None),
+               default=0.0)
+
+
+def unpriced(routes: Mapping[str, ModelGroup]) -> list[tuple[str, Target]]:
+    """Each (routable name, target) that serves without a price: its rows cost $0."""
+    found: list[tuple[str, Target]] = []
+    for name, group in routes.items():
+        targets = [*group.targets, *(t for rule in group.rules for t in rule.targets)]
+        found.extend((name, t) for t in targets if t.price is None)
+    return found
