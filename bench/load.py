@@ -19,6 +19,8 @@ from . import procs
 NONSTREAM_BODY = {"model": "bench", "max_tokens": 16,
                   "messages": [{"role": "user", "content": "Say hello to the benchmark."}]}
 STREAM_BODY = {**NONSTREAM_BODY, "stream": True}
+#: A Messages caller on the Chat channel: the gateway translates both ways.
+MESSAGES_STREAM_BODY = STREAM_BODY
 
 
 # -- wrk ------------------------------------------------------------------------------------

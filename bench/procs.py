@@ -266,6 +266,18 @@ def wait_http_ok(url: str, proc: subprocess.Popen[bytes], timeout: float = 30.0,
     raise RuntimeError(f"{url} not ready after {timeout:.0f}s (last: {last})")
 
 
+def wait_tcp(port: int, proc: subprocess.Popen[bytes], timeout: float = 15.0) -> None:
+    """Wait until 127.0.0.1:*port* accepts a connection; fail if *proc* exits first."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"process exited with {proc.returncode} before port {port} opened")
+        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 1):
+            return
+        time.sleep(0.05)
+    raise RuntimeError(f"port {port} not open after {timeout:.0f}s")
+
+
 def read_port_line(proc: subprocess.Popen[bytes], timeout: float = 15.0) -> int:
     """Read `PORT <n>` from a child's stdout."""
     assert proc.stdout is not None

@@ -110,6 +110,10 @@ ROWS: tuple[Row, ...] = (
     Row("CPU ms/req, 128 conns", _path("nonstream_c128", "cpu_ms_per_req"), "{:.3f}"),
     Row("streams/s, 32 conns (20 chunks)", _path("stream_c32", "rps"), "{:,.0f}"),
     Row("CPU ms/stream, 32 conns", _path("stream_c32", "cpu_ms_per_req"), "{:.3f}"),
+    Row("streams/s, Messages caller on Chat (translated)", _path("messages_stream_c32", "rps"),
+        "{:,.0f}"),
+    Row("CPU ms/stream, translated, 32 conns", _path("messages_stream_c32", "cpu_ms_per_req"),
+        "{:.3f}"),
     Row("TTFB p50 ms, 1 stream", _path("ttfb_sequential", "ttfb_p50_ms"), "{:.3f}"),
     Row("TTFB p99 ms, 1 stream", _path("ttfb_sequential", "ttfb_p99_ms"), "{:.3f}"),
     Row("added TTFB p50 ms, 1 stream", _path("ttfb_sequential", "added_ttfb_p50_ms"), "{:+.3f}",
@@ -152,10 +156,17 @@ def ratio(results: dict[str, Result], row: Row, other: str) -> str:
     return f"{g / o:.2f}x"
 
 
+def compared(results: dict[str, Result]) -> list[str]:
+    """The targets the gateway is divided by: direct, nginx and any baseline commit's gateway."""
+    if GATEWAY not in results:
+        return []
+    return [o for o in results if o in ("direct", "nginx") or o.startswith(GATEWAY + "@")]
+
+
 def table(results: dict[str, Result]) -> tuple[list[str], list[list[str]]]:
-    """Header and rows: one column per target, then gateway/direct and gateway/nginx."""
+    """Header and rows: one column per target, then gateway/direct, /nginx and /baseline."""
     names = list(results)
-    ratios = [o for o in ("direct", "nginx") if GATEWAY in results and o in results]
+    ratios = compared(results)
     header = ["metric", *names, *[f"{GATEWAY}/{o}" for o in ratios]]
     rows = [[row.label, *[_fmt(row, row.get(results[n])) for n in names],
              *[ratio(results, row, o) for o in ratios]] for row in ROWS]
@@ -207,6 +218,13 @@ def _check(name: str, value: float | bool | None, limit: str,
     return Check(name, shown, limit, "PASS" if ok(value) else "FAIL")
 
 
+def _quotient(top: Result | None, bottom: Result | None, path: tuple[str, ...],
+              bottom_path: tuple[str, ...] | None = None) -> float | None:
+    """*top*'s figure at *path* divided by *bottom*'s (at *bottom_path*, default the same)."""
+    a, b = _num(_get(top, *path)), _num(_get(bottom, *(bottom_path or path)))
+    return a / b if a is not None and b else None
+
+
 def checks(results: dict[str, Result]) -> list[Check]:
     """The gateway's targets, judged on this run's numbers."""
     g = results.get(GATEWAY)
@@ -228,20 +246,36 @@ def checks(results: dict[str, Result]) -> list[Check]:
             + (_num(_get(g, f"nonstream_c{c}", "errors")) or 0)
         out.append(_check(f"wrk errors and non-2xx, {c} conns", bad, "0", lambda v: v == 0,
                           "{:.0f}"))
+    out.append(_check("CPU per stream vs nginx, 32 conns",
+                      _quotient(g, ng, ("stream_c32", "cpu_ms_per_req")), "<= 5x",
+                      lambda v: v <= 5, "{:.2f}x"))
+    out.append(_check("CPU per translated stream vs pass-through stream",
+                      _quotient(g, g, ("messages_stream_c32", "cpu_ms_per_req"),
+                                ("stream_c32", "cpu_ms_per_req")), "<= 2x",
+                      lambda v: v <= 2, "{:.2f}x"))
+    out.append(_check("CPU per request, Redis state vs in-memory, 128 conns",
+                      _quotient(results.get(GATEWAY + "-redis"), g,
+                                ("nonstream_c128", "cpu_ms_per_req")), "<= 1.2x",
+                      lambda v: v <= 1.2, "{:.2f}x"))
+    for base in (n for n in results if n.startswith(GATEWAY + "@")):
+        for c in (32, 128):
+            out.append(_check(f"CPU per request vs {base}, {c} conns",
+                              _quotient(g, results[base], (f"nonstream_c{c}", "cpu_ms_per_req")),
+                              "<= 1x (never slower)", lambda v: v <= 1, "{:.2f}x"))
     out.append(_check("added TTFB p50, one stream at a time",
-                      _num(_get(g, "ttfb_sequential", "added_ttfb_p50_ms")), "< 0.5 ms",
-                      lambda v: v < 0.5, "{:.3f} ms"))
+                      _num(_get(g, "ttfb_sequential", "added_ttfb_p50_ms")), "<= 0.3 ms",
+                      lambda v: v <= 0.3, "{:.3f} ms"))
     out.append(_check("added TTFB p99, 200 streams at once",
-                      _num(_get(g, "ttfb_concurrent", "added_ttfb_p99_ms")), "< 40 ms",
-                      lambda v: v < 40, "{:.2f} ms"))
+                      _num(_get(g, "ttfb_concurrent", "added_ttfb_p99_ms")), "<= 5 ms",
+                      lambda v: v <= 5, "{:.2f} ms"))
     cc = _get(g, "ttfb_concurrent")
     out.append(_check("200 streams at once all arrive chunk by chunk",
                       _get(cc, "chunk_by_chunk"), "every stream", bool))
-    out.append(_check("RSS idle", _num(g.get("rss_idle_mb")), "< 40 MB", lambda v: v < 40,
+    out.append(_check("RSS idle", _num(g.get("rss_idle_mb")), "<= 40 MB", lambda v: v <= 40,
                       "{:.1f} MB"))
     hold = _get(g, "hold")
     out.append(_check("RSS with 1000 streams open", _num(_get(hold, "rss_peak_mb")),
-                      "< 150 MB", lambda v: v < 150, "{:.1f} MB"))
+                      "<= 60 MB", lambda v: v <= 60, "{:.1f} MB"))
     out.append(_check("1000 streams open at once all complete", _num(_get(hold, "ok")),
                       f"{_get(hold, 'n')}", lambda v: v == _get(hold, "n"), "{:.0f}"))
     writer = _num(_get(g, "nonstream_c128", "usage_writer_share"))
@@ -271,10 +305,8 @@ def ratios(results: dict[str, Result]) -> dict[str, dict[str, float]]:
     g = results.get(GATEWAY)
     if g is None:
         return out
-    for other in ("direct", "nginx"):
-        o = results.get(other)
-        if o is None:
-            continue
+    for other in compared(results):
+        o = results[other]
         vals = {}
         for row in ROWS:
             gv, ov = _num(row.get(g)), _num(row.get(o))

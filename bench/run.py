@@ -2,22 +2,26 @@
 """Benchmark Code Router against direct-to-upstream and nginx: `python bench/run.py`.
 
 Flags: `--quick` (~1 minute smoke run), `--peers` (also LiteLLM proxy and Portkey gateway
-when they can be installed), `--only NAME,...` (targets besides `direct`), `--out PATH`.
+when they can be installed), `--only NAME,...` (targets besides `direct`), `--baseline COMMIT`
+(also that commit's gateway, from a temporary git worktree, side by side), `--out PATH`.
 Prints a table and the gateway's target verdicts; writes bench/results/latest.json.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as dt
+import functools
 import json
 import shutil
 import sqlite3
+import subprocess
 import sys
 import tempfile
 import time
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -28,8 +32,13 @@ from bench import peers, procs, report, suite, targets
 
 RESULTS = Path(__file__).resolve().parent / "results"
 Starter = Callable[[procs.Procs, Path, int], targets.Target]
-STARTERS: dict[str, Starter] = {"nginx": targets.start_nginx,
-                                "coderouter": targets.start_coderouter}
+STARTERS: dict[str, Starter] = {
+    "nginx": targets.start_nginx,
+    "coderouter": targets.start_coderouter,
+    "coderouter-redis": functools.partial(
+        targets.start_coderouter,
+        gateway=targets.Gateway("coderouter-redis", redis=True, brief=True)),
+}
 PEERS: dict[str, Starter] = {"litellm": peers.start_litellm, "portkey": peers.start_portkey}
 
 
@@ -55,6 +64,8 @@ def measure(p: procs.Procs, name: str, start: Starter, workdir: Path, upstream_p
         if target.proc is not None:
             code = p.stop(target.proc, grace=15)
             print(f"[{name}] stopped (exit {code})", file=sys.stderr, flush=True)
+        for helper in target.helpers:
+            p.stop(helper)
     rows = usage_rows(target.usage_db)
     if rows is not None:
         res["usage_rows_after_stop"] = rows
@@ -62,6 +73,51 @@ def measure(p: procs.Procs, name: str, start: Starter, workdir: Path, upstream_p
         RESULTS.mkdir(exist_ok=True)
         shutil.copy(target.log, RESULTS / f"{name}.log")
     return res
+
+
+@contextlib.contextmanager
+def baseline_source(commit: str | None, workdir: Path) -> Iterator[tuple[str, Path] | None]:
+    """A detached git worktree of *commit* (removed afterwards), named `coderouter@<short>`."""
+    if commit is None:
+        yield None
+        return
+    git = ["git", "-C", str(targets.REPO)]
+    short = subprocess.run([*git, "rev-parse", "--short", commit], check=True,
+                           capture_output=True, text=True).stdout.strip()
+    tree = workdir / f"baseline-{short}"
+    subprocess.run([*git, "worktree", "add", "--detach", str(tree), commit], check=True,
+                   capture_output=True)
+    try:
+        yield f"{report.GATEWAY}@{short}", tree
+    finally:
+        subprocess.run([*git, "worktree", "remove", "--force", str(tree)], capture_output=True)
+
+
+def wanted_targets(args: argparse.Namespace) -> dict[str, Starter]:
+    wanted = dict(STARTERS)
+    if args.peers:
+        wanted.update(PEERS)
+    if args.only:
+        only = {n.strip() for n in args.only.split(",")}
+        wanted = {n: s for n, s in {**STARTERS, **PEERS}.items() if n in only}
+    return wanted
+
+
+def with_baseline(wanted: dict[str, Starter], baseline: tuple[str, Path] | None
+                  ) -> dict[str, Starter]:
+    """*wanted* with the baseline gateway measured right after Code Router."""
+    if baseline is None:
+        return wanted
+    name, tree = baseline
+    start = functools.partial(targets.start_coderouter,
+                              gateway=targets.Gateway(name, source=tree))
+    out: dict[str, Starter] = {}
+    for key, value in wanted.items():
+        out[key] = value
+        if key == report.GATEWAY:
+            out[name] = start
+    out.setdefault(name, start)
+    return out
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
@@ -72,12 +128,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     nofile = procs.raise_nofile(65536)
     if nofile < 4 * settings.hold_streams:
         notes.append(f"RLIMIT_NOFILE is only {nofile}")
-    wanted = dict(STARTERS)
-    if args.peers:
-        wanted.update(PEERS)
-    if args.only:
-        only = {n.strip() for n in args.only.split(",")}
-        wanted = {n: s for n, s in {**STARTERS, **PEERS}.items() if n in only}
+    wanted = wanted_targets(args)
     quiet0 = procs.CpuTimes.read()
     time.sleep(1.0)
     background = procs.CpuTimes.read().utilisation_since(quiet0)
@@ -89,8 +140,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     skipped: dict[str, str] = {}
     started = dt.datetime.now(dt.UTC)
     t0 = time.monotonic()
-    with tempfile.TemporaryDirectory(prefix="crbench-") as tmp, procs.Procs() as p:
+    with tempfile.TemporaryDirectory(prefix="crbench-") as tmp, \
+            baseline_source(args.baseline, Path(tmp)) as baseline, procs.Procs() as p:
         workdir = Path(tmp)
+        wanted = with_baseline(wanted, baseline)
         print("[direct] starting fake upstream", file=sys.stderr, flush=True)
         upstream, port = targets.start_upstream(p, settings.chunks)
         load_pids = [upstream.pid]
@@ -127,6 +180,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--peers", action="store_true",
                         help="also LiteLLM proxy (PyPI) and Portkey gateway (npm)")
     parser.add_argument("--only", help="comma-separated targets besides direct, e.g. nginx")
+    parser.add_argument("--baseline", metavar="COMMIT",
+                        help="also run this commit's gateway (git worktree) side by side")
     parser.add_argument("--out", type=Path, default=RESULTS / "latest.json")
     args = parser.parse_args(argv)
     try:

@@ -86,21 +86,41 @@ def sanity(target: Target) -> list[str]:
     if s.status != 200 or not s.done or s.events != 6 or s.usage_chunk or s.error:
         problems.append(f"stream: status {s.status}, events {s.events} (want 6), done {s.done}, "
                         f"usage chunk leaked {s.usage_chunk}, error {s.error!r}")
+    if target.gateway:
+        problems += translated_sanity(target)
     return problems
+
+
+def translated_sanity(target: Target) -> list[str]:
+    """Problems with one Messages stream answered from the Chat upstream (translated)."""
+    req = urllib.request.Request(
+        target.messages_url, data=json.dumps(load.MESSAGES_STREAM_BODY).encode(),
+        method="POST", headers={**target.headers, "Content-Type": "application/json",
+                                "x-bench-chunks": "5", "x-bench-delay-ms": "0"})
+    try:
+        with urllib.request.urlopen(req, timeout=10) as resp:
+            text = resp.read()
+    except (OSError, ValueError) as exc:
+        return [f"messages stream: {exc}"]
+    deltas = text.count(b"event: content_block_delta")
+    if resp.status != 200 or not deltas or b"event: message_stop" not in text:
+        return [f"messages stream: status {resp.status}, {deltas} text deltas, "
+                f"ends {text[-120:]!r}"]
+    return []
 
 
 # -- wrk ------------------------------------------------------------------------------------
 
 
 def measured_wrk(target: Target, script: Path, connections: int, seconds: float,
-                 load_pids: list[int]) -> dict[str, Any]:
+                 load_pids: list[int], url: str | None = None) -> dict[str, Any]:
     """One wrk run with the target's CPU, threads, RSS and both CPUs' busy share around it."""
     pid = target.pid
     cpu0, threads0, load0 = procs.tree_cpu(pid), procs.thread_cpu(pid), \
         sum(procs.tree_cpu(p) for p in load_pids)
     times0 = procs.CpuTimes.read()
     with procs.RssSampler(pid) as rss:
-        result, _raw = load.run_wrk(target.url, script, connections, seconds)
+        result, _raw = load.run_wrk(url or target.url, script, connections, seconds)
     times1 = procs.CpuTimes.read()
     cpu1, threads1, load1 = procs.tree_cpu(pid), procs.thread_cpu(pid), \
         sum(procs.tree_cpu(p) for p in load_pids)
@@ -146,6 +166,13 @@ def wrk_tests(target: Target, settings: Settings, workdir: Path,
         out[f"nonstream_c{c}"] = measured_wrk(target, plain, c, settings.wrk_seconds, load_pids)
     c = settings.stream_wrk_connections
     out[f"stream_c{c}"] = measured_wrk(target, streamed, c, settings.wrk_seconds, load_pids)
+    if target.gateway:
+        translated = load.wrk_script(workdir / f"{target.name}-messages.lua",
+                                     load.MESSAGES_STREAM_BODY,
+                                     {**target.headers, "x-bench-chunks": str(settings.chunks),
+                                      "x-bench-delay-ms": "0"})
+        out[f"messages_stream_c{c}"] = measured_wrk(target, translated, c, settings.wrk_seconds,
+                                                    load_pids, target.messages_url)
     return out
 
 
@@ -254,6 +281,8 @@ def run_all(target: Target, settings: Settings, workdir: Path,
         res.update(wrk_tests(target, settings, workdir, load_pids))
     else:
         res["notes"].append("wrk not installed: no req/s, latency or CPU per request")
+    if target.brief:
+        return res
     say(target, "TTFB: sequential, concurrent, hold-open streams")
     res.update(stream_tests(target, settings))
     time.sleep(0.5)

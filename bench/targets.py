@@ -36,10 +36,17 @@ class Target:
     thread_names: dict[int, str] = field(default_factory=dict)   # tid -> Python thread name
     python: bool = False               # a Python process: name its threads with py-spy
     notes: list[str] = field(default_factory=list)
+    gateway: bool = False              # Code Router: also measure a translated stream
+    brief: bool = False                # request rates and CPU only, no stream tests
+    helpers: list[subprocess.Popen[bytes]] = field(default_factory=list)  # stopped after it
 
     @property
     def url(self) -> str:
         return self.base_url + "/v1/chat/completions"
+
+    @property
+    def messages_url(self) -> str:
+        return self.base_url + "/v1/messages"
 
 
 class Skipped(Exception):
@@ -124,13 +131,25 @@ def start_nginx(p: procs.Procs, workdir: Path, upstream_port: int) -> Target:
 # -- Code Router ----------------------------------------------------------------------------
 
 
-def coderouter_config(port: int, upstream_port: int, db: Path) -> str:
-    """The gateway config per design.md: one openai channel, one group, one hashed token."""
+@dataclass(frozen=True, slots=True)
+class Gateway:
+    """Which Code Router to run: its source tree (a baseline is another commit's worktree)
+    and where its limiter state lives."""
+
+    name: str = "coderouter"
+    source: Path = REPO
+    redis: bool = False
+    brief: bool = False
+
+
+def coderouter_config(port: int, upstream_port: int, db: Path, redis: str | None = None) -> str:
+    """The gateway config with the default features on: usage rows, access log, metrics,
+    sticky sessions, scrubbing, and a token with a quota and rate limits (never reached)."""
     digest = hashlib.sha256(GATEWAY_KEY.encode()).hexdigest()
+    state = f"state: {{redis: '{redis}'}}\n" if redis else ""
     return f"""listen: {{host: 127.0.0.1, port: {port}}}
 database: {{path: {db}}}
-log: {{access: false}}
-channels:
+{state}channels:
   - name: upstream
     type: openai
     base_url: http://127.0.0.1:{upstream_port}/v1
@@ -143,6 +162,8 @@ model_groups:
 tokens:
   - name: bench
     key_sha256: {digest}
+    quota: {{requests: 1000000000, period: day}}
+    rate_limit: {{rpm: 1000000000}}
 """
 
 
@@ -151,27 +172,49 @@ def coderouter_cmd() -> list[str]:
     return [str(exe)] if exe.exists() else [sys.executable, "-m", "coderouter"]
 
 
-def start_coderouter(p: procs.Procs, workdir: Path, upstream_port: int) -> Target:
-    tmp = _tmp(workdir, "coderouter")
+def start_redis(p: procs.Procs, workdir: Path) -> tuple[subprocess.Popen[bytes], str]:
+    """A throw-away redis-server on the load CPU; returns it and its URL."""
+    if shutil.which("redis-server") is None:
+        raise Skipped("redis-server not installed (apt-get install -y redis-server)")
+    port = procs.free_port()
+    proc = p.start(procs.pinned(["redis-server", "--port", str(port), "--bind", "127.0.0.1",
+                                 "--save", "", "--appendonly", "no", "--dir", str(workdir)],
+                                procs.LOAD_CPU))
+    procs.wait_tcp(port, proc)
+    return proc, f"redis://127.0.0.1:{port}/0"
+
+
+def start_coderouter(p: procs.Procs, workdir: Path, upstream_port: int,
+                     gateway: Gateway = Gateway()) -> Target:
+    tmp = _tmp(workdir, gateway.name)
+    helpers: list[subprocess.Popen[bytes]] = []
+    redis_url = None
+    if gateway.redis:
+        redis, redis_url = start_redis(p, tmp)
+        helpers.append(redis)
     port = procs.free_port()
     conf = tmp / "config.yaml"
-    conf.write_text(coderouter_config(port, upstream_port, tmp / "usage.sqlite"))
+    conf.write_text(coderouter_config(port, upstream_port, tmp / "usage.sqlite", redis_url))
     log = tmp / "gateway.log"
-    check = subprocess.run([*coderouter_cmd(), "check", "-c", str(conf)], cwd=tmp,
+    env = {**os.environ, "PYTHONPATH": str(gateway.source)}
+    cmd = [sys.executable, "-m", "coderouter"]
+    check = subprocess.run([*cmd, "check", "-c", str(conf)], cwd=tmp, env=env,
                            capture_output=True, text=True, timeout=60)
     check_out = (check.stdout + check.stderr).strip()
-    proc = p.start(procs.pinned([*coderouter_cmd(), "serve", "-c", str(conf)], procs.PROXY_CPU),
-                   log=log, cwd=tmp)
+    proc = p.start(procs.pinned([*cmd, "serve", "-c", str(conf)], procs.PROXY_CPU),
+                   log=log, cwd=tmp, env=env)
     base = f"http://127.0.0.1:{port}"
     try:
         procs.wait_http_ok(base + "/healthz", proc, timeout=30)
     except RuntimeError as exc:
         tail = log.read_text(errors="replace")[-800:] if log.exists() else ""
-        p.stop(proc)
+        for child in (proc, *helpers):
+            p.stop(child)
         raise Skipped(f"coderouter serve did not become ready: {exc}; `coderouter check` said: "
                       f"{check_out[-300:]!r}; log tail: {tail!r}") from exc
-    target = Target("coderouter", base, proc.pid, {"Authorization": f"Bearer {GATEWAY_KEY}"},
-                    proc, log, usage_db=tmp / "usage.sqlite", python=True)
+    target = Target(gateway.name, base, proc.pid, {"Authorization": f"Bearer {GATEWAY_KEY}"},
+                    proc, log, usage_db=tmp / "usage.sqlite", python=True, gateway=True,
+                    brief=gateway.brief, helpers=helpers)
     if check.returncode != 0:
         target.notes.append(f"`coderouter check` exited {check.returncode}: {check_out[-300:]}")
     return target

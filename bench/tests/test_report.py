@@ -68,3 +68,23 @@ def test_markdown_table_has_one_column_per_target_and_ratio() -> None:
     assert header == ("| metric | direct | nginx | coderouter | coderouter/direct "
                       "| coderouter/nginx |")
     assert "| req/s, 32 conns | 100 | 80 | 10 | 0.10x | 0.12x |" in md
+
+
+def test_baseline_redis_and_translated_rows_are_compared_in_the_same_run() -> None:
+    """A baseline commit's gateway gets a ratio column and a never-slower check; the Redis
+    target and the translated stream are judged against the in-memory pass-through."""
+    res = _results()
+    res["coderouter"]["stream_c32"] = {"cpu_ms_per_req": 0.1}
+    res["coderouter"]["messages_stream_c32"] = {"cpu_ms_per_req": 0.15}
+    res["coderouter-redis"] = {"nonstream_c128": {"cpu_ms_per_req": 0.1}}
+    res["coderouter@abc1234"] = {"nonstream_c32": {"cpu_ms_per_req": 0.1},
+                                 "nonstream_c128": {"cpu_ms_per_req": 0.07}}
+    ratios = report.ratios(res)
+    assert ratios["coderouter/coderouter@abc1234"]["CPU ms/req, 32 conns"] == 0.8
+    header, _rows = report.table(res)
+    assert header[-1] == "coderouter/coderouter@abc1234"
+    verdicts = {c.name: (c.value, c.verdict) for c in report.checks(res)}
+    assert verdicts["CPU per translated stream vs pass-through stream"] == ("1.50x", "PASS")
+    assert verdicts["CPU per request, Redis state vs in-memory, 128 conns"] == ("1.25x", "FAIL")
+    assert verdicts["CPU per request vs coderouter@abc1234, 32 conns"] == ("0.80x", "PASS")
+    assert verdicts["CPU per request vs coderouter@abc1234, 128 conns"] == ("1.14x", "FAIL")
