@@ -20,6 +20,7 @@ from aiohttp import web
 
 from . import systemd
 from .config import Listen
+from .protocol import Runner
 from .state import GATEWAY
 
 log = logging.getLogger("coderouter")
@@ -48,9 +49,9 @@ async def serve(app: web.Application, host: str, port: int, status: str = "",
     *reuse_port* lets several worker processes listen on the same port (SO_REUSEPORT);
     *banner* is logged once the port is bound (a bind that fails logs only its error).
     """
-    runner = web.AppRunner(app, handle_signals=False, access_log=None,
-                           handler_cancellation=True, shutdown_timeout=BACKSTOP_TIMEOUT,
-                           **server_options(app[GATEWAY].holder.current.listen))
+    runner = Runner(app, handle_signals=False, access_log=None,
+                    handler_cancellation=True, shutdown_timeout=BACKSTOP_TIMEOUT,
+                    **server_options(app[GATEWAY].holder.current.listen))
     await runner.setup()
     try:
         await web.TCPSite(runner, host, port, reuse_port=reuse_port or None).start()

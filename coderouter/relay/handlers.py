@@ -12,6 +12,7 @@ from typing import Any
 
 import orjson
 from aiohttp import web
+from aiohttp.web_protocol import RequestPayloadError
 
 from ..auth import (
     authenticate,
@@ -75,7 +76,8 @@ def check_header_bytes(request: web.Request, limit: int) -> None:
 
 async def read_body(request: web.Request, limits: Limits) -> bytes:
     """The whole body; `RequestTooLarge` as soon as it passes ``limits.max_body`` bytes,
-    `RequestTimeout` when it has not all arrived within ``limits.body_timeout``."""
+    `RequestTimeout` when it has not all arrived within ``limits.body_timeout``,
+    `InvalidRequest` when its framing or encoding is broken."""
     limit = limits.max_body
     length = request.content_length
     if length is not None and length > limit:
@@ -92,6 +94,8 @@ async def read_body(request: web.Request, limits: Limits) -> bytes:
     except TimeoutError:
         raise RequestTimeout(f"request body did not arrive within "
                              f"{limits.body_timeout:g}s") from None
+    except RequestPayloadError as exc:  # broken framing or encoding; see coderouter.protocol
+        raise InvalidRequest(f"request body is malformed: {exc}") from None
     return b"".join(chunks)
 
 
