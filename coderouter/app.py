@@ -24,12 +24,12 @@ from .dialects import hub
 from .dialects.registry import ENDPOINTS
 from .logs import AccessLog
 from .metrics import METRICS, Metrics, metrics_route, mirror_state
-from .quotas.memory import Limiter
+from .quotas import quotas_for
 from .relay import gemini_routes, handlers
 from .relay.forward import Forwarder
 from .routing import Health
 from .state import GATEWAY, Gateway
-from .usage import UsageStore, UsageWriter, seed_totals
+from .usage import UsageStore, UsageWriter
 
 log = logging.getLogger("coderouter")
 
@@ -43,10 +43,11 @@ def create_app(holder: ConfigHolder, *, watch: bool = False,
     config = holder.current
     hub.use_secret(envelope_secret(config))
     pools, health = Pools(), Health(sessions=config.limits.sessions)
+    writer = usage_store(config.database)
     gateway = Gateway(holder=holder, pools=pools, health=health,
-                      forwarder=Forwarder(pools, health),
-                      writer=usage_store(config.database),
-                      limiter=Limiter(clock), clock=clock)
+                      forwarder=Forwarder(pools, health), writer=writer,
+                      quotas=quotas_for(config, writer, health, lambda: holder.current, clock),
+                      clock=clock)
     holder.on_swap = partial(_swapped, pools, health)
     app = web.Application(middlewares=[handlers.errors_middleware])
     app[GATEWAY] = gateway
@@ -57,15 +58,7 @@ def create_app(holder: ConfigHolder, *, watch: bool = False,
     app.on_response_prepare.append(handlers.on_prepare)
     app.on_shutdown.append(_drain)
     app.cleanup_ctx.append(_usage_writer)
-    if config.state.redis is not None:
-        from .quotas.redis import SharedLimiter
-        writer = gateway.writer
-        gateway.shared = SharedLimiter(
-            config.state, seed_source=partial(seed_totals, writer.fetch, engine=writer.engine),
-            flush_rows=writer.flush, config=lambda: holder.current, health=health, clock=clock)
-        health.on_change = gateway.shared.share_cooldown
-        health.on_pin = gateway.shared.share_pin
-        app.cleanup_ctx.append(_shared_state)
+    app.cleanup_ctx.append(_quotas)
     app.cleanup_ctx.append(dashboard_api.reader_ctx)
     app.cleanup_ctx.append(_upstream_pools)
     if watch:
@@ -155,23 +148,19 @@ async def _drain(app: web.Application) -> None:
 
 
 async def _usage_writer(app: web.Application) -> AsyncIterator[None]:
-    """Open the usage table and rebuild the quota counters from it before serving."""
-    gateway = app[GATEWAY]
-    writer = gateway.writer
+    writer = app[GATEWAY].writer
     await writer.open()
-    if gateway.limiter is not None:
-        await writer.seed(gateway.limiter)
     yield
     await writer.close()
 
 
-async def _shared_state(app: web.Application) -> AsyncIterator[None]:
-    """Connect to Redis (after the usage table, which seeds it); settle everything at stop."""
-    shared = app[GATEWAY].shared
-    assert shared is not None
-    await shared.open()
+async def _quotas(app: web.Application) -> AsyncIterator[None]:
+    """Rebuild the quota counters from the usage table (or connect to Redis) before serving;
+    settle everything at stop, before the table closes."""
+    quotas = app[GATEWAY].quotas
+    await quotas.open()
     yield
-    await shared.close()
+    await quotas.close()
 
 
 async def _upstream_pools(app: web.Application) -> AsyncIterator[None]:

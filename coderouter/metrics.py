@@ -221,17 +221,17 @@ class _StateCollector(Collector):
         yield GaugeMetricFamily("coderouter_usage_database_up",
                                 "1 while usage writes succeed, 0 after a failed one.",
                                 value=0 if writer.problem else 1)
-        shared = gw.shared
+        shared = gw.quotas.shared_health()
         if shared is not None:
             yield GaugeMetricFamily("coderouter_state_up",
                                     "1 while Redis (shared state) answers, 0 after a failure.",
-                                    value=0 if shared.problem else 1)
+                                    value=1 if shared.up else 0)
             yield CounterMetricFamily("coderouter_state_failures",
                                       "Failed calls to Redis (shared state).",
                                       value=shared.failures)
             yield GaugeMetricFamily("coderouter_state_pending_settlements",
                                     "Settlements waiting for Redis to answer again.",
-                                    value=len(shared.pending))
+                                    value=shared.pending)
         yield CounterMetricFamily("coderouter_usage_write_failures",
                                   "Failed usage batch writes (the rows are kept and retried).",
                                   value=writer.failures)

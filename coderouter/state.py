@@ -5,21 +5,17 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
 from aiohttp import web
 
 from .channels.pool import Pools
 from .config.reload import ConfigHolder
 from .drain import Drain
+from .quotas.protocol import Quotas
 from .relay.forward import Forwarder
 from .routing import Health
 from .sessions import Conversations
 from .usage import Record, UsageStore
-
-if TYPE_CHECKING:
-    from .quotas.memory import Limiter
-    from .quotas.redis import SharedLimiter
 
 
 @dataclass(slots=True, kw_only=True)
@@ -29,9 +25,8 @@ class Gateway:
     health: Health
     forwarder: Forwarder
     writer: UsageStore
-    limiter: Limiter | None = None
-    #: Quotas, rate limits and cooldowns in Redis (``state.redis``), instead of `limiter`.
-    shared: SharedLimiter | None = None
+    #: Quotas and rate limits: this process's counters, or Redis's (``state.redis``).
+    quotas: Quotas
     #: Unix time for usage rows and the limiter; injected by tests to move days and minutes.
     clock: Callable[[], float] = time.time
     #: The forwarded requests in flight, for a graceful stop.

@@ -8,7 +8,9 @@ import pytest
 
 from coderouter.config import Quota, RateLimit, Token, TokenGroup
 from coderouter.errors import QuotaExceeded, RateLimited
-from coderouter.quotas.memory import Limiter, SeedQuery, Totals, format_reset, period_start
+from coderouter.quotas.memory import Limiter
+from coderouter.quotas.model import SeedQuery, format_reset, period_start
+from coderouter.usage import Totals
 from tests.fakes import FakeClock
 
 

@@ -270,11 +270,11 @@ async def test_redis_down_open_counts_locally_then_reconciles(
             statuses = [await post(http, gateway.url, ALICE) for _ in range(7)]
         finally:
             own_redis.proc.send_signal(signal.SIGCONT)
-        shared = gateway.state.shared
-        assert shared is not None
+        quotas = gateway.state.quotas
 
         async def reconciled() -> bool:
-            return shared.problem is None and not shared.pending
+            health = quotas.shared_health()
+            return health is not None and health.up and not health.pending
         await until(reconciled, "the local usage to reach Redis")
         async with http.get(gateway.url + "/v1/usage",
                             headers={"Authorization": f"Bearer {ALICE}"}) as resp:

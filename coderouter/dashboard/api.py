@@ -91,11 +91,7 @@ async def admin_quotas(request: web.Request) -> web.Response:
     """GET /admin/quotas: every quota of every token and group, closest to its limit first."""
     gw, _ = await _admin(request, "/admin/quotas")
     config = gw.holder.current
-    assert gw.limiter is not None
-    if gw.shared is None:
-        reports = [gw.limiter.report(token) for token in config.tokens]
-    else:
-        reports = [await gw.shared.report(token) for token in config.tokens]
+    reports = [await gw.quotas.report(token) for token in config.tokens]
     return _json(quotas(config, reports))
 
 

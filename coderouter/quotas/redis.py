@@ -12,8 +12,7 @@ Redis unreachable: with ``on_state_failure: closed`` requests are refused with 5
 ``open`` they are admitted against this process's own `Limiter` (rebuilt from the usage
 table when Redis failed) and their usage is added to Redis when it answers again.
 
-Cooldowns of targets and keys are published on a Redis channel and kept as expiring keys, so
-a process starting later sees them too; a channel key appears only as a hash prefix.
+Cooldowns and session pins go through Redis too (`coderouter.quotas.redis_cooldowns`).
 Needs the ``redis`` extra (redis.asyncio).
 """
 
@@ -21,50 +20,40 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
 import itertools
 import logging
 import math
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-from ..config import PERIODS, Config, Quota, RateLimit, State, Token
-from ..errors import QuotaExceeded, RateLimited, StorageUnavailable
+from ..config import Config, State, Token
+from ..errors import StorageUnavailable
 from ..routing import Health
-from .memory import (  # the in-memory limiter's wording and calendar, shared on purpose
-    _LABEL,
-    WINDOW,
-    Limiter,
-    Reservation,
-    SeedQuery,
-    Totals,
-    _Calendar,
-    _iso,
-    _whole_seconds,
-    quota_message,
-    ratelimit_headers,
+from ..usage import Totals
+from .memory import Limiter, Reservation
+from .model import INDEX, Calendar, SeedQuery, SeedSource, limits_of
+from .protocol import SharedHealth
+from .redis_answers import (
+    headers_of,
+    limit_arg,
+    read_report,
+    refusal,
+    scopes_of,
+    start_arg,
 )
+from .redis_cooldowns import SharedCooldowns
 from .redis_scripts import ADMIT, SETTLE
 
 log = logging.getLogger("coderouter.state")
 
-SeedSource = Callable[[list[SeedQuery]], Awaitable[list[tuple[SeedQuery, dict[str, Totals]]]]]
-_INDEX = {period: i for i, period in enumerate(PERIODS)}
-_WHAT = {1: "token", 2: "request", 3: "cost"}
 #: After a failed call, Redis is not tried again for this long (requests take the failure
 #: mode at once instead of each waiting for a timeout).
 _RETRY_AFTER_FAILURE = 1.0
-_SEP = "\x1f"
 #: Redis connections per process (admissions queue for one beyond that).
 _CONNECTIONS = 32
-
-
-def key_id(key: str) -> str:
-    """What stands for a channel key in Redis: a short hash, never the key."""
-    return hashlib.sha256(key.encode()).hexdigest()[:16]
 
 
 def _redis() -> Any:
@@ -141,13 +130,6 @@ class _LocalReservation:
             max(0.0, float(cost)), forwarded, limiter.clock()))
 
 
-def scopes_of(token: Token) -> tuple[str, ...]:
-    """The Redis scope keys of *token*: its own, then its group's."""
-    if token.group is None:
-        return (f"t:{token.name}",)
-    return (f"t:{token.name}", f"g:{token.group.name}")
-
-
 class SharedLimiter:
     """Admission, settlement, usage reports and cooldowns in Redis (see the module doc)."""
 
@@ -159,8 +141,6 @@ class SharedLimiter:
         self.clock = clock
         self.seed_source = seed_source
         self.flush_rows = flush_rows
-        self.config = config
-        self.health = health
         self.local = Limiter(clock)
         self.redis: Any = None
         self.process = uuid.uuid4().hex[:12]
@@ -172,7 +152,7 @@ class SharedLimiter:
         self.failures = 0
         #: Why Redis failed last, None while it answers.
         self.problem: str | None = None
-        self._calendar = _Calendar()
+        self._calendar = Calendar()
         self._skip_until = 0.0
         self._epoch: str | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -186,6 +166,12 @@ class SharedLimiter:
         self._errors: tuple[type[BaseException], ...] = (OSError,)
         self._admit: Any = None
         self._settle: Any = None
+        #: Cooldowns and session pins, told to the other processes.
+        self.cooldowns = SharedCooldowns(prefix=state.prefix, process=self.process,
+                                         health=health, config=config, spawn=self.spawn,
+                                         failed=self._failed)
+        health.on_change = self.cooldowns.share_cooldown
+        health.on_pin = self.cooldowns.share_pin
 
     def _key(self, suffix: str) -> str:
         return f"{self.state.prefix}:{suffix}"
@@ -207,12 +193,13 @@ class SharedLimiter:
         self.redis = redis.asyncio.Redis(connection_pool=pool)
         self._admit = self.redis.register_script(ADMIT)
         self._settle = self.redis.register_script(SETTLE)
+        self.cooldowns.redis, self.cooldowns.errors = self.redis, self._errors
         try:
             await self.ensure_seeded()
         except self._errors as exc:
             self._failed(exc)
         self.spawn(self._renew_forever())
-        self.spawn(self._listen_forever())
+        self.spawn(self.cooldowns.listen_forever())
 
     async def close(self) -> None:
         """Send the settlements still in flight and what Redis has not taken, then disconnect.
@@ -235,7 +222,7 @@ class SharedLimiter:
         name = getattr(coroutine, "__name__", "state")
         task = asyncio.ensure_future(coroutine)
         task.set_name({"_renew_forever": "state-renew",
-                       "_listen_forever": "state-listen"}.get(name, "state"))
+                       "listen_forever": "state-listen"}.get(name, "state"))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
@@ -285,8 +272,8 @@ class SharedLimiter:
                     pipe.hset(f"{scope}:tpm", str(math.floor(now)), total.tokens)
                     pipe.expire(f"{scope}:tpm", 120)
                 continue
-            index = _INDEX[query.period]
-            bucket = f"{scope}:b:{index}:{_start(query.since)}"
+            index = INDEX[query.period]
+            bucket = f"{scope}:b:{index}:{start_arg(query.since)}"
             pipe.hset(bucket, mapping={"t": total.tokens, "r": total.requests,
                                        "c": repr(total.cost)})
             self._calendar.at(now)
@@ -337,16 +324,16 @@ class SharedLimiter:
         scopes = scopes_of(token)
         args: list[Any] = [repr(now), rid, repr(now + self.state.lease), tokens, repr(cost),
                            self.state.prefix, len(scopes)]
-        limits = _limits(token)
+        limits = limits_of(token)
         for scope, (quotas, rate) in zip(scopes, limits, strict=True):
             args += [scope, len(quotas)]
             for quota in quotas:
-                index = _INDEX[quota.period]
+                index = INDEX[quota.period]
                 end = ends[index]
-                args += [index, _start(starts[index]), -1 if end is None else end,
-                         _limit(quota.tokens), _limit(quota.requests), _limit(quota.cost)]
-            args += [_limit(rate.rpm if rate else None), _limit(rate.tpm if rate else None),
-                     _limit(rate.concurrent if rate else None)]
+                args += [index, start_arg(starts[index]), -1 if end is None else end,
+                         limit_arg(quota.tokens), limit_arg(quota.requests), limit_arg(quota.cost)]
+            args += [limit_arg(rate.rpm if rate else None), limit_arg(rate.tpm if rate else None),
+                     limit_arg(rate.concurrent if rate else None)]
         try:
             result = await self._run_admit(args)
             if int(result[0]) == 5:
@@ -357,13 +344,11 @@ class SharedLimiter:
             raise
         self._recovered()
         code = int(result[0])
-        headers = _headers(limits, result[4:])
+        headers = headers_of(limits, result[4:])
         if code == 0:
             self.live[rid] = scopes
             return SharedReservation(self, rid, scopes, headers)
-        self._refuse(token, code, int(result[1]) - 1, result[2], int(result[3]), headers,
-                     limits)
-        raise AssertionError("unreachable")
+        raise refusal(token, result, self._calendar)
 
     async def _run_admit(self, args: list[Any]) -> Any:
         """Run the admission script (see `_sender`)."""
@@ -431,34 +416,6 @@ class SharedLimiter:
             pipe.evalsha(self._admit.sha, 0, *args)
         return list(await pipe.execute(raise_on_error=False))
 
-    def _refuse(self, token: Token, code: int, scope: int, detail: Any, extra: int,
-                headers: dict[str, str], limits: list[tuple[tuple[Quota, ...],
-                                                            RateLimit | None]]) -> None:
-        kind = "token" if scope == 0 else "group"
-        name = token.name if scope == 0 else (token.group.name if token.group else "")
-        label = f"{_LABEL[kind]} '{name}'"
-        quotas, rate = limits[scope]
-        if code == 1:
-            quota = quotas[int(detail) - 1]
-            held, extra = extra >= 10, extra % 10
-            limit = {1: quota.tokens, 2: quota.requests, 3: quota.cost}[extra] or 0
-            raise QuotaExceeded(quota_message(label, quota, _WHAT[extra], limit,
-                                              self._calendar.ends[_INDEX[quota.period]], held),
-                                headers=headers)
-        assert rate is not None
-        if code == 2:
-            message, wait = (f"{label} has {extra} requests in flight, its concurrency limit; "
-                             f"retry when one finishes"), 1
-        elif code == 3:
-            wait = _whole_seconds(float(detail))
-            message = (f"{label} reached its rate limit of {rate.rpm} requests per minute; "
-                       f"retry in {wait}s")
-        else:
-            wait = _whole_seconds(float(detail))
-            message = (f"{label} reached its rate limit of {rate.tpm} tokens per minute; "
-                       f"retry in {wait}s")
-        raise RateLimited(message, headers={"Retry-After": str(wait), **headers})
-
     # -- settlement -------------------------------------------------------------------------
 
     def settle(self, settlement: _Settlement) -> None:
@@ -476,7 +433,7 @@ class SharedLimiter:
             args.append(scope)
             for index, start in enumerate(starts):
                 end = ends[index]
-                args += [index, _start(start), -1 if end is None else _keep(end, s.at)]
+                args += [index, start_arg(start), -1 if end is None else _keep(end, s.at)]
         return args
 
     async def _send(self, s: _Settlement) -> None:
@@ -564,96 +521,6 @@ class SharedLimiter:
             except self._errors as exc:
                 self._failed(exc)
 
-    # -- cooldowns --------------------------------------------------------------------------
-
-    def share_cooldown(self, kind: str, ident: tuple[str, str], seconds: float) -> None:
-        """`Health.on_change`: tell the other processes (never blocks)."""
-        if self.redis is None:
-            return
-        channel, name = ident
-        if kind == "key":
-            name = key_id(name)
-        self.spawn(self._publish(kind, channel, name, seconds))
-
-    async def _publish(self, kind: str, channel: str, name: str, seconds: float) -> None:
-        key = self._key(f"cool:{kind}:{channel}{_SEP}{name}")
-        try:
-            pipe = self.redis.pipeline(transaction=False)
-            if seconds > 0:
-                pipe.set(key, "1", px=max(1, int(seconds * 1000)))
-            else:
-                pipe.delete(key)
-            pipe.publish(self._key("cooldowns"),
-                         _SEP.join((self.process, kind, channel, name, repr(seconds))))
-            await pipe.execute()
-        except self._errors as exc:
-            self._failed(exc)
-
-    def _apply(self, kind: str, channel: str, name: str, seconds: float) -> None:
-        if kind == "target":
-            self.health.apply("target", (channel, name), seconds)
-            return
-        for ch in self.config().channels:
-            if ch.name == channel:
-                for key in ch.keys:
-                    if key_id(key) == name:
-                        self.health.apply("key", (channel, key), seconds)
-
-    def share_pin(self, group: str, session: str, target: tuple[str, str], key: str,
-                  ttl: float) -> None:
-        """`Health.on_pin`: tell the other processes where *session* is served (never blocks).
-        """
-        if self.redis is None:
-            return
-        message = _SEP.join((self.process, "pin", group, session, target[0], target[1],
-                             key_id(key), repr(ttl)))
-        self.spawn(self._send_pin(message))
-
-    async def _send_pin(self, message: str) -> None:
-        try:
-            await self.redis.publish(self._key("cooldowns"), message)
-        except self._errors as exc:
-            self._failed(exc)
-
-    def _apply_pin(self, group: str, session: str, channel: str, model: str, key: str,
-                   ttl: float) -> None:
-        for ch in self.config().channels:
-            if ch.name == channel:
-                for candidate in ch.keys or ("",):
-                    if not ch.keys or key_id(candidate) == key:
-                        now = self.health.clock()
-                        self.health.sticky.pin(group, session, (channel, model), candidate,
-                                               now + ttl, shared=now)
-                        return
-
-    async def _listen_forever(self) -> None:
-        """Apply the cooldowns other processes publish; at (re)connect, those still running."""
-        while True:
-            try:
-                pubsub = self.redis.pubsub()
-                await pubsub.subscribe(self._key("cooldowns"))
-                async for key in self.redis.scan_iter(match=self._key("cool:*"), count=500):
-                    ttl = await self.redis.pttl(key)
-                    kind, _, rest = key[len(self._key("cool:")):].partition(":")
-                    channel, _, name = rest.partition(_SEP)
-                    if ttl > 0:
-                        self._apply(kind, channel, name, ttl / 1000)
-                async for message in pubsub.listen():
-                    if message.get("type") != "message":
-                        continue
-                    fields = message["data"].split(_SEP)
-                    if fields[0] == self.process or len(fields) != (
-                            8 if fields[1:2] == ["pin"] else 5):
-                        continue  # our own, or not ours to read
-                    if fields[1] == "pin":
-                        group, session, channel, model, key, ttl = fields[2:]
-                        self._apply_pin(group, session, channel, model, key, float(ttl))
-                    else:
-                        self._apply(fields[1], fields[2], fields[3], float(fields[4]))
-            except self._errors as exc:
-                self._failed(exc)
-                await asyncio.sleep(1.0)
-
     # -- GET /v1/usage ----------------------------------------------------------------------
 
     async def report(self, token: Token) -> dict[str, Any]:
@@ -668,107 +535,20 @@ class SharedLimiter:
             raise StorageUnavailable(f"shared state is unavailable (Redis: {self.problem})")
         return self.local.report(token)
 
+    def admit_free(self, token: Token) -> Reservation:
+        """Counting uses no quota: rpm and concurrent hold on this process's counters."""
+        return self.local.admit_free(token)
+
+    def shared_health(self) -> SharedHealth:
+        return SharedHealth(up=self.problem is None, failures=self.failures,
+                            pending=len(self.pending))
+
     async def _report(self, token: Token) -> dict[str, Any]:
         await self._idle.wait()  # what this process settled is counted first
-        now = self.clock()
-        starts = self._calendar.at(now)
-        ends = self._calendar.ends
-        limits = _limits(token)
-        names = [token.name] + ([token.group.name] if token.group else [])
-        pipe = self.redis.pipeline(transaction=False)
-        for scope, (quotas, _) in zip(scopes_of(token), limits, strict=True):
-            key = self._key(scope)
-            pipe.hmget(f"{key}:held", "n", "t", "c")
-            pipe.zcount(f"{key}:rpm", f"({now - WINDOW}", "+inf")
-            pipe.zrange(f"{key}:rpm", -1, -1, withscores=True)
-            pipe.hgetall(f"{key}:tpm")
-            for quota in quotas:
-                index = _INDEX[quota.period]
-                pipe.hmget(f"{key}:b:{index}:{_start(starts[index])}", "t", "r", "c")
-        answers = iter(await pipe.execute())
-        quotas_out: list[dict[str, Any]] = []
-        rates_out: list[dict[str, Any]] = []
-        for kind, _name, (quotas, rate) in zip(("token", "group"), names, limits, strict=False):
-            held = [float(v or 0) for v in next(answers)]
-            n, t, c = int(held[0]), int(held[1]), held[2]
-            if n <= 0:
-                n, t, c = 0, 0, 0.0
-            count = int(next(answers))
-            newest = next(answers)
-            tpm = {int(sec): int(v) for sec, v in next(answers).items()
-                   if int(sec) > now - WINDOW}
-            for quota in quotas:
-                bt, br, bc = (float(v or 0) for v in next(answers))
-                end = ends[_INDEX[quota.period]]
-                quotas_out.append({
-                    "scope": kind, "period": quota.period,
-                    "resets_at": _iso(end) if end is not None else None,
-                    "tokens": _dimension(quota.tokens, int(bt), t),
-                    "requests": _dimension(quota.requests, int(br), n),
-                    "cost": _dimension(quota.cost, round(bc, 6), round(c, 6))})
-            if rate is not None and (rate.rpm, rate.tpm, rate.concurrent) != (None,) * 3:
-                rpm_reset = newest[0][1] + WINDOW - now if newest else 0.0
-                tpm_reset = max(tpm) + WINDOW - now if tpm else 0.0
-                rates_out.append({
-                    "scope": kind,
-                    "rpm": None if rate.rpm is None else {
-                        "limit": rate.rpm, "remaining": max(0, rate.rpm - count),
-                        "resets_in": math.ceil(rpm_reset - 1e-9)},
-                    "tpm": None if rate.tpm is None else {
-                        "limit": rate.tpm,
-                        "remaining": max(0, rate.tpm - sum(tpm.values()) - t),
-                        "resets_in": math.ceil(tpm_reset - 1e-9)},
-                    "concurrent": None if rate.concurrent is None else {
-                        "limit": rate.concurrent,
-                        "remaining": max(0, rate.concurrent - n), "resets_in": None}})
-        return {"token": token.name, "group": token.group.name if token.group else None,
-                "quotas": quotas_out, "rate_limits": rates_out}
-
-
-def _limits(token: Token) -> list[tuple[tuple[Quota, ...], RateLimit | None]]:
-    limits = [(token.quotas, token.rate_limit)]
-    if token.group is not None:
-        limits.append((token.group.quotas, token.group.rate_limit))
-    return limits
-
-
-def _limit(value: float | None) -> Any:
-    return -1 if value is None else value
+        return await read_report(self.redis, self.state.prefix, token, self.clock(),
+                                 self._calendar)
 
 
 def _keep(end: float, now: float) -> int:
     """Seconds to keep a period's bucket: until a day after it ends (times from the clock)."""
     return max(1, int(end - now) + 86400)
-
-
-def _start(start: float) -> str:
-    return str(int(start))
-
-
-def _dimension(limit: float | None, used: float, reserved: float) -> dict[str, Any] | None:
-    if limit is None:
-        return None
-    remaining = max(0, limit - used - reserved)
-    if isinstance(remaining, float):
-        remaining = round(remaining, 6)
-    return {"limit": limit, "used": used, "reserved": reserved, "remaining": remaining}
-
-
-def _headers(limits: list[tuple[tuple[Quota, ...], RateLimit | None]],
-             values: Sequence[Any]) -> dict[str, str]:
-    """The ``x-ratelimit-*`` headers of the tightest rpm and tpm limits (`Limiter._headers`)."""
-    requests: tuple[int, int, float] | None = None
-    tokens: tuple[int, int, float] | None = None
-    for i, (_, rate) in enumerate(limits):
-        if rate is None:
-            continue
-        rpm_left, rpm_reset, tpm_left, tpm_reset = values[4 * i:4 * i + 4]
-        if rate.rpm is not None:
-            candidate = (int(float(rpm_left)), rate.rpm, float(rpm_reset))
-            if requests is None or candidate[:2] < requests[:2]:
-                requests = candidate
-        if rate.tpm is not None:
-            candidate = (int(float(tpm_left)), rate.tpm, float(tpm_reset))
-            if tokens is None or candidate[:2] < tokens[:2]:
-                tokens = candidate
-    return ratelimit_headers(requests, tokens)

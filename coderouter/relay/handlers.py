@@ -40,7 +40,8 @@ from ..errors import (
 )
 from ..estimate import MAX_DEPTH, scan_body
 from ..logs import log_unserved
-from ..quotas.memory import refuse_oversized
+from ..quotas.model import refuse_oversized
+from ..quotas.protocol import Admission
 from ..rules import first_rule, traits
 from ..sessions import Conversations, client_name, session_key
 from ..sse import COUNTING, Dialect
@@ -147,7 +148,7 @@ async def relay(request: web.Request, *, dialect: Dialect | None = None,
                     client_ip=request.remote,
                     client=client_name(request.headers.get("User-Agent")))
     exchange: Exchange | None = None
-    admission = None
+    admission: Admission | None = None
     try:
         body = await read_body(request, config.limits)
         payload = parse(body)
@@ -217,24 +218,19 @@ def _exchange(request: web.Request, config: Config, token: Token, facts: Facts,
                     session=record.session, rule=rule, output_tokens=facts.max_output(payload))
 
 
-async def _admit(gw: Gateway, token: Token, ex: Exchange) -> Any:
+async def _admit(gw: Gateway, token: Token, ex: Exchange) -> Admission:
     """The token's admission for *ex*: its quotas and rate limits, else a refusal.
 
     Counting uses no quota, but rpm and concurrent hold (this process's counters).
     """
-    if gw.limiter is None:
-        return None
     if ex.dialect in COUNTING:
-        return gw.limiter.admit_free(token)
+        return gw.quotas.admit_free(token)
     prompt, asked = ex.prompt_estimate, ex.output_tokens
     output = asked or ex.route.output_reserve
     targets = ex.rule.targets if ex.rule is not None else ex.route.targets
     refuse_oversized(token, tokens=prompt + asked, cost=dearest_cost(targets, prompt, asked))
     estimate_cost = dearest_cost(targets, prompt, output)
-    if gw.shared is None:
-        return gw.limiter.admit(token, estimate_tokens=prompt + output,
-                                estimate_cost=estimate_cost)
-    return await gw.shared.admit(token, estimate_tokens=prompt + output,
+    return await gw.quotas.admit(token, estimate_tokens=prompt + output,
                                  estimate_cost=estimate_cost)
 
 
@@ -254,8 +250,7 @@ async def own_usage(request: web.Request) -> web.Response:
     """GET /v1/usage: the calling token's quotas and rate limits in the current periods."""
     gw = request.app[GATEWAY]
     token = authenticate(gw.holder.current, request.headers)
-    assert gw.limiter is not None
-    report = gw.limiter.report(token) if gw.shared is None else await gw.shared.report(token)
+    report = await gw.quotas.report(token)
     return web.Response(body=orjson.dumps(report), headers=_JSON_HEADERS)
 
 

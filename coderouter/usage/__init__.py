@@ -22,7 +22,6 @@ from typing import Any, Literal, Protocol
 
 import aiosqlite
 
-from ..quotas.memory import Limiter, SeedQuery, Totals
 from .schema import MIGRATIONS, VERSIONS_TABLE, Engine, Migration, pending
 
 log = logging.getLogger("coderouter.usage")
@@ -96,8 +95,6 @@ class UsageStore(Protocol):
     async def flush(self) -> None: ...
 
     async def close(self) -> None: ...
-
-    async def seed(self, limiter: Limiter) -> None: ...
 
     async def report(self, by: str, since: float | None,
                      until: float | None) -> list[dict[str, Any]]: ...
@@ -287,10 +284,6 @@ class UsageWriter:
         async with self.db.execute(sql, params) as cursor:
             return list(await cursor.fetchall())
 
-    async def seed(self, limiter: Limiter) -> None:
-        """Rebuild *limiter*'s counters from this table (`seed_limiter`)."""
-        await seed_limiter(self.fetch, limiter)
-
     async def report(self, by: str, since: float | None,
                      until: float | None) -> list[dict[str, Any]]:
         """`aggregate` over every finished request (the queue is written first).
@@ -457,25 +450,18 @@ def period_totals_query(column: Literal["token", "token_group"],
 Fetch = Callable[[str, Sequence[Any]], Awaitable[Sequence[Sequence[Any]]]]
 
 
-async def seed_totals(fetch: Fetch, plan: Sequence[SeedQuery], engine: Engine = "sqlite",
-                      ) -> list[tuple[SeedQuery, dict[str, Totals]]]:
-    """The per-name `Totals` answering each query of *plan* (see `period_totals_query`)."""
-    answers = []
-    for query in plan:
-        column: Literal["token", "token_group"] = (
-            "token" if query.scope == "token" else "token_group")
-        rows = await fetch(period_totals_query(column, engine), (query.since,))
-        answers.append((query, {name: Totals(int(tokens), int(requests), float(cost))
-                                for name, tokens, requests, cost in rows}))
-    return answers
+@dataclass(frozen=True, slots=True)
+class Totals:
+    """Usage of one name since a time: total tokens, request rows and cost."""
+
+    tokens: int = 0
+    requests: int = 0
+    cost: float = 0.0
 
 
-async def seed_limiter(fetch: Fetch, limiter: Limiter, engine: Engine = "sqlite") -> None:
-    """Rebuild *limiter*'s counters from the table, one indexed query per scope and period.
-
-    Only rows of forwarded requests count (see `period_totals_query`), so the counters equal
-    what the requests counted while they were served: a restart neither forgives nor
-    double-counts. Call it before serving.
-    """
-    for query, totals in await seed_totals(fetch, limiter.seed_plan(), engine):
-        limiter.seed(query, totals)
+async def totals_since(fetch: Fetch, column: Literal["token", "token_group"], since: float,
+                       engine: Engine = "sqlite") -> dict[str, Totals]:
+    """The `Totals` of each name in *column* since *since* (see `period_totals_query`)."""
+    rows = await fetch(period_totals_query(column, engine), (since,))
+    return {name: Totals(int(tokens), int(requests), float(cost))
+            for name, tokens, requests, cost in rows}

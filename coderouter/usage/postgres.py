@@ -18,7 +18,6 @@ from collections.abc import Sequence
 from typing import Any
 
 from ..config import Database
-from ..quotas.memory import Limiter
 from . import (
     COLUMNS,
     DatabaseUnavailable,
@@ -26,7 +25,6 @@ from . import (
     aggregate_query,
     report_rows,
     row_of,
-    seed_limiter,
 )
 from .schema import MIGRATIONS, VERSIONS_TABLE, Engine, Migration, pending
 from .spool import Spool
@@ -225,9 +223,6 @@ class PostgresWriter:
     async def fetch(self, sql: str, params: Sequence[Any]) -> Sequence[Sequence[Any]]:
         async with self.pool.acquire(timeout=_CONNECT_TIMEOUT) as conn:
             return [tuple(r) for r in await conn.fetch(sql, *params)]
-
-    async def seed(self, limiter: Limiter) -> None:
-        await seed_limiter(self.fetch, limiter, "postgres")
 
     async def report(self, by: str, since: float | None,
                      until: float | None) -> list[dict[str, Any]]:
