@@ -63,6 +63,8 @@ class Kind:
     has_responses_setting: ClassVar[bool] = False
     #: A Responses upstream of this kind answers Codex's compaction request itself.
     compacts: ClassVar[bool] = True
+    #: The ``betas:`` setting means something for this kind (anthropic): its default.
+    default_betas: ClassVar[tuple[str, ...] | None] = None
 
     def __init__(self) -> None:
         self._native = tuple(self.paths)
@@ -95,6 +97,10 @@ class Kind:
         url = call.channel.base_url + self.paths[call.dialect]
         return f"{url}?{call.query}" if call.query else url
 
+    def restrict(self, headers: CIMultiDict[str], channel: Channel) -> None:
+        """Narrow the forwarded caller *headers* to what *channel* allows (by default, as
+        they are)."""
+
     def authorize(self, headers: CIMultiDict[str], key: str) -> None:
         """Put the channel *key* in *headers* as this kind's upstream reads it."""
         headers["Authorization"] = f"Bearer {key}"
@@ -111,6 +117,7 @@ class Kind:
             if lower in names or (prefixes and lower.startswith(prefixes)
                                   and lower not in NEVER):
                 out.add(name, value)
+        self.restrict(out, channel)
         self.authorize(out, call.key)
         out["Content-Type"] = "application/json"
         out["X-Request-Id"] = call.request_id

@@ -12,9 +12,13 @@ from .prices import prices as read_prices
 from .readers import MISSING, Reader, join, kind_of
 
 CHANNEL_KEYS = ("name", "type", "base_url", "keys", "headers", "forward_headers", "models",
-                "prices", "timeout", "api_version", "enabled", "responses", "body_rules")
+                "prices", "timeout", "api_version", "enabled", "responses", "body_rules",
+                "betas")
 #: The kinds whose channels take ``responses:``, for its error message.
 _RESPONSES_KINDS = " and ".join(n for n, kind in KINDS.items() if kind.has_responses_setting)
+
+#: The kinds whose channels take ``betas:``.
+_BETAS_KINDS = " and ".join(n for n, kind in KINDS.items() if kind.default_betas is not None)
 
 KindFields = tuple[str | None, tuple[str, ...] | None, str | None, bool | Literal["only"] | None]
 
@@ -38,6 +42,7 @@ def channel(r: Reader, raw: Any, path: str) -> tuple[Channel, str] | None:
     prices = r.field(m, path, "prices", lambda v, p: read_prices(r, v, p), {})
     enabled = r.field(m, path, "enabled", r.boolean, True)
     body_rules = _body_rules(r, m.get("body_rules"), join(path, "body_rules"))
+    betas = _betas(r, kind, m, path)
     if name is None or type_name is None or kind is None or base_url is None or keys is None \
             or None in (headers, models, prices, enabled):
         return None
@@ -49,7 +54,20 @@ def channel(r: Reader, raw: Any, path: str) -> tuple[Channel, str] | None:
         forward_headers=tuple(p.lower() for p in forward or ()), models=models,
         prices=prices, timeout=timeout,
         api_version=api_version, enabled=enabled, responses=responses,
-        body_rules=body_rules), path
+        body_rules=body_rules, betas=betas), path
+
+
+def _betas(r: Reader, kind: Kind | None, m: dict[str, Any], path: str) -> tuple[str, ...] | None:
+    """``betas``: the caller ``anthropic-beta`` values the channel forwards (None: default)."""
+    betas = r.field(m, path, "betas", r.strings, None)
+    if betas is None:
+        return None
+    if kind is not None and kind.default_betas is None:
+        r.error(join(path, "betas"), f"only for {_BETAS_KINDS} channels")
+    for i, beta in enumerate(betas):
+        if not beta or any(c.isspace() or c == "," for c in beta):
+            r.error(f"{join(path, 'betas')}[{i}]", f"'{beta}' is not one beta name")
+    return tuple(betas)
 
 
 def kind_fields(r: Reader, kind: Kind | None, m: dict[str, Any], path: str) -> KindFields:

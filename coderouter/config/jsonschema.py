@@ -95,6 +95,8 @@ CHANNEL = obj({
     "timeout": TIMEOUTS,
     "api_version": doc(STRING, "azure: the api-version"),
     "enabled": doc(BOOLEAN, "a disabled channel is never tried", True),
+    "betas": doc(STRINGS, "anthropic: the caller anthropic-beta values forwarded (* for "
+                        "all; default: those Claude Code needs, README)"),
     "responses": doc({"enum": [True, False, "only"]},
                    "openai/azure: the upstream has the Responses API (only: nothing else)"),
     "body_rules": array(BODY_RULE, "fields dropped from or set in every upstream body, in "

@@ -106,6 +106,9 @@ class Channel:
     responses: bool | Literal["only"] = False
     #: Fields dropped from or set in every upstream body, in order (``body_rules:``).
     body_rules: tuple[BodyRule, ...] = ()
+    #: anthropic: the caller ``anthropic-beta`` values forwarded (``betas:``; None: the kind's
+    #: default list, ``*``: every value).
+    betas: tuple[str, ...] | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
