@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import datetime as dt
 import functools
 import json
@@ -122,6 +123,8 @@ def with_baseline(wanted: dict[str, Starter], baseline: tuple[str, Path] | None
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
     settings = suite.Settings.quick_run() if args.quick else suite.Settings()
+    if args.brief:
+        settings = dataclasses.replace(settings, brief=True)
     notes: list[str] = []
     if not procs.pin_self_to_load_cpu():
         notes.append("no CPU pinning: taskset missing or fewer than 2 CPUs")
@@ -180,6 +183,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--peers", action="store_true",
                         help="also LiteLLM proxy (PyPI) and Portkey gateway (npm)")
     parser.add_argument("--only", help="comma-separated targets besides direct, e.g. nginx")
+    parser.add_argument("--brief", action="store_true",
+                        help="request rates and CPU only: no TTFB or held-stream tests")
     parser.add_argument("--baseline", metavar="COMMIT",
                         help="also run this commit's gateway (git worktree) side by side")
     parser.add_argument("--out", type=Path, default=RESULTS / "latest.json")

@@ -26,6 +26,7 @@ class Settings:
     """How long and how hard to push; `quick()` is the ~1 minute smoke run."""
 
     quick: bool = False
+    brief: bool = False                # request rates and CPU only (no TTFB, no held streams)
     wrk_seconds: float = 10.0
     warmup_seconds: float = 2.0
     connections: tuple[int, ...] = (32, 128)
@@ -281,7 +282,7 @@ def run_all(target: Target, settings: Settings, workdir: Path,
         res.update(wrk_tests(target, settings, workdir, load_pids))
     else:
         res["notes"].append("wrk not installed: no req/s, latency or CPU per request")
-    if target.brief:
+    if target.brief or settings.brief:
         return res
     say(target, "TTFB: sequential, concurrent, hold-open streams")
     res.update(stream_tests(target, settings))

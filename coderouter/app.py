@@ -22,7 +22,7 @@ from .dashboard import api as dashboard_api
 from .dashboard import pages
 from .dialects import hub
 from .dialects.registry import ENDPOINTS
-from .logs import AccessLog
+from .logs import ACCESS_LOG, AccessLog, flush_at_stop
 from .metrics import METRICS, Metrics, metrics_route, mirror_state
 from .quotas import quotas_for
 from .relay import gemini_routes, handlers
@@ -54,7 +54,9 @@ def create_app(holder: ConfigHolder, *, watch: bool = False,
     app[METRICS] = Metrics.attach(gateway)
     if app[METRICS].mirror is not None:
         app.cleanup_ctx.append(mirror_state)
-    gateway.observers.append(AccessLog(holder))
+    app[ACCESS_LOG] = AccessLog(holder)
+    gateway.observers.append(app[ACCESS_LOG])
+    app.on_cleanup.append(flush_at_stop)
     app.on_response_prepare.append(handlers.on_prepare)
     app.on_shutdown.append(_drain)
     app.cleanup_ctx.append(_usage_writer)

@@ -39,7 +39,7 @@ from ..errors import (
     StorageUnavailable,
 )
 from ..estimate import MAX_DEPTH, scan_body
-from ..logs import log_unserved
+from ..logs import ACCESS_LOG
 from ..quotas.model import refuse_oversized
 from ..quotas.protocol import Admission
 from ..rules import first_rule, traits
@@ -331,8 +331,8 @@ async def errors_middleware(request: web.Request, handler: Any) -> web.StreamRes
 
 def _http_error(request: web.Request, exc: web.HTTPException) -> GatewayError:
     if exc.status in (404, 405):
-        log_unserved(request.app[GATEWAY].holder, request.method, request.path, exc.status,
-                     request_id(request), request.remote)
+        request.app[ACCESS_LOG].unserved(request.method, request.path, exc.status,
+                                         request_id(request), request.remote)
     if exc.status == 404:
         return NotFound(f"no route for {request.method} {request.path}")
     if exc.status == 405:
