@@ -9,6 +9,7 @@ are keyed by model group name and session, and name their target the same way.
 from __future__ import annotations
 
 import itertools
+import logging
 import random
 import time
 from collections import OrderedDict
@@ -16,6 +17,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from .config import Channel, ModelGroup, Target
+
+log = logging.getLogger("coderouter.health")
 
 
 @dataclass(slots=True)
@@ -126,8 +129,7 @@ class Health:
         With `on_pin` set (shared state), a new or moved pin is passed on at once, a refreshed
         one again once half its TTL went by since it last was.
         """
-        if self._targets.pop(target.id, None) is not None and self.on_change is not None:
-            self.on_change("target", target.id, 0.0)
+        self.succeeded(target)
         ttl = group.sticky_ttl
         if session is None or ttl <= 0:
             return
@@ -169,13 +171,21 @@ class Health:
         return max(0.0, min(waits, default=0.0))
 
     def succeeded(self, target: Target) -> None:
-        if self._targets.pop(target.id, None) is not None and self.on_change is not None:
+        """*target* answered: end its cooldown, if it had one."""
+        if self._targets.pop(target.id, None) is None:
+            return
+        log.warning("target %s/%s is back in service: a request succeeded after its cooldown",
+                    target.channel.name, target.model)
+        if self.on_change is not None:
             self.on_change("target", target.id, 0.0)
 
-    def failed(self, target: Target, cooldown: float) -> None:
-        """Put *target* in cooldown for *cooldown* seconds (a cooldown of 0 clears it)."""
+    def failed(self, target: Target, cooldown: float, reason: str = "") -> None:
+        """Put *target* in cooldown for *cooldown* seconds (a cooldown of 0 clears it);
+        *reason*, the failure, goes to the WARN line."""
         if cooldown > 0:
             self._targets[target.id] = _Cooldown(self.clock() + cooldown)
+            log.warning("target %s/%s cooling down for %gs: %s", target.channel.name,
+                        target.model, cooldown, reason or "failed")
             if self.on_cooldown is not None:
                 self.on_cooldown(target.channel.name, "target")
         else:
@@ -206,10 +216,8 @@ class Health:
         keys = channel.keys
         if not keys:
             return ""
-        if prefer is not None and prefer in keys:
-            until = self._keys.get((channel.name, prefer))
-            if until is None or self.clock() >= until:
-                return prefer
+        if prefer is not None and prefer in keys and self._key_ready(channel, prefer):
+            return prefer
         rotation = self._rotation.get(channel.name)
         if rotation is None:
             rotation = self._rotation[channel.name] = itertools.count()
@@ -217,10 +225,21 @@ class Health:
         start = next(rotation)
         for offset in range(len(keys)):
             key = keys[(start + offset) % len(keys)]
-            until = self._keys.get((channel.name, key))
-            if until is None or now >= until:
+            if self._key_ready(channel, key, now):
                 return key
         return None
+
+    def _key_ready(self, channel: Channel, key: str, now: float | None = None) -> bool:
+        """Whether *key* is not cooling; a cooldown found ended is forgotten, with a WARN."""
+        until = self._keys.get((channel.name, key))
+        if until is None:
+            return True
+        if (self.clock() if now is None else now) < until:
+            return False
+        del self._keys[(channel.name, key)]
+        log.warning("key #%d of channel %s is back in service: its cooldown ended",
+                    _index(channel, key), channel.name)
+        return True
 
     def target_state(self, target: Target) -> tuple[str, float]:
         """``("healthy", 0)``, ``("cooling", seconds left)`` or ``("trial", 0)`` for *target*.
@@ -241,10 +260,19 @@ class Health:
         until = self._keys.get((channel.name, channel.keys[index]))
         return 0.0 if until is None else max(0.0, until - self.clock())
 
-    def key_failed(self, channel: Channel, key: str, cooldown: float) -> None:
+    def key_failed(self, channel: Channel, key: str, cooldown: float, reason: str = "") -> None:
+        """Cool *key* of *channel* for *cooldown* seconds; *reason* goes to the WARN line,
+        which names the key by its index, never the key."""
         if cooldown > 0:
             self._keys[(channel.name, key)] = self.clock() + cooldown
+            log.warning("key #%d of channel %s cooling down for %gs: %s",
+                        _index(channel, key), channel.name, cooldown, reason or "refused")
             if self.on_cooldown is not None:
                 self.on_cooldown(channel.name, "key")
             if self.on_change is not None:
                 self.on_change("key", (channel.name, key), cooldown)
+
+
+def _index(channel: Channel, key: str) -> int:
+    """*key*'s position in *channel*'s ``keys`` (-1 once a reload removed it)."""
+    return channel.keys.index(key) if key in channel.keys else -1

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import logging
 import socket
+import time
 from pathlib import Path
 from typing import Any
 
@@ -237,6 +239,91 @@ async def test_channels_show_a_cooling_target_and_keys_by_index(
     failed = [r for r in on_up if r["status"] >= 400]
     assert smart_up["last_error"]["error"] == failed[-1]["error"]
     assert known and all(secret.encode() not in raw for secret in SECRETS)
+
+
+async def test_a_failed_attempt_counts_on_the_target_that_failed(
+        start_gateway: StartGateway, upstream: FakeUpstream, tmp_path: Path,
+        caplog: pytest.LogCaptureFixture) -> None:
+    """The dead target a request failed over from shows that request, its error and its last
+    error, though the row is booked on the target that answered; its cooldown starts and ends
+    with a WARN line saying why."""
+    caplog.set_level(logging.WARNING, logger="coderouter.health")
+    clock = FakeClock(NOW)
+    gateway, _ = await start(start_gateway, upstream, tmp_path, clock)
+    assert await chat(gateway.url, ALICE, "flaky") == 200
+    clock.now += 60
+    _, body, _ = await get(gateway.url + "/admin/channels", ADMIN, range="24h")
+    dead, _ = {g["name"]: g for g in body["groups"]}["flaky"]["targets"]
+    assert (dead["requests"], dead["errors"], dead["error_rate"]) == (1, 1, 1.0)
+    assert dead["last_error"]["status"] == 502
+    assert dead["last_error"]["error"] == \
+        "upstream connection failed: ClientConnectorError"
+    assert NOW <= dead["last_error"]["ts"] < NOW + 60
+    started = [r for r in caplog.records if "cooling down" in r.getMessage()]
+    assert [(r.levelname, r.getMessage()) for r in started] == [(
+        "WARNING", "target dead/dead-model cooling down for 3600s: upstream connection "
+        "failed: ClientConnectorError")]
+    gateway.state.health.succeeded(gateway.state.holder.current.routes["flaky"].targets[0])
+    assert caplog.records[-1].getMessage() == (
+        "target dead/dead-model is back in service: a request succeeded after its cooldown")
+
+
+async def test_a_request_no_target_answers_counts_once_per_target(
+        start_gateway: StartGateway, upstream: FakeUpstream, tmp_path: Path) -> None:
+    """When every target fails, the row tells the last failure; each target has one error."""
+    clock = FakeClock(NOW)
+    config = dashboard_config(upstream.url, tmp_path)
+    config["model_groups"][-1]["targets"][1]["channel"] = "dead"
+    config["model_groups"][-1]["targets"][1]["model"] = "other-model"
+    gateway = await start_gateway(config, clock=clock)
+    assert await chat(gateway.url, ALICE, "flaky") == 502
+    clock.now += 60
+    _, body, _ = await get(gateway.url + "/admin/channels", ADMIN, range="24h")
+    targets = {g["name"]: g for g in body["groups"]}["flaky"]["targets"]
+    assert [(t["model"], t["requests"], t["errors"]) for t in targets] == [
+        ("dead-model", 1, 1), ("other-model", 1, 1)]
+
+
+async def test_a_key_cooldown_logs_its_index_and_reason_never_the_key(
+        start_gateway: StartGateway, upstream: FakeUpstream, tmp_path: Path,
+        caplog: pytest.LogCaptureFixture) -> None:
+    """A refused channel key cools with a WARN naming its index; its end is logged too."""
+    caplog.set_level(logging.WARNING, logger="coderouter.health")
+    clock = FakeClock(NOW)
+    config = dashboard_config(upstream.url, tmp_path)
+    config["channels"][0]["keys"] = [UPSTREAM_KEY, UPSTREAM_KEY_2]
+    gateway = await start_gateway(config, clock=clock)
+    upstream.then(status=401)
+    assert await chat(gateway.url, ALICE) == 200
+    lines = [r.getMessage() for r in caplog.records]
+    assert len(lines) == 1 and lines[0].startswith("key #")
+    assert lines[0].endswith(" of channel up cooling down for 30s: upstream refused the "
+                             "channel key (401)")
+    health = gateway.state.health
+    [channel] = [c for c in gateway.state.holder.current.channels if c.name == "up"]
+    health.clock = lambda: time.monotonic() + 31
+    assert health.next_key(channel) is not None and health.next_key(channel) is not None
+    assert caplog.records[-1].getMessage() == \
+        lines[0].split(" cooling")[0] + " is back in service: its cooldown ended"
+    assert all(key not in caplog.text for key in (UPSTREAM_KEY, UPSTREAM_KEY_2))
+
+
+async def test_rule_targets_appear_in_channel_health(
+        start_gateway: StartGateway, upstream: FakeUpstream, tmp_path: Path) -> None:
+    """A group's rules list their own targets, with state and numbers."""
+    clock = FakeClock(NOW)
+    config = dashboard_config(upstream.url, tmp_path)
+    config["model_groups"][0]["rules"] = [{"name": "long", "when": {"prompt_tokens_over": 1},
+                                           "targets": [{"channel": "up", "model": "big"}]}]
+    gateway = await start_gateway(config, clock=clock)
+    assert await chat(gateway.url, ALICE) == 200
+    clock.now += 60
+    _, body, _ = await get(gateway.url + "/admin/channels", ADMIN, range="24h")
+    smart = {g["name"]: g for g in body["groups"]}["smart"]
+    [rule] = smart["rules"]
+    assert rule["name"] == "long"
+    assert [(t["channel"], t["model"], t["state"], t["requests"]) for t in rule["targets"]] \
+        == [("up", "big", "healthy", 1)]
 
 
 async def test_channels_count_requests_and_streams_in_flight(

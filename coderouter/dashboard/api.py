@@ -23,7 +23,7 @@ from ..state import GATEWAY, Gateway
 from ..usage import parse_moment
 from . import queries as q
 from . import stats
-from .health import InFlight, channel_health
+from .health import InFlight, Numbers, channel_health
 from .memo import Memo, ttl_for
 from .reader import Reader, reader_for
 from .views import config_summary, quotas
@@ -83,7 +83,8 @@ async def admin_channels(request: web.Request) -> web.Response:
     numbers = await _kept(request, window, lambda: stats.target_stats(
         reader, q.Filter(window.since, window.until)))
     in_flight: list[InFlight] = [ex for ex in gw.drain.active if isinstance(ex, Exchange)]
-    body = channel_health(gw.holder.current, gw.health, time.time(), in_flight, numbers)
+    body = channel_health(gw.holder.current, gw.health, time.time(), in_flight, Numbers(
+        numbers, gw.forwarder.failures, window.since, window.until))
     return _json({**body, "since": window.since, "until": window.until})
 
 

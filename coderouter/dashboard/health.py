@@ -1,8 +1,9 @@
 """Channel health for the dashboard: every target of every model group, now. Pure.
 
-Built from the router's `Health` (cooldowns of targets and keys), the requests in flight and
-the usage table's numbers over the chosen range. Keys are named by their index in the
-channel's ``keys`` list, never shown.
+Built from the router's `Health` (cooldowns of targets and keys), the requests in flight, the
+usage table's numbers over the chosen range and the failed attempts booked on each target
+(`failures`: a row books its request on the target that answered). A group's rules list their
+own targets. Keys are named by their index in the channel's ``keys`` list, never shown.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any, Protocol
 
 from ..config import Config, Target
+from ..failures import FailedAttempts
 from ..routing import Health
 from ..usage import Record
 
@@ -25,9 +27,31 @@ class InFlight(Protocol):
     def stream(self) -> bool: ...
 
 
+class Numbers:
+    """A target's numbers over the range: its usage rows' and its failed attempts'."""
+
+    def __init__(self, stats: Mapping[tuple[str, str], Mapping[str, Any]],
+                 failures: FailedAttempts, since: float, until: float) -> None:
+        self.stats, self.failures = stats, failures
+        self.since, self.until = since, until
+
+    def of(self, target: tuple[str, str]) -> dict[str, Any]:
+        out = dict(self.stats.get(target, {}))
+        failed, last = self.failures.between(target, self.since, self.until)
+        requests = out.get("requests", 0) + failed
+        errors = out.get("errors", 0) + failed
+        out.update(requests=requests, errors=errors,
+                   error_rate=round(errors / requests, 6) if requests else 0.0)
+        known = out.get("last_error")
+        if last is not None and (known is None or last["ts"] >= known["ts"]):
+            out["last_error"] = last
+        return out
+
+
 def channel_health(config: Config, health: Health, now: float, in_flight: Iterable[InFlight],
-                   stats: Mapping[tuple[str, str], Mapping[str, Any]]) -> dict[str, Any]:
-    """Each routable name with its targets' state, keys, range numbers and requests in flight.
+                   numbers: Numbers) -> dict[str, Any]:
+    """Each routable name with its targets' state, keys, range numbers and requests in
+    flight, and its rules' targets likewise.
 
     *now* is unix time; cooldown ends are given as unix times.
     """
@@ -41,18 +65,22 @@ def channel_health(config: Config, health: Health, now: float, in_flight: Iterab
         requests[where] += 1
         if exchange.stream:
             streams[where] += 1
+
+    def shaped(targets: Iterable[Target]) -> list[dict[str, Any]]:
+        return [_target(t, health, now, numbers.of(t.id), requests[t.id], streams[t.id])
+                for t in targets]
+
     groups = []
     for name, group in sorted(config.routes.items()):
-        targets = [_target(t, health, now, stats, requests[t.id], streams[t.id])
-                   for t in group.targets]
         groups.append({"name": name, "cooldown": group.cooldown, "attempts": group.attempts,
-                       "targets": targets})
+                       "targets": shaped(group.targets),
+                       "rules": [{"name": rule.name, "targets": shaped(rule.targets)}
+                                 for rule in group.rules]})
     return {"now": now, "groups": groups}
 
 
-def _target(target: Target, health: Health, now: float,
-            stats: Mapping[tuple[str, str], Mapping[str, Any]], in_flight: int,
-            streams: int) -> dict[str, Any]:
+def _target(target: Target, health: Health, now: float, numbers: Mapping[str, Any],
+            in_flight: int, streams: int) -> dict[str, Any]:
     channel = target.channel
     state, left = health.target_state(target)
     keys = []
@@ -60,7 +88,6 @@ def _target(target: Target, health: Health, now: float,
         cooling = health.key_cooling(channel, index)
         keys.append({"index": index, "state": "cooling" if cooling else "ready",
                      "cooling_until": now + cooling if cooling else None})
-    numbers = stats.get(target.id, {})
     return {
         "channel": channel.name, "type": channel.type, "model": target.model,
         "priority": target.priority, "weight": target.weight, "enabled": channel.enabled,

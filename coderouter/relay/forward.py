@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import orjson
 from aiohttp import web
@@ -20,6 +20,7 @@ from ..config import Target
 from ..config.model import plural
 from ..dialects.registry import DIALECTS
 from ..errors import GatewayError, InvalidRequest, UpstreamError
+from ..failures import FailedAttempts
 from ..routing import Health
 from ..sse import COUNTING, Usage
 from .attempt import attempt
@@ -46,6 +47,8 @@ class _Failover:
     #: ``max_context`` than *longer_than* are tried.
     too_long: web.Response | None = None
     longer_than: int = -1
+    #: The failed attempts so far: (target id, unix time, status, error).
+    failed: list[tuple[tuple[str, str], float, int, str]] = field(default_factory=list)
 
 
 class Forwarder:
@@ -54,6 +57,9 @@ class Forwarder:
     *on_attempt(target, kind)* is called before each upstream attempt: kind is ``first`` for a
     request's first attempt, ``retry`` for another key of the same target, ``failover`` for the
     first attempt on a further target.
+
+    Failed attempts are booked on their targets in *failures*, all but the one the usage
+    row itself tells (the last, when no target answered).
     """
 
     def __init__(self, pools: Pools, health: Health,
@@ -61,6 +67,7 @@ class Forwarder:
         self.pools = pools
         self.health = health
         self.on_attempt = on_attempt
+        self.failures = FailedAttempts()
 
     async def forward(self, ex: Exchange) -> web.StreamResponse:
         """Answer *ex* from the first target that works, within the route's attempts."""
@@ -72,16 +79,23 @@ class Forwarder:
                 return _count_locally(ex)
             raise UpstreamError(f"no enabled channel serves '{route.name}' on this endpoint")
         state = _Failover(route.attempts, scope)
-        for target, plan in candidates:
-            if state.attempts == 0:
-                break
-            if (target.max_context or 0) <= state.longer_than \
-                    or not self.health.acquire(target):
-                continue
-            response = await self._on_target(ex, target, plan, state)
-            if response is not None:
-                return response
-        return self._exhausted(ex, candidates, state)
+        try:
+            for target, plan in candidates:
+                if state.attempts == 0:
+                    break
+                if (target.max_context or 0) <= state.longer_than \
+                        or not self.health.acquire(target):
+                    continue
+                response = await self._on_target(ex, target, plan, state)
+                if response is not None:
+                    return response
+            told = (ex.record.channel, ex.record.upstream_model)
+            if state.failed and state.failed[-1][0] == told:
+                state.failed.pop()  # the usage row tells this one
+            return self._exhausted(ex, candidates, state)
+        finally:
+            for failure in state.failed:
+                self.failures.add(*failure)
 
     def _plan(self, ex: Exchange, scope: str) -> list[tuple[Target, Conversion | bool]]:
         """The targets to try in order, each with how it serves the caller's dialect."""
@@ -135,16 +149,20 @@ class Forwarder:
     def _failed(self, ex: Exchange, target: Target, key: str, failed: Failed,
                 state: _Failover) -> bool:
         """Record a failed attempt; whether the target's trial is settled (it failed)."""
-        channel = target.channel
-        state.failure = failed.error
-        ex.record.error = f"{channel.name}: {failed.error.message}"
+        channel, error = target.channel, failed.error
+        state.failure = error
+        ex.record.error = f"{channel.name}: {error.message}"
+        now = ex.record.ts + time.monotonic() - ex.started
+        state.failed.append((target.id, now, error.status, ex.scrubber.clean_text(
+            error.message)))
         if failed.too_long is not None:  # not the target's fault: no cooldown
             state.too_long, state.longer_than = failed.too_long, target.max_context or 0
             return False
         if failed.key:
-            self.health.key_failed(channel, key, failed.cooldown or ex.route.cooldown)
+            self.health.key_failed(channel, key, failed.cooldown or ex.route.cooldown,
+                                   error.message)
             return False
-        self.health.failed(target, ex.route.cooldown)
+        self.health.failed(target, ex.route.cooldown, error.message)
         return True
 
     def _exhausted(self, ex: Exchange, candidates: list[tuple[Target, Conversion | bool]],

@@ -111,11 +111,18 @@
       const box = h("div", {class: "group", "data-group": g.name},
         h("h3", null, g.name, h("span", {class: "muted"},
           ` · cooldown ${g.cooldown}s · ${g.attempts} attempts`)));
-      const table = h("div");
-      cr.renderTable(table, columns, g.targets, {rowAttrs: (t) => ({
-        class: "target", "data-channel": t.channel, "data-model": t.model,
-        "data-state": t.state})});
-      box.appendChild(table);
+      const targetTable = (targets, rule) => {
+        const table = h("div");
+        cr.renderTable(table, columns, targets, {rowAttrs: (t) => ({
+          class: "target", "data-channel": t.channel, "data-model": t.model,
+          "data-state": t.state, "data-rule": rule})});
+        return table;
+      };
+      box.appendChild(targetTable(g.targets, null));
+      for (const rule of g.rules || []) {
+        box.appendChild(h("h4", {class: "rule", "data-rule": rule.name}, `rule ${rule.name}`));
+        box.appendChild(targetTable(rule.targets, rule.name));
+      }
       return box;
     }));
     if (!body.groups.length) container.replaceChildren(h("p", {class: "empty"}, "No routes."));

@@ -1,0 +1,51 @@
+"""Failed upstream attempts, booked on the target that failed. In memory, per process.
+
+A usage row books its request on the target that answered it (or that failed last), so a dead
+target that every request fails over from would show no requests, no errors and no last error.
+The forwarder adds each failed attempt here that its row does not already tell; channel health
+adds them to the target's numbers. Bounded: the newest `KEEP` failure times per target.
+"""
+
+from __future__ import annotations
+
+import bisect
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any
+
+#: Failure times kept per target; older ones drop out of the ranges' counts.
+KEEP = 10_000
+
+
+@dataclass(slots=True)
+class _Target:
+    times: deque[float] = field(default_factory=lambda: deque(maxlen=KEEP))
+    last: dict[str, Any] | None = None
+
+
+class FailedAttempts:
+    """Times and the last error of failed attempts, per target id (channel, model)."""
+
+    def __init__(self) -> None:
+        self._targets: dict[tuple[str, str], _Target] = {}
+
+    def add(self, target: tuple[str, str], ts: float, status: int, error: str) -> None:
+        entry = self._targets.get(target)
+        if entry is None:
+            entry = self._targets[target] = _Target()
+        if entry.times and ts < entry.times[-1]:
+            ts = entry.times[-1]  # keep the deque sorted for `between`
+        entry.times.append(ts)
+        entry.last = {"ts": ts, "status": status, "error": error}
+
+    def between(self, target: tuple[str, str], since: float,
+                until: float) -> tuple[int, dict[str, Any] | None]:
+        """How many attempts on *target* failed in ``since <= ts < until``, and the last of
+        them (ts, status, error), or None."""
+        entry = self._targets.get(target)
+        if entry is None:
+            return 0, None
+        times = entry.times
+        count = bisect.bisect_left(times, until) - bisect.bisect_left(times, since)
+        last = entry.last if count and entry.last and entry.last["ts"] < until else None
+        return count, last
