@@ -99,9 +99,6 @@ StartGateway = Callable[..., Awaitable[Running]]
 @pytest.fixture
 def start_gateway(aiohttp_server: Any, tmp_path: Path) -> StartGateway:
     async def start(config: dict[str, Any], **options: Any) -> Running:
-        if os.environ.get("CODEROUTER_TEST_REDIS") and "state" not in config:
-            config = {**config, "state": {"redis": os.environ["CODEROUTER_TEST_REDIS"],
-                                          "prefix": f"t{os.getpid()}-{next(_DATABASES)}"}}
         path = tmp_path / "config.yaml"
         path.write_text(yaml.safe_dump(config))
         app = create_app(ConfigHolder.from_file(str(path)), **options)
@@ -170,7 +167,12 @@ def redis_server() -> Iterator[Redis]:
     server.close()
 
 
-@pytest.fixture
-def redis_state(redis_server: Redis) -> dict[str, Any]:
+def redis_state(server: Redis) -> dict[str, Any]:
+    """A ``state:`` section on *server* with a prefix of its own."""
+    return {"redis": server.url, "prefix": f"t{os.getpid()}-{next(_DATABASES)}"}
+
+
+@pytest.fixture(name="redis_state")
+def redis_state_fixture(redis_server: Redis) -> dict[str, Any]:
     """A ``state:`` section on the session's Redis with a prefix of this test's own."""
-    return {"redis": redis_server.url, "prefix": f"t{os.getpid()}-{next(_DATABASES)}"}
+    return redis_state(redis_server)

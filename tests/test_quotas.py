@@ -1,4 +1,8 @@
-"""Quotas and rate limits through real HTTP: the gateway's clock is a FakeClock, nothing sleeps."""
+"""Quotas and rate limits through real HTTP: the gateway's clock is a FakeClock, nothing sleeps.
+
+Every test runs against both backends (`start_gateway` below): this process's memory and a
+real redis-server, with the same answers, messages, headers and reports.
+"""
 
 from __future__ import annotations
 
@@ -12,9 +16,10 @@ import openai
 import orjson
 import pytest
 
-from tests.conftest import ALICE, BOB, Running, StartGateway, base_config
+from tests.conftest import ALICE, BOB, Running, StartGateway, base_config, redis_state
 from tests.fake_anthropic import FakeAnthropic
 from tests.fakes import Behaviour, FakeClock, FakeUpstream
+from tests.servers import Redis
 
 CAROL = "sk-cr-carol-0123456789abcdefghijklmnopq"
 
@@ -30,6 +35,19 @@ TOKENS = 15
 RATE_HEADERS = ("x-ratelimit-limit-requests", "x-ratelimit-remaining-requests",
                 "x-ratelimit-reset-requests", "x-ratelimit-limit-tokens",
                 "x-ratelimit-remaining-tokens", "x-ratelimit-reset-tokens")
+
+
+@pytest.fixture(params=["memory", "redis"])
+def start_gateway(request: pytest.FixtureRequest, start_gateway: StartGateway) -> StartGateway:
+    """The conftest's `start_gateway`, with its quotas in this process's memory or in Redis
+    (each gateway started gets a Redis prefix of its own, as a fresh Redis would be)."""
+    if request.param == "memory":
+        return start_gateway
+    server: Redis = request.getfixturevalue("redis_server")
+
+    async def start(config: dict[str, Any], **options: Any) -> Running:
+        return await start_gateway({"state": redis_state(server), **config}, **options)
+    return start
 
 
 def limits_config(upstream: FakeUpstream, tmp_path: Path, *, alice: dict[str, Any] | None = None,

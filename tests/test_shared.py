@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 import signal
 import subprocess
 import sys
@@ -78,16 +77,6 @@ EXACT = {"model": "smart", "messages": [], "max_tokens": 15 - estimate_tokens(
     {"model": "smart", "messages": []})}
 DAVE = "sk-cr-dave-0123456789abcdefghijklmnopqr"
 ERIN = "sk-cr-erin-0123456789abcdefghijklmnopqr"
-
-
-def test_quota_suite_passes_on_redis_state(redis_server: Redis) -> None:
-    """Every quota and rate-limit test of tests/test_quotas.py, with the gateway's counters in
-    Redis instead of its memory: the same answers, messages, headers and reports."""
-    done = subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests/test_quotas.py"],
-        env={**os.environ, "CODEROUTER_TEST_REDIS": redis_server.url}, capture_output=True,
-        text=True, timeout=300, cwd=Path(__file__).parent.parent)
-    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
 
 
 async def test_limits_hold_across_processes(upstream: FakeUpstream, tmp_path: Path,
