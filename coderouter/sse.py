@@ -24,11 +24,14 @@ __all__ = ["COUNTING", "Dialect", "EventTooLarge", "StreamMeter", "Usage", "ends
 
 @dataclass(slots=True)
 class Usage:
-    """What a usage row bills: prompt tokens (cached ones included), completion, cached."""
+    """What a usage row bills: prompt tokens (cache reads and writes included), completion,
+    cache reads, cache writes kept 5 minutes and kept 1 hour."""
 
     prompt: int = 0
     completion: int = 0
     cached: int = 0
+    write_5m: int = 0
+    write_1h: int = 0
 
     @property
     def total(self) -> int:
@@ -38,7 +41,9 @@ class Usage:
     def of(cls, usage: ir.Usage | None) -> Usage | None:
         if usage is None:
             return None
-        return cls(usage.input_tokens, usage.output_tokens, usage.cached_tokens)
+        hour = usage.cache_write_1h_tokens
+        return cls(usage.input_tokens, usage.output_tokens, usage.cached_tokens,
+                   usage.cache_write_tokens - hour, hour)
 
 
 def usage_from_body(dialect: Dialect, body: Any) -> Usage | None:

@@ -47,6 +47,7 @@ def known_rows(now: float, count: int = 400, seed: int = 14) -> list[dict[str, A
             "upstream_model": None if refused else upstream_model, "status": status,
             "stream": i % 2, "prompt_tokens": prompt, "completion_tokens": completion,
             "total_tokens": prompt + completion, "cached_tokens": prompt // 4,
+            "cache_write_5m_tokens": prompt // 10, "cache_write_1h_tokens": prompt // 20,
             "cost": round((prompt * 1.0 + completion * 2.0) / 1e6, 10),
             "usage_source": "none" if refused else "upstream",
             "latency_ms": round(rng.uniform(5, 9000), 3),
@@ -112,7 +113,8 @@ def sums(rows: list[dict[str, Any]]) -> dict[str, Any]:
     requests = len(rows)
     errors = sum(1 for r in rows if r["status"] >= 400)
     out: dict[str, Any] = {"requests": requests, "errors": errors}
-    for column in ("prompt_tokens", "cached_tokens", "completion_tokens", "total_tokens"):
+    for column in ("prompt_tokens", "cached_tokens", "completion_tokens", "total_tokens",
+                   "cache_write_5m_tokens", "cache_write_1h_tokens"):
         out[column] = sum(r[column] for r in rows)
     out["cost"] = round(sum(r["cost"] for r in rows), 6)
     out["error_rate"] = round(errors / requests, 6) if requests else 0.0

@@ -26,17 +26,20 @@ TOOL_TEXT = "Okay, let's check the weather for San Francisco, CA:"
 TOOL_JSON = ["", '{"location": "San Fra', 'ncisco, CA"}']
 #: Input usage as message_start reports it; message_delta then reports the final output_tokens.
 START_USAGE = {"input_tokens": 25, "cache_creation_input_tokens": 7,
-               "cache_read_input_tokens": 100, "output_tokens": 1}
+               "cache_read_input_tokens": 100, "output_tokens": 1,
+               "cache_creation": {"ephemeral_5m_input_tokens": 3,
+                                  "ephemeral_1h_input_tokens": 4}}
 OUTPUT_TOKENS = 15
 COUNTED = 42
 WEATHER_TOOL = {"name": "get_weather", "description": "Get the current weather in a location",
                 "input_schema": {"type": "object",
                                  "properties": {"location": {"type": "string"}},
                                  "required": ["location"]}}
-#: The usage row of one default answer: 25 fresh + 7 cache-creation + 100 cache-read input
-#: tokens, 15 output tokens.
+#: The usage row of one default answer: 25 fresh + 7 cache-creation (3 kept 5 minutes, 4 kept
+#: an hour) + 100 cache-read input tokens, 15 output tokens.
 ROW_USAGE = {"prompt_tokens": 132, "completion_tokens": OUTPUT_TOKENS, "total_tokens": 147,
-             "cached_tokens": 100, "usage_source": "upstream"}
+             "cached_tokens": 100, "cache_write_5m_tokens": 3, "cache_write_1h_tokens": 4,
+             "usage_source": "upstream"}
 ERROR = {"type": "error", "error": {"type": "invalid_request_error",
                                     "message": "messages: at least one message is required"}}
 #: What an Anthropic-compatible third-party API (DeepSeek, Kimi, GLM, MiniMax) takes: any other

@@ -27,7 +27,9 @@ from tests.fake_anthropic import (
 )
 
 # per million: 32 fresh input at 3.0, 100 cached at 0.3, 15 output at 15.0
-ROW_COST = (32 * 3.0 + 100 * 0.3 + 15 * 15.0) / 1_000_000
+#: At claude's price: fresh input 3.0, cache reads 0.3, 5-minute writes 1.25 x input, 1-hour
+#: writes 2 x input, output 15.0 (USD per 1M tokens).
+ROW_COST = (25 * 3.0 + 100 * 0.3 + 3 * 3.75 + 4 * 6.0 + 15 * 15.0) / 1_000_000
 
 
 def sdk(gateway: Running, key: str = ALICE) -> anthropic.AsyncAnthropic:

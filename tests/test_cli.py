@@ -41,7 +41,8 @@ def test_check_lists_every_error_and_exits_1(tmp_path: Path) -> None:
     assert done.stderr == (
         f"{bad}: invalid config\n"
         "  channels[0].wat (line 2): unknown key 'wat'; expected one of name, type, base_url, "
-        "keys, headers, forward_headers, models, timeout, api_version, enabled, responses\n"
+        "keys, headers, forward_headers, models, prices, timeout, api_version, enabled, "
+        "responses, body_rules\n"
         "  model_groups[0].targets[0].channel (line 4): no channel named 'azur'\n")
 
 

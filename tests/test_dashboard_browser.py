@@ -273,6 +273,10 @@ def test_dashboard_numbers_equal_the_usage_table(served: Served,
     assert text(browser, "#total-prompt .value") == f"{totals['prompt_tokens']:,}"
     assert text(browser, "#total-completion .value") == f"{totals['completion_tokens']:,}"
     assert text(browser, "#total-prompt .sub") == f"{totals['cached_tokens']:,} cached"
+    writes = totals["cache_write_5m_tokens"] + totals["cache_write_1h_tokens"]
+    assert text(browser, "#total-cache-writes .value") == f"{writes:,}"
+    assert text(browser, "#total-cache-writes .sub") == \
+        f"{totals['cache_write_1h_tokens']:,} kept 1 h"
     assert text(browser, "#total-errors .sub") == f"{totals['errors']:,} errors"
     assert float(value(browser, "total-cost")) == pytest.approx(totals["cost"], abs=2e-6)
     assert float(value(browser, "total-latency")) == totals["latency_p50"]

@@ -50,6 +50,12 @@ OLD_ROWS = [
 ]
 
 
+#: What a 0.1.0 row holds in each column added since: its default (NULL when none).
+LATER_DEFAULTS = tuple(None if m.default is None else int(m.default)
+                       for m in MIGRATIONS[1:] if isinstance(m, AddColumn))
+assert len(LATER_DEFAULTS) == 1 + len(COLUMNS) - len(OLD_ROWS[0])
+
+
 def release_0_1_database(path: Path) -> None:
     """A database as 0.1.0 left it: its schema, WAL mode, two rows."""
     with sqlite3.connect(path) as db:
@@ -71,7 +77,7 @@ async def test_release_0_1_database_opens_with_rows_intact(tmp_path: Path) -> No
     await writer.open()
     writer.add(Record(ts=2000.0, request_id="r3", endpoint="/v1/responses", status=200))
     await writer.close()
-    added = (None,) * (1 + len(COLUMNS) - len(OLD_ROWS[0]))  # later columns: their default
+    added = LATER_DEFAULTS
     assert table(path, "SELECT * FROM usage WHERE id <= 2 ORDER BY id") == [
         row + added for row in OLD_ROWS]
     assert table(path, "SELECT request_id FROM usage WHERE id > 2") == [("r3",)]
@@ -92,7 +98,7 @@ async def test_a_new_column_keeps_every_row(tmp_path: Path) -> None:
         assert await migrate(db, later) == [len(MIGRATIONS) + 1, len(MIGRATIONS) + 2]
         assert await migrate(db, later) == []
     rows = table(path, "SELECT * FROM usage ORDER BY id")
-    added = (None,) * (1 + len(COLUMNS) - len(OLD_ROWS[0]))  # the released later columns
+    added = LATER_DEFAULTS  # the released later columns
     assert rows == [(*row, *added, None, 0) for row in OLD_ROWS]
     names = [r[1] for r in table(path, "PRAGMA table_info(usage)")]
     assert names[-2:] == ["note", "retries"]

@@ -10,7 +10,8 @@ import pytest
 import yaml
 
 from coderouter.config import parse
-from tests.conftest import ALICE, MakeUpstream, StartGateway
+from tests.conftest import ALICE, MakeUpstream, StartGateway, coding_config
+from tests.fake_anthropic import FakeAnthropic
 from tests.fakes import FakeClock, FakeUpstream
 from tests.test_quotas import START, call, quota_error
 
@@ -114,3 +115,25 @@ def test_a_broken_channel_price_is_an_error_with_its_path() -> None:
     broken["channels"][0]["prices"] = {"direct": {"input": 1}}
     with pytest.raises(Exception, match=r"channels\[0\]\.prices\.direct: needs both input"):
         parse(yaml.safe_dump(broken))
+
+
+async def test_cache_writes_are_billed_at_their_own_prices(
+        start_gateway: StartGateway, upstream: FakeUpstream,
+        anthropic_upstream: FakeAnthropic, tmp_path: Path) -> None:
+    """Anthropic's 5-minute and 1-hour cache writes (3 and 4 of the fake's 132 prompt tokens)
+    are billed at the group's cache_write_5m and cache_write_1h, and recorded in the row."""
+    settings = coding_config(upstream.url, anthropic_upstream.url, tmp_path)
+    settings["model_groups"][1]["price"] = {"input": 3.0, "output": 15.0, "cached_input": 0.3,
+                                            "cache_write_5m": 5.0, "cache_write_1h": 7.0}
+    gateway = await start_gateway(settings)
+    body = {"model": "claude", "max_tokens": 64,
+            "messages": [{"role": "user", "content": "Hello"}]}
+    for stream in (False, True):
+        status, _, _ = await call(gateway, body={**body, "stream": stream},
+                                  path="/v1/messages")
+        assert status == 200
+    rows = await gateway.rows()
+    assert [(r["cache_write_5m_tokens"], r["cache_write_1h_tokens"]) for r in rows] == [
+        (3, 4), (3, 4)]
+    cost = (25 * 3.0 + 100 * 0.3 + 3 * 5.0 + 4 * 7.0 + 15 * 15.0) / 1e6
+    assert [r["cost"] for r in rows] == [pytest.approx(cost), pytest.approx(cost)]

@@ -25,7 +25,8 @@ def stored(path: Path) -> list[tuple[str, int]]:
 
 async def test_schema_is_the_contracts_table(tmp_path: Path) -> None:
     """The usage table has exactly the contract's columns, in its order, then the ones added
-    since (session, client, routing rule)."""
+    since (session, client, routing rule,
+    cache writes)."""
     writer = UsageWriter(str(tmp_path / "u.sqlite"))
     await writer.open()
     await writer.close()
@@ -37,7 +38,8 @@ async def test_schema_is_the_contracts_table(tmp_path: Path) -> None:
                      "channel", "upstream_model", "status", "stream", "prompt_tokens",
                      "completion_tokens", "total_tokens", "cached_tokens", "cost",
                      "usage_source", "latency_ms", "ttfb_ms", "attempts", "error",
-                     "client_ip", "session", "client", "rule"]
+                     "client_ip", "session", "client", "rule", "cache_write_5m_tokens",
+                     "cache_write_1h_tokens"]
     assert mode == "wal"
 
 

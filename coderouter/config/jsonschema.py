@@ -77,6 +77,10 @@ PRICE = obj({
     "input": doc(NUMBER, "USD per million prompt tokens"),
     "output": doc(NUMBER, "USD per million completion tokens"),
     "cached_input": doc(NUMBER, "USD per million cached prompt tokens (default: input)"),
+    "cache_write_5m": doc(NUMBER, "USD per million prompt tokens written to a cache for 5 "
+                                  "minutes (default: 1.25 x input)"),
+    "cache_write_1h": doc(NUMBER, "USD per million prompt tokens written to a cache for an "
+                                  "hour (default: 2 x input)"),
 }, required=("input", "output"), description="USD per million tokens")
 
 CHANNEL = obj({

@@ -132,17 +132,30 @@ class Target:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Price:
-    """USD per million tokens."""
+    """USD per million tokens; cache writes default to Anthropic's multiples of input."""
 
     input: float
     output: float
     cached_input: float | None = None
+    cache_write_5m: float | None = None
+    cache_write_1h: float | None = None
 
-    def cost(self, prompt: int, completion: int, cached: int = 0) -> float:
+    def cost(self, prompt: int, completion: int, cached: int = 0, write_5m: int = 0,
+             write_1h: int = 0) -> float:
+        """USD for *prompt* tokens (of which *cached* read from a cache and *write_5m* and
+        *write_1h* written to one) and *completion* tokens."""
         cached = min(cached, prompt)
-        cached_rate = self.input if self.cached_input is None else self.cached_input
-        return ((prompt - cached) * self.input + cached * cached_rate
+        write_5m = min(write_5m, prompt - cached)
+        write_1h = min(write_1h, prompt - cached - write_5m)
+        fresh = prompt - cached - write_5m - write_1h
+        return (fresh * self.input + cached * _or(self.cached_input, self.input)
+                + write_5m * _or(self.cache_write_5m, 1.25 * self.input)
+                + write_1h * _or(self.cache_write_1h, 2 * self.input)
                 + completion * self.output) / 1_000_000
+
+
+def _or(rate: float | None, default: float) -> float:
+    return default if rate is None else rate
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -14,7 +14,7 @@ from typing import Any
 from .model import ModelGroup, Price, Target
 from .readers import Reader, join
 
-PRICE_KEYS = ("input", "output", "cached_input")
+PRICE_KEYS = ("input", "output", "cached_input", "cache_write_5m", "cache_write_1h")
 
 
 def price(r: Reader, raw: Any, path: str) -> Price | None:

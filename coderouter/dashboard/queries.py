@@ -42,11 +42,12 @@ DIMENSIONS: dict[str, str] = {"model": "model", "channel": "channel", "token": "
 BINS_PER_E = 100
 
 SUMS = ("requests", "prompt_tokens", "cached_tokens", "completion_tokens", "total_tokens",
-        "cost", "errors")
+        "cost", "errors", "cache_write_5m_tokens", "cache_write_1h_tokens")
 _SUMS_SQL = ("count(*), coalesce(sum(prompt_tokens), 0), coalesce(sum(cached_tokens), 0), "
              "coalesce(sum(completion_tokens), 0), coalesce(sum(total_tokens), 0), "
              "coalesce(sum(cost), 0.0), "
-             "coalesce(sum(CASE WHEN status >= 400 THEN 1 ELSE 0 END), 0)")
+             "coalesce(sum(CASE WHEN status >= 400 THEN 1 ELSE 0 END), 0), "
+             "coalesce(sum(cache_write_5m_tokens), 0), coalesce(sum(cache_write_1h_tokens), 0)")
 #: Percentile columns: the name in answers -> the usage column ranked.
 TIMINGS = {"latency": "latency_ms", "ttfb": "ttfb_ms"}
 

@@ -194,6 +194,9 @@ class Usage:
     cached_tokens: int = 0
     #: Prompt tokens written to a cache (part of input_tokens; Anthropic cache creation).
     cache_write_tokens: int = 0
+    #: The part of cache_write_tokens written for an hour (Anthropic's ephemeral_1h); the
+    #: rest is written for five minutes.
+    cache_write_1h_tokens: int = 0
     #: Output tokens spent on reasoning (part of output_tokens).
     reasoning_tokens: int = 0
 

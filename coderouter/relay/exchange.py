@@ -98,7 +98,9 @@ class Exchange:
             return
         record.prompt_tokens, record.completion_tokens = usage.prompt, usage.completion
         record.total_tokens, record.cached_tokens = usage.total, usage.cached
+        record.cache_write_5m_tokens, record.cache_write_1h_tokens = usage.write_5m, usage.write_1h
         record.usage_source = "estimated" if self.estimated else "upstream"
         price = self.route.price if self.target is None else self.target.price
         if price is not None:
-            record.cost = round(price.cost(usage.prompt, usage.completion, usage.cached), 10)
+            record.cost = round(price.cost(usage.prompt, usage.completion, usage.cached,
+                                           usage.write_5m, usage.write_1h), 10)

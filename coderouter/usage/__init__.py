@@ -55,6 +55,9 @@ class Record:
     session: str | None = None
     client: str | None = None
     rule: str | None = None
+    #: Prompt tokens written to the upstream's cache, kept 5 minutes and kept 1 hour.
+    cache_write_5m_tokens: int = 0
+    cache_write_1h_tokens: int = 0
 
 
 COLUMNS = tuple(f.name for f in fields(Record))
@@ -353,9 +356,10 @@ _AGGREGATES = ("count(*) AS requests, coalesce(sum(prompt_tokens), 0), "
                "coalesce(sum(completion_tokens), 0), coalesce(sum(total_tokens), 0), "
                "coalesce(sum(cost), 0.0), "
                "coalesce(sum(CASE WHEN status >= 400 THEN 1 ELSE 0 END), 0), "
-               "coalesce(sum(cached_tokens), 0)")
+               "coalesce(sum(cached_tokens), 0), coalesce(sum(cache_write_5m_tokens), 0), "
+               "coalesce(sum(cache_write_1h_tokens), 0)")
 REPORT_FIELDS = ("requests", "prompt_tokens", "completion_tokens", "total_tokens", "cost",
-                 "errors", "cached_tokens")
+                 "errors", "cached_tokens", "cache_write_5m_tokens", "cache_write_1h_tokens")
 
 
 def placeholders(sql: str, engine: Engine) -> str:
@@ -421,12 +425,14 @@ async def aggregate(db: aiosqlite.Connection, by: str, since: float | None,
 def report_rows(by: str, rows: Sequence[Sequence[Any]]) -> list[dict[str, Any]]:
     """Shape aggregate rows as ``[{by: value, requests, prompt_tokens, …}]``."""
     out = []
-    for key, requests, prompt, completion, total, cost, errors, cached in rows:
+    for key, requests, prompt, completion, total, cost, errors, cached, write_5m, write_1h \
+            in rows:
         prompt, cached = int(prompt), int(cached)
         out.append({by: key, "requests": int(requests), "prompt_tokens": prompt,
                     "completion_tokens": int(completion), "total_tokens": int(total),
                     "cost": round(float(cost), 6), "errors": int(errors),
-                    "cached_tokens": cached,
+                    "cached_tokens": cached, "cache_write_5m_tokens": int(write_5m),
+                    "cache_write_1h_tokens": int(write_1h),
                     "cache_hit_ratio": round(cached / prompt, 4) if prompt else 0.0})
     return out
 

@@ -123,6 +123,8 @@ MIGRATIONS: tuple[Migration, ...] = (
     AddColumn("session", "text"),
     AddColumn("client", "text"),
     AddColumn("rule", "text"),
+    AddColumn("cache_write_5m_tokens", "integer", default="0"),
+    AddColumn("cache_write_1h_tokens", "integer", default="0"),
 )
 
 #: The table recording which versions a database has.

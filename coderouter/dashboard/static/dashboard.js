@@ -65,6 +65,8 @@
       {label: "Errors", cls: "num", get: (r) => fmt.pct(r.error_rate)},
       {label: "Prompt", cls: "num", get: (r) => fmt.int(r.prompt_tokens)},
       {label: "Cached", cls: "num", get: (r) => fmt.int(r.cached_tokens)},
+      {label: "Cache writes", cls: "num",
+       get: (r) => fmt.int(r.cache_write_5m_tokens + r.cache_write_1h_tokens)},
       {label: "Completion", cls: "num", get: (r) => fmt.int(r.completion_tokens)},
       {label: "Cost", cls: "num", get: (r) => fmt.cost(r.cost)},
       {label: "Latency p50/p95", cls: "num",

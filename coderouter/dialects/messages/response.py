@@ -26,7 +26,9 @@ def fold_usage(raw: Any, so_far: ir.Usage | None) -> ir.Usage | None:
     """Anthropic usage on top of what a stream said before (message_delta's on
     message_start's), or *so_far* when *raw* is not a usage object.
 
-    The neutral input counts all three input kinds; input counts absent or 0 keep the earlier
+    The neutral input counts all three input kinds; cache writes split into their 1-hour part
+    (``cache_creation.ephemeral_1h_input_tokens``) and the rest, written for 5 minutes. Input
+    counts absent or 0 keep the earlier
     ones (some servers send 0 in message_delta), an ``output_tokens`` given replaces.
     """
     if not isinstance(raw, dict):
@@ -35,9 +37,14 @@ def fold_usage(raw: Any, so_far: ir.Usage | None) -> ir.Usage | None:
     read = count(raw.get("cache_read_input_tokens"))
     write = count(raw.get("cache_creation_input_tokens"))
     fresh = count(raw.get("input_tokens"))
+    parts = raw.get("cache_creation")
+    hour = count(parts.get("ephemeral_1h_input_tokens")) if isinstance(parts, dict) else 0
+    if isinstance(parts, dict) and not write:
+        write = hour + count(parts.get("ephemeral_5m_input_tokens"))
     if fresh or read or write:
         usage.input_tokens = fresh + read + write
         usage.cached_tokens, usage.cache_write_tokens = read, write
+        usage.cache_write_1h_tokens = min(hour, write)
     if raw.get("output_tokens") is not None:
         usage.output_tokens = count(raw.get("output_tokens"))
     return usage
