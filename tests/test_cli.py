@@ -14,6 +14,8 @@ from pathlib import Path
 import aiohttp
 import yaml
 
+from coderouter.config.channels import CHANNEL_KEYS
+
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = ROOT / "config.example.yaml"
 
@@ -40,9 +42,8 @@ def test_check_lists_every_error_and_exits_1(tmp_path: Path) -> None:
     assert done.returncode == 1
     assert done.stderr == (
         f"{bad}: invalid config\n"
-        "  channels[0].wat (line 2): unknown key 'wat'; expected one of name, type, base_url, "
-        "keys, headers, forward_headers, models, prices, timeout, api_version, enabled, "
-        "responses, body_rules\n"
+        "  channels[0].wat (line 2): unknown key 'wat'; expected one of "
+        f"{', '.join(CHANNEL_KEYS)}\n"
         "  model_groups[0].targets[0].channel (line 4): no channel named 'azur'\n")
 
 
