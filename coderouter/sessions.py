@@ -103,6 +103,12 @@ def session_key(headers: Mapping[str, str], payload: dict[str, Any], dialect: Di
     return f"h:{opening.hexdigest()[:32]}", True
 
 
+def pin_key(token: str, session: str) -> str:
+    """Where *session*'s pin is kept for the caller *token*: a session id is the caller's
+    word, so another token naming it (or deriving the same one) gets a pin of its own."""
+    return f"{token}\x00{session}"
+
+
 class Conversations:
     """Conversations that carry no session id, followed by their user messages (this
     process's memory, the last *size* messages).

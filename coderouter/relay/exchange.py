@@ -37,8 +37,11 @@ class Exchange:
     record: Record
     #: The prompt's token estimate (`estimate.scan_body`), taken once when the body was read.
     prompt_estimate: int = 0
-    #: The conversation this request belongs to (`sessions.session_key`), for sticky routing.
+    #: The conversation this request belongs to (`sessions.session_key`).
     session: str | None = None
+    #: Where its session pin is kept: the caller's token and the session (`sessions.pin_key`),
+    #: so another token naming the same session neither rides nor moves the pin.
+    pin: str | None = None
     #: The group's rule this request met (`rules.first_rule`): its targets serve it.
     rule: Rule | None = None
     #: The answer length the caller asked for (max_tokens and its kin), 0 when unsaid.

@@ -107,7 +107,7 @@ class Forwarder:
             raise InvalidRequest(
                 f"the request (about {ex.prompt_estimate} prompt tokens, {ex.output_tokens} "
                 f"output) fits no target of '{route.name}' (the largest context is {largest})")
-        return [(t, p) for t in self.health.plan(route, ex.session, fit or targets, scope)
+        return [(t, p) for t in self.health.plan(route, ex.pin, fit or targets, scope)
                 if (p := plan_for(ex.dialect, t)) is not False]
 
     async def _on_target(self, ex: Exchange, target: Target, plan: Conversion | bool,
@@ -121,7 +121,7 @@ class Forwarder:
         try:
             leg = leg_for(ex, target, plan)
             while state.attempts:
-                key = health.next_key(channel, health.pinned_key(state.scope, ex.session,
+                key = health.next_key(channel, health.pinned_key(state.scope, ex.pin,
                                                                    target))
                 if key is None:
                     break
@@ -138,7 +138,7 @@ class Forwarder:
                     if settled or failed.too_long is not None:
                         return None
                     continue
-                health.served(ex.route, ex.session, target, key, state.scope)
+                health.served(ex.route, ex.pin, target, key, state.scope)
                 settled = True
                 return response
         finally:

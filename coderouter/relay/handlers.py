@@ -43,7 +43,7 @@ from ..logs import ACCESS_LOG
 from ..quotas.model import refuse_oversized
 from ..quotas.protocol import Admission
 from ..rules import first_rule, traits
-from ..sessions import Conversations, client_name, session_key
+from ..sessions import Conversations, client_name, pin_key, session_key
 from ..sse import COUNTING, Dialect
 from ..state import GATEWAY, Gateway
 from ..usage import GROUPINGS, DatabaseUnavailable, Record, parse_moment
@@ -215,7 +215,8 @@ def _exchange(request: web.Request, config: Config, token: Token, facts: Facts,
     return Exchange(request=request, dialect=facts.name, payload=payload, route=route,
                     record=record, scrubber=config.scrubber, limits=config.limits,
                     raw=body if raw else None, prompt_estimate=prompt,
-                    session=record.session, rule=rule, output_tokens=facts.max_output(payload))
+                    session=record.session, pin=pin_key(token.name, record.session),
+                    rule=rule, output_tokens=facts.max_output(payload))
 
 
 async def _admit(gw: Gateway, token: Token, ex: Exchange) -> Admission:
