@@ -232,6 +232,19 @@ class _StateCollector(Collector):
             yield GaugeMetricFamily("coderouter_state_pending_settlements",
                                     "Settlements waiting for Redis to answer again.",
                                     value=shared.pending)
+        refusals = CounterMetricFamily(
+            "coderouter_refusals", "Callers the gateway refused itself (401 key, 403 model, "
+            "429 quota or rate limit), by the error's code.", labels=["reason"])
+        for reason, count in sorted(gw.refusals.counts.items()):
+            refusals.add_metric([reason], count)
+        yield refusals
+        failures = CounterMetricFamily(
+            "coderouter_upstream_failures", "Failed upstream attempts (connect errors, "
+            "timeouts, 429, 5xx, refused channel keys), on the channel that failed.",
+            labels=["channel"])
+        for channel, count in sorted(gw.forwarder.failed_attempts.items()):
+            failures.add_metric([channel], count)
+        yield failures
         yield CounterMetricFamily("coderouter_usage_write_failures",
                                   "Failed usage batch writes (the rows are kept and retried).",
                                   value=writer.failures)

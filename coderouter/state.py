@@ -12,6 +12,7 @@ from .channels.pool import Pools
 from .config.reload import ConfigHolder
 from .drain import Drain
 from .quotas.protocol import Quotas
+from .refusals import Refusals
 from .relay.forward import Forwarder
 from .routing import Health
 from .sessions import Conversations
@@ -36,6 +37,8 @@ class Gateway:
     conversations: Conversations = field(default_factory=Conversations)
     #: Called with every finished request's row (metrics, access log); must not block.
     observers: list[Callable[[Record], None]] = field(default_factory=list)
+    #: The callers refused by the gateway itself (401, 403, 429), counted per reason.
+    refusals: Refusals = field(default_factory=Refusals)
 
     def finished(self, record: Record) -> None:
         self.writer.add(record)

@@ -3,13 +3,24 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from pathlib import Path
 from typing import Any
 
 import aiohttp
+import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.conftest import ALICE, UPSTREAM_KEY, UPSTREAM_KEY_2, Running, StartGateway, base_config
+from coderouter.config import hash_key
+from tests.conftest import (
+    ALICE,
+    BOB,
+    UPSTREAM_KEY,
+    UPSTREAM_KEY_2,
+    Running,
+    StartGateway,
+    base_config,
+)
 from tests.fakes import FakeUpstream
 from tests.service import until
 
@@ -101,6 +112,8 @@ async def test_values_after_known_traffic(start_gateway: StartGateway, upstream:
     assert value(samples, "coderouter_upstream_failovers_total", channel="up") is None
     assert value(samples, "coderouter_cooldowns_total", channel="up", kind="key") == 1.0
     assert value(samples, "coderouter_cooldowns_total", channel="up", kind="target") == 1.0
+    assert value(samples, "coderouter_upstream_failures_total", channel="up") == 2.0
+    assert value(samples, "coderouter_upstream_failures_total", channel="up2") is None
     assert value(samples, "coderouter_config_reloads_total", result="ok") == 1.0
     assert value(samples, "coderouter_config_reloads_total", result="failed") == 1.0
     assert value(samples, "coderouter_usage_rows_written_total") == 5.0
@@ -150,3 +163,41 @@ async def test_open_without_admin_key(gateway: Running) -> None:
     """Without admin.key, /metrics needs no key (bind it to loopback or firewall it)."""
     samples = await scrape(gateway)
     assert value(samples, "coderouter_requests_in_flight") == 0.0
+
+
+async def test_refused_callers_are_counted_by_reason_and_logged_by_key_hash(
+        start_gateway: StartGateway, upstream: FakeUpstream, tmp_path: Path,
+        caplog: pytest.LogCaptureFixture) -> None:
+    """A wrong key, a model the token may not use and a spent quota each count under their
+    reason, apart from upstream failures; each leaves one WARN line per key hash and reason a
+    minute, naming the key's hash prefix, never the key."""
+    caplog.set_level(logging.WARNING, logger="coderouter.refusals")
+    config = base_config(upstream.url, tmp_path)
+    config["tokens"][0]["quota"] = {"requests": 1, "period": "day"}
+    gateway = await start_gateway(config)
+    revoked = "sk-cr-revoked-0123456789abcdefghijkl"
+    async with aiohttp.ClientSession() as http:
+        for _ in range(3):
+            async with http.post(gateway.url + "/v1/chat/completions", json={
+                    "model": "smart"}, headers={"Authorization": f"Bearer {revoked}"}) as resp:
+                assert resp.status == 401
+        async with http.post(gateway.url + "/v1/chat/completions", json={"model": "smart"},
+                             headers={"Authorization": f"Bearer {BOB}"}) as resp:
+            assert resp.status == 403
+        assert await chat(http, gateway) == 200
+        assert await chat(http, gateway) == 429
+    samples = await scrape(gateway)
+    assert {reason: value(samples, "coderouter_refusals_total", reason=reason) for reason in (
+        "invalid_api_key", "model_not_allowed", "insufficient_quota")} == {
+        "invalid_api_key": 3.0, "model_not_allowed": 1.0, "insufficient_quota": 1.0}
+    assert value(samples, "coderouter_upstream_failures_total", channel="up") is None
+    lines = [r.getMessage() for r in caplog.records if r.name == "coderouter.refusals"]
+    revoked_hash = hash_key(revoked).hex()[:12]
+    assert lines[0] == (f"refused /v1/chat/completions for key sha256:{revoked_hash}: "
+                        "invalid_api_key: invalid API key")
+    assert lines[1].startswith(f"refused /v1/chat/completions for key "
+                               f"sha256:{hash_key(BOB).hex()[:12]}: model_not_allowed: ")
+    assert lines[2].startswith(f"refused /v1/chat/completions for key "
+                               f"sha256:{hash_key(ALICE).hex()[:12]}: insufficient_quota: ")
+    assert len(lines) == 3
+    assert all(key not in caplog.text for key in (revoked, BOB, ALICE))

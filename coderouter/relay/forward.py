@@ -9,6 +9,7 @@ silent is still failed over.
 from __future__ import annotations
 
 import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -68,6 +69,8 @@ class Forwarder:
         self.health = health
         self.on_attempt = on_attempt
         self.failures = FailedAttempts()
+        #: Failed attempts per channel name, all of them (the metrics).
+        self.failed_attempts: Counter[str] = Counter()
 
     async def forward(self, ex: Exchange) -> web.StreamResponse:
         """Answer *ex* from the first target that works, within the route's attempts."""
@@ -150,6 +153,7 @@ class Forwarder:
                 state: _Failover) -> bool:
         """Record a failed attempt; whether the target's trial is settled (it failed)."""
         channel, error = target.channel, failed.error
+        self.failed_attempts[channel.name] += 1
         state.failure = error
         ex.record.error = f"{channel.name}: {error.message}"
         now = ex.record.ts + time.monotonic() - ex.started

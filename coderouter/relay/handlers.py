@@ -18,6 +18,7 @@ from ..auth import (
     authenticate,
     authenticate_key,
     check_model,
+    gemini_key,
     may_use,
     presented_key,
     require_admin,
@@ -42,6 +43,7 @@ from ..estimate import MAX_DEPTH, scan_body
 from ..logs import ACCESS_LOG
 from ..quotas.model import refuse_oversized
 from ..quotas.protocol import Admission
+from ..refusals import REFUSALS
 from ..rules import first_rule, traits
 from ..sessions import Conversations, client_name, pin_key, session_key
 from ..sse import COUNTING, Dialect
@@ -316,6 +318,9 @@ async def errors_middleware(request: web.Request, handler: Any) -> web.StreamRes
         return await handler(request)
     except GatewayError as exc:
         error = exc
+        if isinstance(exc, REFUSALS):
+            request.app[GATEWAY].refusals.refused(
+                exc, gemini_key(request.headers, request.query), request.path)
     except web.HTTPException as exc:
         if exc.status < 400:
             raise
