@@ -241,7 +241,7 @@ QWEN_BODY = {
 QWEN_AS_MESSAGES = {
     "model": "claude-upstream",
     "messages": [
-        {"role": "user", "content": TASK},
+        {"role": "user", "content": [{"type": "text", "text": TASK}]},
         {"role": "assistant", "content": [
             {"type": "tool_use", "id": "call_q1", "name": "write_file", "input": WRITE_INPUT}]},
         {"role": "user", "content": [

@@ -181,14 +181,13 @@ def _add_breakpoints(request: ir.Request) -> None:
     parts = [p for m in request.messages for p in m.parts]
     if any(getattr(p, "cache", False) for p in parts) or any(t.cache for t in request.tools):
         return
-    system = [p for m in request.messages if m.role == "system" for p in m.parts
-              if isinstance(p, ir.Text) and p.text]
+    leading, conversation = ir.split_system(request.messages)
+    system = [p for m in leading for p in m.parts if isinstance(p, ir.Text) and p.text]
     if system:
         system[-1].cache = True
     tools = [t for t in request.tools if t.kind != "builtin"]
     if tools:
         tools[-1].cache = True
-    conversation = [m for m in request.messages if m.role != "system"]
     if conversation:
         last = [p for p in conversation[-1].parts
                 if isinstance(p, ir.ToolResult) or (isinstance(p, ir.Text) and p.text)]

@@ -119,6 +119,16 @@ class Message:
     parts: list[Part] = field(default_factory=list)
 
 
+def split_system(messages: list[Message]) -> tuple[list[Message], list[Message]]:
+    """For a dialect with one system prompt ahead of the conversation: the system messages
+    before the conversation starts, and the conversation, where a later system message stays
+    in its place as a user turn. Hoisting it would change the system prompt as the
+    conversation grows, and the upstream's prefix cache would miss from the first byte."""
+    start = next((i for i, m in enumerate(messages) if m.role != "system"), len(messages))
+    rest = [Message("user", m.parts) if m.role == "system" else m for m in messages[start:]]
+    return messages[:start], rest
+
+
 @dataclass(slots=True)
 class Tool:
     """A tool the model may call.

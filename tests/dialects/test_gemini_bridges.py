@@ -344,7 +344,7 @@ class TestCountingAcross:
         seen = anthropic_upstream.seen[0]
         assert seen.path == "/v1/messages/count_tokens"
         assert seen.json == {"model": "claude-upstream", "messages": [
-            {"role": "user", "content": "How many?"}]}
+            {"role": "user", "content": [{"type": "text", "text": "How many?"}]}]}
         [row] = await gw.rows()
         assert (row["endpoint"], row["channel"], row["total_tokens"], row["usage_source"]) == (
             "/v1beta/models/claude:countTokens", "claude", 0, "upstream")

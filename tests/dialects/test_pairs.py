@@ -658,7 +658,7 @@ def test_system_and_developer_messages_become_system() -> None:
     ]}
     out = chat_request_to_messages(body)
     assert out["system"] == "Rule 1.\nRule 2."
-    assert out["messages"] == [{"role": "user", "content": "Hi"}]
+    assert out["messages"] == [{"role": "user", "content": [{"type": "text", "text": "Hi"}]}]
 
 
 def test_image_url_parts_become_image_blocks() -> None:
@@ -699,7 +699,7 @@ def test_tool_calls_and_tool_messages_become_tool_use_and_merged_tool_results() 
         {"role": "user", "content": "Thanks"},
     ]}
     assert chat_request_to_messages(body)["messages"] == [
-        {"role": "user", "content": "List and read."},
+        {"role": "user", "content": [{"type": "text", "text": "List and read."}]},
         {"role": "assistant", "content": [
             {"type": "tool_use", "id": "c1", "name": "ls", "input": {}},
             {"type": "tool_use", "id": "c2", "name": "read", "input": {"path": "a"}},

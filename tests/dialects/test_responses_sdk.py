@@ -185,7 +185,7 @@ class TestTools:
             {"type": "function_call_output", "call_id": TOOL_ID, "output": "Sunny, 21C"}],
             tools=[WEATHER])
         assert upstream_body(anthropic_upstream)["messages"] == [
-            {"role": "user", "content": "weather in SF?"},
+            {"role": "user", "content": [{"type": "text", "text": "weather in SF?"}]},
             {"role": "assistant", "content": [
                 {"type": "text", "text": TOOL_TEXT},
                 {"type": "tool_use", "id": TOOL_ID, "name": "get_weather",
@@ -215,7 +215,7 @@ class TestTools:
             {"type": "function_call_output", "call_id": "toolu_a", "output": "rain"},
             {"type": "function_call_output", "call_id": "toolu_b", "output": "sun"}])
         assert upstream_body(anthropic_upstream)["messages"] == [
-            {"role": "user", "content": "Paris and Rome?"},
+            {"role": "user", "content": [{"type": "text", "text": "Paris and Rome?"}]},
             {"role": "assistant", "content": [
                 {"type": "tool_use", "id": "toolu_a", "name": "get_weather",
                  "input": {"location": "Paris"}},

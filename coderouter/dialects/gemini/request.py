@@ -318,12 +318,10 @@ def encode_request(request: ir.Request) -> Json:
     body: Json = {}
     names = {part.id: part.name for message in request.messages for part in message.parts
              if isinstance(part, ir.ToolCall)}
-    system: list[Json] = []
+    leading, conversation = ir.split_system(request.messages)
+    system = [{"text": p.text} for m in leading for p in m.parts if isinstance(p, ir.Text)]
     contents: list[Json] = []
-    for message in request.messages:
-        if message.role == "system":
-            system += [{"text": p.text} for p in message.parts if isinstance(p, ir.Text)]
-            continue
+    for message in conversation:
         if message.role == "assistant":
             parts = _model_parts(message.parts, sign_first_call=True)
         else:

@@ -314,10 +314,9 @@ def _encode_turns(messages: list[ir.Message]) -> list[Json]:
         else:
             turns.append({"role": message.role, "content": blocks})
     for turn in turns:
-        blocks = turn["content"]
-        blocks.sort(key=lambda block: block["type"] != "tool_result")
-        if len(blocks) == 1 and blocks[0]["type"] == "text" and "cache_control" not in blocks[0]:
-            turn["content"] = blocks[0]["text"]
+        # always blocks, never a lone text's string: a turn reads the same bytes whether or
+        # not it is the last (the one with the cache breakpoint), so the prefix stays cached
+        turn["content"].sort(key=lambda block: block["type"] != "tool_result")
     return turns
 
 
@@ -392,9 +391,10 @@ def _encode_tool_choice(request: ir.Request, tools: bool) -> Json | None:
 
 
 def encode_request(request: ir.Request) -> dict[str, Any]:
-    body: Json = {"model": request.model, "messages": _encode_turns(request.messages),
+    leading, conversation = ir.split_system(request.messages)
+    body: Json = {"model": request.model, "messages": _encode_turns(conversation),
                   "max_tokens": request.max_tokens or DEFAULT_MAX_TOKENS}
-    system = _encode_system(request.messages)
+    system = _encode_system(leading)
     if system is not None:
         body["system"] = system
     if request.stop:

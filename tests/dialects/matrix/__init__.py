@@ -41,6 +41,16 @@ class Call:
 class User:
     text: str
     image: bool = False
+    #: A text block before *text* in the same turn, as Claude Code's ``<system-reminder>``s.
+    reminder: str = ""
+
+
+@dataclass(frozen=True)
+class Note:
+    """A system (developer) message in mid-conversation, as Codex and Chat agents send them;
+    a client of a dialect without one sends it as a user turn."""
+
+    text: str
 
 
 @dataclass(frozen=True)
@@ -59,7 +69,7 @@ class Results:
     results: tuple[tuple[str, str], ...]  # (call id, output)
 
 
-Entry = User | Assistant | Results
+Entry = User | Assistant | Results | Note
 
 
 @dataclass(frozen=True)
@@ -67,6 +77,8 @@ class Conversation:
     entries: tuple[Entry, ...]
     tools: bool = False
     reasoning: bool = False  # ask for reasoning (effort high, a 4096-token budget)
+    #: The system prompt's blocks (one text where the dialect has no blocks).
+    system: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -118,6 +130,7 @@ class Scenario:
     tools: bool = False
     reasoning: bool = False
     stream_only: bool = False
+    system: tuple[str, ...] = ()
 
 
 def results_for(previous: Assistant, output: str = "sunny") -> Results:
@@ -157,7 +170,8 @@ def next_conversation(scenario: Scenario, history: tuple[Entry, ...], step: Step
     entries = history + step.ask
     if not step.ask and history and isinstance(history[-1], Assistant):
         entries = (*history, results_for(history[-1]))
-    return Conversation(entries, tools=scenario.tools, reasoning=scenario.reasoning)
+    return Conversation(entries, tools=scenario.tools, reasoning=scenario.reasoning,
+                        system=scenario.system)
 
 
 def with_answer_ids(conversation: Conversation, answers: list[Assistant]) -> Conversation:

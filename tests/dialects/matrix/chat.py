@@ -23,6 +23,7 @@ from tests.dialects.matrix import (
     Dialect,
     FakeUpstream,
     Json,
+    Note,
     Outcome,
     Results,
     Step,
@@ -36,16 +37,27 @@ def _compact(arguments: Json) -> str:
     return orjson.dumps(arguments).decode()
 
 
+def _user(entry: User) -> Any:
+    if not (entry.image or entry.reminder):
+        return entry.text
+    content: list[Json] = [{"type": "text", "text": entry.text}]
+    if entry.reminder:
+        content.insert(0, {"type": "text", "text": entry.reminder})
+    if entry.image:
+        content.append({"type": "image_url",
+                        "image_url": {"url": f"data:image/png;base64,{PNG}"}})
+    return content
+
+
 def build(conversation: Conversation, stream: bool) -> Json:
     messages: list[Json] = []
+    if conversation.system:
+        messages.append({"role": "system", "content": "\n\n".join(conversation.system)})
     for entry in conversation.entries:
-        if isinstance(entry, User):
-            content: Any = entry.text
-            if entry.image:
-                content = [{"type": "text", "text": entry.text},
-                           {"type": "image_url",
-                            "image_url": {"url": f"data:image/png;base64,{PNG}"}}]
-            messages.append({"role": "user", "content": content})
+        if isinstance(entry, Note):
+            messages.append({"role": "system", "content": entry.text})
+        elif isinstance(entry, User):
+            messages.append({"role": "user", "content": _user(entry)})
         elif isinstance(entry, Assistant):
             message: Json = {"role": "assistant", "content": entry.text or None}
             if entry.reasoning:

@@ -29,6 +29,7 @@ from tests.dialects.matrix import (
     Dialect,
     FakeUpstream,
     Json,
+    Note,
     Outcome,
     Results,
     Step,
@@ -51,8 +52,12 @@ def _contents(conversation: Conversation, sdk: bool = False) -> list[Json]:
     names: dict[str, str] = {}
     contents: list[Json] = []
     for entry in conversation.entries:
-        if isinstance(entry, User):
+        if isinstance(entry, Note):
+            contents.append({"role": "user", "parts": [{"text": entry.text}]})
+        elif isinstance(entry, User):
             parts: list[Json] = [{"text": entry.text}]
+            if entry.reminder:
+                parts.insert(0, {"text": entry.reminder})
             if entry.image:
                 parts.append({"inlineData": {"mime_type" if sdk else "mimeType": "image/png",
                                              "data": PNG}})
@@ -85,6 +90,8 @@ def build(conversation: Conversation, stream: bool, sdk: bool = True) -> Json:
     """The body google-genai sends (the stream is the URL's method, not the body's); with
     *sdk* False, as the gateway writes it."""
     body: Json = {"contents": _contents(conversation, sdk)}
+    if conversation.system:
+        body["systemInstruction"] = {"parts": [{"text": t} for t in conversation.system]}
     if conversation.tools:
         body["tools"] = _tools(sdk)
     generation: Json = {"maxOutputTokens": MAX_TOKENS}
@@ -110,7 +117,9 @@ def _config(conversation: Conversation) -> types.GenerateContentConfig:
             name=WEATHER["name"], description=WEATHER["description"],
             parameters_json_schema=WEATHER["parameters"])])] if conversation.tools else None,
         thinking_config=types.ThinkingConfig(include_thoughts=True, thinking_budget=4096)
-        if conversation.reasoning else None)
+        if conversation.reasoning else None,
+        system_instruction=types.Content(parts=[types.Part(text=t) for t in conversation.system])
+        if conversation.system else None)
 
 
 async def send(url: str, key: str, conversation: Conversation, stream: bool) -> Outcome:

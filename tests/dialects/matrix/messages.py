@@ -24,6 +24,7 @@ from tests.dialects.matrix import (
     Dialect,
     FakeUpstream,
     Json,
+    Note,
     Outcome,
     Results,
     Step,
@@ -40,30 +41,44 @@ def _turn(role: str, blocks: list[Json]) -> Json:
     return {"role": role, "content": blocks}
 
 
+def _user_blocks(entry: User) -> list[Json]:
+    blocks: list[Json] = [{"type": "text", "text": entry.text}]
+    if entry.reminder:
+        blocks.insert(0, {"type": "text", "text": entry.reminder})
+    if entry.image:
+        blocks.append({"type": "image", "source": {
+            "type": "base64", "media_type": "image/png", "data": PNG}})
+    return blocks
+
+
+def _assistant_blocks(entry: Assistant) -> list[Json]:
+    blocks: list[Json] = []
+    if entry.reasoning:
+        blocks.append({"type": "thinking", "thinking": entry.reasoning,
+                       "signature": entry.signature})
+    if entry.text:
+        blocks.append({"type": "text", "text": entry.text})
+    blocks += [{"type": "tool_use", "id": c.id, "name": c.name, "input": c.arguments}
+               for c in entry.calls]
+    return blocks
+
+
 def build(conversation: Conversation, stream: bool) -> Json:
     messages: list[Json] = []
     for entry in conversation.entries:
-        if isinstance(entry, User):
-            blocks: list[Json] = [{"type": "text", "text": entry.text}]
-            if entry.image:
-                blocks.append({"type": "image", "source": {
-                    "type": "base64", "media_type": "image/png", "data": PNG}})
-            messages.append(_turn("user", blocks))
+        if isinstance(entry, Note):
+            messages.append(_turn("user", [{"type": "text", "text": entry.text}]))
+        elif isinstance(entry, User):
+            messages.append(_turn("user", _user_blocks(entry)))
         elif isinstance(entry, Assistant):
-            blocks = []
-            if entry.reasoning:
-                blocks.append({"type": "thinking", "thinking": entry.reasoning,
-                               "signature": entry.signature})
-            if entry.text:
-                blocks.append({"type": "text", "text": entry.text})
-            blocks += [{"type": "tool_use", "id": c.id, "name": c.name, "input": c.arguments}
-                       for c in entry.calls]
-            messages.append(_turn("assistant", blocks))
+            messages.append(_turn("assistant", _assistant_blocks(entry)))
         elif isinstance(entry, Results):
             messages.append({"role": "user", "content": [
                 {"type": "tool_result", "tool_use_id": call_id, "content": output}
                 for call_id, output in entry.results]})
     body: Json = {"model": MODEL, "max_tokens": MAX_TOKENS, "messages": messages}
+    if conversation.system:
+        body["system"] = [{"type": "text", "text": text} for text in conversation.system]
     if conversation.tools:
         body["tools"] = [{"name": WEATHER["name"], "description": WEATHER["description"],
                           "input_schema": WEATHER["parameters"]}]
@@ -80,11 +95,12 @@ def expected(conversation: Conversation, stream: bool, client: str) -> Json:
     body = {**build(conversation, stream), "model": UPSTREAM_MODEL}
     if client == "messages":
         return body
+    for turn in body["messages"]:  # translated turns are always blocks, never a lone string
+        if isinstance(turn["content"], str):
+            turn["content"] = [{"type": "text", "text": turn["content"]}]
     if body.get("tools"):
         body["tools"][-1]["cache_control"] = BREAKPOINT
     last = body["messages"][-1]
-    if isinstance(last["content"], str):
-        last["content"] = [{"type": "text", "text": last["content"]}]
     marked = [b for b in last["content"] if b["type"] in ("text", "tool_result")]
     marked[-1]["cache_control"] = BREAKPOINT  # text or a tool result: an image is not marked
     return body

@@ -26,6 +26,7 @@ from tests.dialects.matrix import (
     Dialect,
     FakeUpstream,
     Json,
+    Note,
     Outcome,
     Results,
     Step,
@@ -33,31 +34,48 @@ from tests.dialects.matrix import (
 )
 
 
+def _user(entry: User) -> Any:
+    if not (entry.image or entry.reminder):
+        return entry.text
+    content: list[Json] = [{"type": "input_text", "text": entry.text}]
+    if entry.reminder:
+        content.insert(0, {"type": "input_text", "text": entry.reminder})
+    if entry.image:
+        content.append({"type": "input_image", "image_url": f"data:image/png;base64,{PNG}"})
+    return content
+
+
+def _assistant_items(entry: Assistant) -> list[Json]:
+    items: list[Json] = []
+    if entry.reasoning:
+        item: Json = {"type": "reasoning", "summary": [
+            {"type": "summary_text", "text": entry.reasoning}]}
+        if entry.signature:
+            item["encrypted_content"] = entry.signature
+        items.append(item)
+    if entry.text:
+        items.append({"type": "message", "role": "assistant", "content": [
+            {"type": "output_text", "text": entry.text}]})
+    items += [{"type": "function_call", "call_id": c.id, "name": c.name,
+               "arguments": orjson.dumps(c.arguments).decode()} for c in entry.calls]
+    return items
+
+
 def build(conversation: Conversation, stream: bool) -> Json:
     items: list[Json] = []
     for entry in conversation.entries:
-        if isinstance(entry, User):
-            content: Any = entry.text
-            if entry.image:
-                content = [{"type": "input_text", "text": entry.text},
-                           {"type": "input_image", "image_url": f"data:image/png;base64,{PNG}"}]
-            items.append({"role": "user", "content": content})
+        if isinstance(entry, Note):
+            items.append({"role": "developer", "content": entry.text})
+        elif isinstance(entry, User):
+            items.append({"role": "user", "content": _user(entry)})
         elif isinstance(entry, Assistant):
-            if entry.reasoning:
-                item: Json = {"type": "reasoning", "summary": [
-                    {"type": "summary_text", "text": entry.reasoning}]}
-                if entry.signature:
-                    item["encrypted_content"] = entry.signature
-                items.append(item)
-            if entry.text:
-                items.append({"type": "message", "role": "assistant", "content": [
-                    {"type": "output_text", "text": entry.text}]})
-            items += [{"type": "function_call", "call_id": c.id, "name": c.name,
-                       "arguments": orjson.dumps(c.arguments).decode()} for c in entry.calls]
+            items += _assistant_items(entry)
         elif isinstance(entry, Results):
             items += [{"type": "function_call_output", "call_id": call_id, "output": output}
                       for call_id, output in entry.results]
     body: Json = {"model": MODEL, "input": items, "max_output_tokens": MAX_TOKENS}
+    if conversation.system:
+        body["instructions"] = "\n\n".join(conversation.system)
     if conversation.tools:
         body["tools"] = [{"type": "function", **WEATHER}]
     if conversation.reasoning:
