@@ -72,6 +72,10 @@ class RateLimited(GatewayError):
     status, code, kind = 429, "rate_limit_exceeded", "rate_limit"
 
 
+#: The statuses of the gateway's own refusals of a caller: key, model, quota or rate limit.
+REFUSAL_STATUSES = (InvalidApiKey.status, ModelNotAllowed.status, QuotaExceeded.status)
+
+
 class UpstreamError(GatewayError):
     status, code, kind = 502, "upstream_error", "upstream"
 

@@ -111,13 +111,15 @@ def percentile(values: list[float], p: int) -> float | None:
 
 def sums(rows: list[dict[str, Any]]) -> dict[str, Any]:
     requests = len(rows)
-    errors = sum(1 for r in rows if r["status"] >= 400)
-    out: dict[str, Any] = {"requests": requests, "errors": errors}
+    refused = sum(1 for r in rows if r["status"] in (401, 403, 429) and r["channel"] is None)
+    errors = sum(1 for r in rows if r["status"] >= 400) - refused
+    out: dict[str, Any] = {"requests": requests, "errors": errors, "refused": refused}
     for column in ("prompt_tokens", "cached_tokens", "completion_tokens", "total_tokens",
                    "cache_write_5m_tokens", "cache_write_1h_tokens"):
         out[column] = sum(r[column] for r in rows)
     out["cost"] = round(sum(r["cost"] for r in rows), 6)
-    out["error_rate"] = round(errors / requests, 6) if requests else 0.0
+    served = requests - refused
+    out["error_rate"] = round(errors / served, 6) if served else 0.0
     for name, column in (("latency", "latency_ms"), ("ttfb", "ttfb_ms")):
         values = [r[column] for r in rows if r[column] is not None]
         for p in (50, 95):

@@ -278,6 +278,7 @@ def test_dashboard_numbers_equal_the_usage_table(served: Served,
     assert text(browser, "#total-cache-writes .sub") == \
         f"{totals['cache_write_1h_tokens']:,} kept 1 h"
     assert text(browser, "#total-errors .sub") == f"{totals['errors']:,} errors"
+    assert text(browser, "#total-refused .value") == f"{totals['refused']:,}" != "0"
     assert float(value(browser, "total-cost")) == pytest.approx(totals["cost"], abs=2e-6)
     assert float(value(browser, "total-latency")) == totals["latency_p50"]
     assert float(value(browser, "total-ttfb")) == totals["ttfb_p50"]
@@ -286,8 +287,10 @@ def test_dashboard_numbers_equal_the_usage_table(served: Served,
         found = attrs(browser, f"#{chart} [data-series={series}] [data-t]", "data-t", "data-v")
         return [(float(t or "nan"), float(v or "nan")) for t, v in found]
 
-    ok = [(p["t"], p["requests"] - p["errors"]) for p in expected["series"]]
+    ok = [(p["t"], p["requests"] - p["errors"] - p["refused"]) for p in expected["series"]]
     errors = [(p["t"], p["errors"]) for p in expected["series"]]
+    assert points("chart-requests", "refused") == [
+        (p["t"], p["refused"]) for p in expected["series"]]
     assert points("chart-requests", "ok") == ok and len(ok) in (30, 31)
     assert points("chart-requests", "errors") == errors
     assert points("chart-tokens", "completion_tokens") == [
@@ -386,7 +389,7 @@ def test_me_shows_only_the_callers_token(served: Served, browser: webdriver.Chro
     assert text(browser, "#total-prompt .value") == f"{expected['totals']['prompt_tokens']:,}"
     bars = attrs(browser, "#chart-requests [data-series=ok] [data-t]", "data-v")
     assert [float(v or "nan") for (v,) in bars] == [
-        p["requests"] - p["errors"] for p in expected["series"]]
+        p["requests"] - p["errors"] - p["refused"] for p in expected["series"]]
     bob_rows = sorted((r for r in rows if r["token"] == "bob"), key=lambda r: (-r["ts"], -r["id"]))
     shown = attrs(browser, "#request-table tbody tr", "data-id")
     assert shown == [[str(r["id"])] for r in bob_rows[:50]]

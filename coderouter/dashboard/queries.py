@@ -21,6 +21,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from ..errors import REFUSAL_STATUSES
 from ..usage import COLUMNS
 
 #: Preset ranges: name -> (length, bucket step), seconds.
@@ -41,13 +42,17 @@ DIMENSIONS: dict[str, str] = {"model": "model", "channel": "channel", "token": "
 #: Histogram resolution: bins per factor e of (ms + 1); 100 gives bins 1% wide.
 BINS_PER_E = 100
 
+#: A row the gateway refused itself (key, model, quota or rate limit): it never reached a
+#: channel. Counted as ``refused``, apart from ``errors`` (every other failure).
+REFUSED = f"(status IN ({', '.join(map(str, REFUSAL_STATUSES))}) AND channel IS NULL)"
 SUMS = ("requests", "prompt_tokens", "cached_tokens", "completion_tokens", "total_tokens",
-        "cost", "errors", "cache_write_5m_tokens", "cache_write_1h_tokens")
+        "cost", "errors", "cache_write_5m_tokens", "cache_write_1h_tokens", "refused")
 _SUMS_SQL = ("count(*), coalesce(sum(prompt_tokens), 0), coalesce(sum(cached_tokens), 0), "
              "coalesce(sum(completion_tokens), 0), coalesce(sum(total_tokens), 0), "
              "coalesce(sum(cost), 0.0), "
-             "coalesce(sum(CASE WHEN status >= 400 THEN 1 ELSE 0 END), 0), "
-             "coalesce(sum(cache_write_5m_tokens), 0), coalesce(sum(cache_write_1h_tokens), 0)")
+             f"coalesce(sum(CASE WHEN status >= 400 AND NOT {REFUSED} THEN 1 ELSE 0 END), 0), "
+             "coalesce(sum(cache_write_5m_tokens), 0), coalesce(sum(cache_write_1h_tokens), 0), "
+             f"coalesce(sum(CASE WHEN {REFUSED} THEN 1 ELSE 0 END), 0)")
 #: Percentile columns: the name in answers -> the usage column ranked.
 TIMINGS = {"latency": "latency_ms", "ttfb": "ttfb_ms"}
 
@@ -194,13 +199,15 @@ class Histogram:
 
 
 def sums_row(values: Sequence[Any]) -> dict[str, Any]:
-    """Shape one row of `SUMS` values, adding the error rate."""
+    """Shape one row of `SUMS` values, adding the error rate: errors over the requests the
+    gateway did not refuse."""
     out = dict(zip(SUMS, values, strict=True))
     out["cost"] = round(float(out["cost"]), 6)
     for name in SUMS:
         if name != "cost":
             out[name] = int(out[name])
-    out["error_rate"] = round(out["errors"] / out["requests"], 6) if out["requests"] else 0.0
+    served = out["requests"] - out["refused"]
+    out["error_rate"] = round(out["errors"] / served, 6) if served else 0.0
     return out
 
 

@@ -233,6 +233,8 @@ function totalsCards(t) {
     {id: "total-requests", label: "Requests", value: t.requests, text: fmt.int(t.requests)},
     {id: "total-errors", label: "Error rate", value: t.error_rate, text: fmt.pct(t.error_rate),
      sub: `${fmt.int(t.errors)} errors`},
+    {id: "total-refused", label: "Refused", value: t.refused, text: fmt.int(t.refused),
+     sub: "key, model, quota, rate"},
     {id: "total-prompt", label: "Prompt tokens", value: t.prompt_tokens,
      text: fmt.int(t.prompt_tokens), sub: `${fmt.int(t.cached_tokens)} cached`},
     {id: "total-cache-writes", label: "Cache writes",
@@ -269,7 +271,8 @@ function renderCharts(overview) {
   const points = overview.series;
   const charts = [
     ["chart-requests", "bar", fmt.short, [{key: "ok", label: "Succeeded", color: 0},
-                                          {key: "errors", label: "Errors", color: 3}]],
+                                          {key: "errors", label: "Errors", color: 3},
+                                          {key: "refused", label: "Refused", color: 4}]],
     ["chart-tokens", "bar", fmt.short, [{key: "prompt_uncached", label: "Prompt", color: 0},
                                         {key: "cached_tokens", label: "Cached prompt", color: 1},
                                         {key: "completion_tokens", label: "Completion",
@@ -280,7 +283,7 @@ function renderCharts(overview) {
                                        {key: "ttfb_p50", label: "TTFB p50", color: 1},
                                        {key: "ttfb_p95", label: "TTFB p95", color: 4}]],
   ];
-  const shaped = points.map((p) => ({...p, ok: p.requests - p.errors,
+  const shaped = points.map((p) => ({...p, ok: p.requests - p.errors - p.refused,
                                      prompt_uncached: p.prompt_tokens - p.cached_tokens}));
   for (const [id, kind, format, series] of charts) {
     const el = document.getElementById(id);

@@ -63,6 +63,7 @@
       {label: body.by, get: (r) => r.key ?? "(none)"},
       {label: "Requests", cls: "num", get: (r) => fmt.int(r.requests)},
       {label: "Errors", cls: "num", get: (r) => fmt.pct(r.error_rate)},
+      {label: "Refused", cls: "num", get: (r) => fmt.int(r.refused)},
       {label: "Prompt", cls: "num", get: (r) => fmt.int(r.prompt_tokens)},
       {label: "Cached", cls: "num", get: (r) => fmt.int(r.cached_tokens)},
       {label: "Cache writes", cls: "num",
