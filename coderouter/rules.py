@@ -1,25 +1,18 @@
 """What a request needs, and which of a model group's rules it meets. Pure.
 
-Traits are read from the body as the caller sent it, by its dialect's facts; the two
-that would need a walk of every message (images, server-side web search) are found by one
-regular-expression scan of the raw bytes, which cannot match inside a JSON string (quotes
-there are escaped).
+Traits are read from the body as the caller sent it, by its dialect's facts, each from the
+field that means it in that dialect (an image part, a server web-search tool, the reasoning
+setting): a look-alike in a tool schema or metadata is no trait.
 """
 
 from __future__ import annotations
 
 import fnmatch
-import re
 from dataclasses import dataclass
 from typing import Any
 
 from .config import ModelGroup, Rule
 from .dialects.dialect import Dialect
-
-_IMAGE = re.compile(
-    rb'"type"\s*:\s*"(?:image|image_url|input_image)"|"(?:inlineData|inline_data)"\s*:')
-_WEB_SEARCH = re.compile(
-    rb'"type"\s*:\s*"web_search|"web_search_options"\s*:|"(?:googleSearch|google_search)"\s*:')
 
 
 @dataclass(slots=True, frozen=True)
@@ -33,16 +26,16 @@ class Traits:
     client: str | None
 
 
-def traits(dialect: Dialect, payload: dict[str, Any], body: bytes, prompt_tokens: int,
+def traits(dialect: Dialect, payload: dict[str, Any], prompt_tokens: int,
            client: str | None) -> Traits:
-    """The traits of a *dialect* request whose parsed *payload* came from *body*."""
+    """The traits of a *dialect* request's parsed *payload*."""
     return Traits(
         model=dialect.model(payload),
         prompt_tokens=prompt_tokens,
         reasoning=dialect.asks_reasoning(payload),
-        images=_IMAGE.search(body) is not None,
+        images=dialect.has_images(payload),
         tools=dialect.offers_tools(payload),
-        web_search=_WEB_SEARCH.search(body) is not None,
+        web_search=dialect.asks_web_search(payload),
         client=client,
     )
 

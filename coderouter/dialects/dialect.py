@@ -2,7 +2,8 @@
 
 Every caller route speaks one dialect (`registry.DIALECTS`). Its facts are read by dict
 lookups on the parsed payload as the caller sent it: the model, whether it streams, the most
-output it asks for, whether it asks for reasoning or offers tools, the session hint it carries
+output it asks for, whether it asks for reasoning, offers tools, carries an image or offers
+server-side web search (each from the field that means it), the session hint it carries
 and its conversation (system prompt and user messages, for a derived session). Its answers'
 usage is read with the same parser the dialect's codec uses to tell a translated caller, so
 what is billed is what is told. It
@@ -12,6 +13,7 @@ that ends a stream. Subclasses live in each dialect's package (``facts.py``). Pu
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any, ClassVar, Literal
 
 from ..errors import GatewayError, Kind
@@ -36,6 +38,35 @@ FAILURE_KIND: dict[Kind, str] = {
 def positive(value: Any) -> int:
     """*value* when it is a positive integer, else 0."""
     return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 0
+
+
+def content_parts(turns: Any, *keys: str) -> Iterator[Json]:
+    """Every part (an object in a turn's *keys* lists) of a conversation, and the parts a
+    part holds under those keys (a tool result's content): what an image part is looked for
+    in, never a tool schema or metadata."""
+    for turn in turns if isinstance(turns, list) else ():
+        if isinstance(turn, dict):
+            yield from _parts_in(turn, keys, 2)
+
+
+def _parts_in(holder: Json, keys: tuple[str, ...], levels: int) -> Iterator[Json]:
+    for key in keys:
+        parts = holder.get(key)
+        for part in parts if isinstance(parts, list) else ():
+            if isinstance(part, dict):
+                yield part
+                if levels > 1:
+                    yield from _parts_in(part, keys, levels - 1)
+
+
+def tool_types(payload: Json) -> Iterator[str]:
+    """The ``type`` of each entry of the request's ``tools`` list (server tools are named by
+    theirs); a function's parameters are never looked into."""
+    tools = payload.get("tools")
+    for tool in tools if isinstance(tools, list) else ():
+        kind = tool.get("type") if isinstance(tool, dict) else None
+        if isinstance(kind, str):
+            yield kind
 
 
 def conversation_of(system: Any, turns: Any) -> tuple[Any, list[Any]]:
@@ -97,6 +128,14 @@ class Dialect:
         return False
 
     def offers_tools(self, payload: Json) -> bool:
+        return False
+
+    def has_images(self, payload: Json) -> bool:
+        """Whether a message carries an image part."""
+        return False
+
+    def asks_web_search(self, payload: Json) -> bool:
+        """Whether the request offers the upstream's own web-search tool."""
         return False
 
     def session_hint(self, payload: Json) -> tuple[str, str] | None:

@@ -211,7 +211,7 @@ def _exchange(request: web.Request, config: Config, token: Token, facts: Facts,
     check_model(token, model)
     record.session = session_key(request.headers, payload, facts, token.name,
                                  conversations)[0]
-    rule = first_rule(route, traits(facts, payload, body, prompt, record.client)) \
+    rule = first_rule(route, traits(facts, payload, prompt, record.client)) \
         if route.rules else None
     record.rule = rule.name if rule is not None else None
     return Exchange(request=request, dialect=facts.name, payload=payload, route=route,

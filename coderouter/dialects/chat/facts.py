@@ -11,7 +11,7 @@ import orjson
 from ...errors import GatewayError, Kind
 from .. import ir
 from ..codec import Codec
-from ..dialect import Dialect, Json, conversation_of, positive
+from ..dialect import Dialect, Json, content_parts, conversation_of, positive, tool_types
 from . import CODEC
 from .response import decode_usage
 
@@ -23,7 +23,11 @@ OPENAI_TYPES: dict[Kind, str] = {
     "too_large": "invalid_request_error", "quota": "insufficient_quota",
     "rate_limit": "rate_limit_exceeded", "upstream": "upstream_error",
     "overloaded": "server_error"}
-_NO_EFFORT = frozenset({None, "none"})
+
+
+def names_effort(value: Any) -> bool:
+    """Whether a reasoning ``effort`` field asks for reasoning: a string other than none."""
+    return isinstance(value, str) and value != "none"
 
 
 class OpenAIDialect(Dialect):
@@ -66,16 +70,25 @@ class Chat(OpenAIDialect):
     def asks_reasoning(self, payload: Json) -> bool:
         """``reasoning_effort``, OpenRouter's ``reasoning``, or the ``thinking`` switch of
         DeepSeek, GLM and Kimi."""
-        if payload.get("reasoning_effort") not in _NO_EFFORT:
+        if names_effort(payload.get("reasoning_effort")):
             return True
         reasoning = payload.get("reasoning")
-        if isinstance(reasoning, dict) and reasoning.get("effort") not in _NO_EFFORT:
+        if isinstance(reasoning, dict) and names_effort(reasoning.get("effort")):
             return True
         thinking = payload.get("thinking")
         return isinstance(thinking, dict) and thinking.get("type") in ("enabled", "adaptive")
 
     def offers_tools(self, payload: Json) -> bool:
         return bool(payload.get("tools") or payload.get("functions"))
+
+    def has_images(self, payload: Json) -> bool:
+        return any(part.get("type") == "image_url"
+                   for part in content_parts(payload.get("messages"), "content"))
+
+    def asks_web_search(self, payload: Json) -> bool:
+        """``web_search_options``, or a server web-search tool (OpenRouter, some vendors)."""
+        return isinstance(payload.get("web_search_options"), dict) or any(
+            kind.startswith("web_search") for kind in tool_types(payload))
 
     def session_hint(self, payload: Json) -> tuple[str, str] | None:
         key = payload.get("prompt_cache_key")

@@ -10,7 +10,7 @@ from typing import Any, ClassVar
 from ...errors import GatewayError
 from .. import ir
 from ..codec import Codec
-from ..dialect import Dialect, Json, conversation_of, positive
+from ..dialect import Dialect, Json, content_parts, conversation_of, positive
 from . import CODEC
 from .errors import error_body
 from .fields import _get
@@ -34,6 +34,24 @@ class GeminiDialect(Dialect):
 
     def offers_tools(self, payload: Json) -> bool:
         return bool(payload.get("tools"))
+
+    def has_images(self, payload: Json) -> bool:
+        """A part with inline data or a file whose MIME type is an image's (or unsaid)."""
+        for part in content_parts(payload.get("contents"), "parts"):
+            for field in ("inlineData", "fileData"):
+                blob = _get(part, field)
+                if isinstance(blob, dict):
+                    mime = _get(blob, "mimeType")
+                    if not isinstance(mime, str) or mime.startswith("image/"):
+                        return True
+        return False
+
+    def asks_web_search(self, payload: Json) -> bool:
+        """A ``googleSearch`` (or the older ``googleSearchRetrieval``) tool."""
+        tools = payload.get("tools")
+        return any(isinstance(tool, dict) and (_get(tool, "googleSearch") is not None
+                                               or _get(tool, "googleSearchRetrieval") is not None)
+                   for tool in (tools if isinstance(tools, list) else ()))
 
     def conversation(self, payload: Json) -> tuple[Any, list[Any]]:
         return conversation_of(payload.get("systemInstruction") or None, payload.get("contents"))

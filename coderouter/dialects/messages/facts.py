@@ -9,7 +9,15 @@ from typing import Any, ClassVar
 from ...errors import GatewayError, Kind
 from .. import ir
 from ..codec import Codec
-from ..dialect import FAILURE_KIND, Dialect, Json, conversation_of, positive
+from ..dialect import (
+    FAILURE_KIND,
+    Dialect,
+    Json,
+    content_parts,
+    conversation_of,
+    positive,
+    tool_types,
+)
 from ..wire import dumps
 from . import CODEC
 from .errors import error_event
@@ -37,6 +45,15 @@ class AnthropicDialect(Dialect):
 
     def offers_tools(self, payload: Json) -> bool:
         return bool(payload.get("tools"))
+
+    def has_images(self, payload: Json) -> bool:
+        """An ``image`` block in a message or in a tool result's content."""
+        return any(part.get("type") == "image"
+                   for part in content_parts(payload.get("messages"), "content"))
+
+    def asks_web_search(self, payload: Json) -> bool:
+        """A server web-search tool (``web_search_20250305`` and its successors)."""
+        return any(kind.startswith("web_search_") for kind in tool_types(payload))
 
     def session_hint(self, payload: Json) -> tuple[str, str] | None:
         """Claude Code's session id, inside ``metadata.user_id``."""

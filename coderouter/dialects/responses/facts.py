@@ -6,14 +6,12 @@ from typing import Any, ClassVar
 
 from ...errors import GatewayError
 from .. import ir
-from ..chat.facts import OpenAIDialect
+from ..chat.facts import OpenAIDialect, names_effort
 from ..codec import Codec
-from ..dialect import Json, conversation_of, positive
+from ..dialect import Json, content_parts, conversation_of, positive, tool_types
 from ..envelope import sealer
 from . import CODEC, compaction
 from .items import decode_usage, failed_event
-
-_NO_EFFORT = frozenset({None, "none"})
 
 
 class Responses(OpenAIDialect):
@@ -26,10 +24,18 @@ class Responses(OpenAIDialect):
 
     def asks_reasoning(self, payload: Json) -> bool:
         reasoning = payload.get("reasoning")
-        return isinstance(reasoning, dict) and reasoning.get("effort") not in _NO_EFFORT
+        return isinstance(reasoning, dict) and names_effort(reasoning.get("effort"))
 
     def offers_tools(self, payload: Json) -> bool:
         return bool(payload.get("tools"))
+
+    def has_images(self, payload: Json) -> bool:
+        """An ``input_image`` in a message item or in a tool call's output."""
+        return any(part.get("type") == "input_image"
+                   for part in content_parts(payload.get("input"), "content", "output"))
+
+    def asks_web_search(self, payload: Json) -> bool:
+        return any(kind.startswith("web_search") for kind in tool_types(payload))
 
     def session_hint(self, payload: Json) -> tuple[str, str] | None:
         key = payload.get("prompt_cache_key")
