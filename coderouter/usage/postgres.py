@@ -18,16 +18,12 @@ from collections.abc import Sequence
 from typing import Any
 
 from ..config import Database
-from . import (
-    COLUMNS,
-    DatabaseUnavailable,
-    Record,
-    aggregate_query,
-    report_rows,
-    row_of,
-)
+from .batching import BatchingWriter
+from .record import COLUMNS
+from .report import aggregate_query, report_rows
 from .schema import MIGRATIONS, VERSIONS_TABLE, Engine, Migration, pending
 from .spool import Spool
+from .store import DatabaseUnavailable
 
 log = logging.getLogger("coderouter.usage")
 
@@ -68,34 +64,19 @@ async def migrate(conn: Any, migrations: tuple[Migration, ...] = MIGRATIONS) -> 
     return applied
 
 
-class PostgresWriter:
+class PostgresWriter(BatchingWriter):
     """Queues rows and writes them to PostgreSQL in batches; spools them while it is down."""
 
     engine: Engine = "postgres"
 
     def __init__(self, database: Database, *, batch: int = 2048,
                  interval: float = 0.25) -> None:
+        super().__init__(batch=batch, interval=interval)
         assert database.url is not None
         self.url = database.url
         self.buffer = database.buffer
-        self.batch = batch
-        self.interval = interval
         self.spool = Spool(database.spool)
-        self.written = 0
-        self.failures = 0
-        self.failures_in_a_row = 0
-        self.problem: str | None = None
         self.pool: Any = None
-        self._queue: list[tuple[Any, ...]] = []
-        self._wake = asyncio.Event()
-        self._lock = asyncio.Lock()
-        self._task: asyncio.Task[None] | None = None
-        self._closing = False
-        self._errors: tuple[type[BaseException], ...] = (OSError,)
-
-    @property
-    def queued(self) -> int:
-        return len(self._queue)
 
     @property
     def spooled(self) -> int:
@@ -104,39 +85,27 @@ class PostgresWriter:
     async def open(self) -> None:
         """Connect and migrate; `DatabaseUnavailable` saying why when PostgreSQL cannot."""
         asyncpg = _asyncpg()
-        self._errors = (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError)
+        self.errors = (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError)
         try:
             self.pool = await asyncpg.create_pool(
                 self.url, min_size=1, max_size=2, timeout=_CONNECT_TIMEOUT,
                 command_timeout=30, server_settings={"application_name": "coderouter"})
             async with self.pool.acquire() as conn:
                 await migrate(conn)
-        except self._errors as exc:
+        except self.errors as exc:
             if self.pool is not None:
                 self.pool.terminate()
             raise DatabaseUnavailable(
                 f"cannot use the usage database at {redact(self.url)}: {exc}") from None
-        self._task = asyncio.create_task(self._run(), name="usage-writer")
+        self.start()
 
-    def add(self, record: Record) -> None:
-        """Queue *record*; never blocks, never raises."""
-        self._queue.append(row_of(record))
-        if len(self._queue) >= self.batch:
-            self._wake.set()
-
-    async def flush(self) -> None:
-        """Write the spool, then everything queued; raise the database error on failure."""
-        async with self._lock:
-            try:
-                await self._write_spool()
-                while self._queue:
-                    rows = self._queue[:self.batch]
-                    await self._copy(rows)
-                    del self._queue[:len(rows)]
-            except self._errors as exc:
-                self.problem = f"{type(exc).__name__}: {exc}"
-                raise
-            self.problem = None
+    async def _write_queued(self) -> None:
+        """Write the spool, then everything queued."""
+        await self._write_spool()
+        while self._queue:
+            rows = self._queue[:self.batch]
+            await self._copy(rows)
+            del self._queue[:len(rows)]
 
     async def _copy(self, rows: Sequence[tuple[Any, ...]]) -> None:
         async with self.pool.acquire(timeout=_CONNECT_TIMEOUT) as conn:
@@ -171,40 +140,13 @@ class PostgresWriter:
         log.warning("usage database down: %d rows spooled to %s", len(rows),
                     self.spool.directory)
 
-    async def _run(self) -> None:
-        delay = self.interval
-        while not self._closing:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), delay)
-            self._wake.clear()
-            try:
-                await self.flush()
-                if self.failures_in_a_row:
-                    log.warning("usage database is back: every kept row is written")
-                self.failures_in_a_row = 0
-                delay = self.interval
-            except self._errors as exc:
-                self.failures += 1
-                self.failures_in_a_row += 1
-                delay = min(self.interval * 2 ** self.failures_in_a_row, 5.0)
-                await self._park()
-                log.error("usage write failed (%s); %d rows in memory, %d spooled, retrying "
-                          "in %.1fs", self.problem or exc, len(self._queue), self.spooled,
-                          delay)
+    async def _kept(self, exc: BaseException, delay: float) -> None:
+        await self._park()
+        log.error("usage write failed (%s); %d rows in memory, %d spooled, retrying in %.1fs",
+                  self.problem or exc, len(self._queue), self.spooled, delay)
 
-    async def close(self, attempts: int = 3) -> None:
-        """Stop the task and flush; rows that still cannot be written go to the spool."""
-        self._closing = True
-        self._wake.set()
-        if self._task is not None:
-            await self._task
-        for attempt in range(attempts):
-            try:
-                await self.flush()
-                break
-            except self._errors as exc:
-                log.error("usage flush at shutdown failed (%s), attempt %d", exc, attempt + 1)
-                await asyncio.sleep(0.2 * (attempt + 1))
+    async def _closed(self) -> None:
+        """Rows that still cannot be written go to the spool; disconnect."""
         if self._queue:
             rows, self._queue = self._queue, []
             try:
@@ -215,7 +157,7 @@ class PostgresWriter:
                 log.critical("%d usage rows could not be written (%s)", len(rows), exc)
         self.spool.release()
         if self.pool is not None:
-            with contextlib.suppress(*self._errors):
+            with contextlib.suppress(*self.errors):
                 await asyncio.wait_for(self.pool.close(), 5)
 
     # -- reading ----------------------------------------------------------------------------
@@ -231,7 +173,7 @@ class PostgresWriter:
             await self.flush()
             sql, params = aggregate_query(by, since, until, "postgres")
             return report_rows(by, await self.fetch(sql, params))
-        except self._errors as exc:
+        except self.errors as exc:
             raise DatabaseUnavailable(
                 f"the usage database at {redact(self.url)} is failing ({exc}); "
                 f"{self.queued} rows are kept in memory and {self.spooled} spooled to disk, "
