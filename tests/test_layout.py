@@ -62,7 +62,7 @@ def cycles() -> list[list[str]]:
         stack.append(name)
         for target in graph[name]:
             if state.get(target) == 1:
-                found.append(stack[stack.index(target):] + [target])
+                found.append([*stack[stack.index(target):], target])
             elif target not in state:
                 visit(target)
         stack.pop()
