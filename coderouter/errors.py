@@ -48,6 +48,13 @@ class MethodNotAllowed(GatewayError):
     status, code, kind = 405, "method_not_allowed", "invalid_request"
 
 
+class UpgradeRequired(GatewayError):
+    """A WebSocket upgrade on a route that serves none: the caller uses plain HTTP instead
+    (Codex falls back at once on a 426, but retries a 404 or 405 for seconds)."""
+
+    status, code, kind = 426, "upgrade_required", "invalid_request"
+
+
 class InvalidRequest(GatewayError):
     status, code, kind = 400, "invalid_request", "invalid_request"
 

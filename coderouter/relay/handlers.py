@@ -38,6 +38,7 @@ from ..errors import (
     RequestTooLarge,
     ServiceUnavailable,
     StorageUnavailable,
+    UpgradeRequired,
 )
 from ..estimate import MAX_DEPTH, scan_body
 from ..logs import ACCESS_LOG
@@ -339,6 +340,8 @@ def _http_error(request: web.Request, exc: web.HTTPException) -> GatewayError:
     if exc.status in (404, 405):
         request.app[ACCESS_LOG].unserved(request.method, request.path, exc.status,
                                          request_id(request), request.remote)
+        if request.headers.get("Upgrade", "").lower() == "websocket":
+            return UpgradeRequired(f"{request.path} serves no WebSocket; use HTTP")
     if exc.status == 404:
         return NotFound(f"no route for {request.method} {request.path}")
     if exc.status == 405:
