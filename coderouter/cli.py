@@ -1,14 +1,12 @@
-"""The `coderouter` command: serve, check, token new, usage."""
+"""The `coderouter` command: serve, check, token (new, list, disable, rotate), usage."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
 import gc
-import hashlib
 import logging
 import os
-import secrets
 import sqlite3
 import sys
 import time
@@ -17,7 +15,7 @@ from typing import Any
 
 import orjson
 
-from . import __version__
+from . import __version__, tokens_cli
 from .channels import kind_of
 from .config import Config, load
 from .errors import ConfigError
@@ -117,18 +115,6 @@ def _serve_one(path: str, *, worker: bool) -> int:
     return 0
 
 
-def cmd_token_new(args: argparse.Namespace) -> int:
-    key = "sk-cr-" + secrets.token_urlsafe(32)
-    digest = hashlib.sha256(key.encode()).hexdigest()
-    print(f"key:        {key}")
-    print(f"key_sha256: {digest}")
-    print()
-    print("# paste under tokens: in the config; give the key to the caller, keep only the hash")
-    print(f"  - name: {args.name or 'NAME'}")
-    print(f"    key_sha256: {digest}")
-    return 0
-
-
 def cmd_usage(args: argparse.Namespace) -> int:
     path = config_path(args.config)
     config = _load_or_report(path)
@@ -209,11 +195,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     with_config(sub.add_parser("serve", help="run the gateway")).set_defaults(func=cmd_serve)
     with_config(sub.add_parser("check", help="validate a config")).set_defaults(func=cmd_check)
-    token = sub.add_parser("token", help="caller keys").add_subparsers(dest="action",
-                                                                       required=True)
-    new = token.add_parser("new", help="print a new key and its key_sha256")
-    new.add_argument("--name")
-    new.set_defaults(func=cmd_token_new)
+    tokens_cli.add_parsers(sub, with_config)
     config = sub.add_parser("config", help="about the config file").add_subparsers(
         dest="action", required=True)
     config.add_parser("schema", help="print the config file's JSON Schema (for editors)"

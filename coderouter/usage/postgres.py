@@ -183,6 +183,14 @@ class PostgresWriter(BatchingWriter):
 async def report(database: Database, by: str, since: float | None,
                  until: float | None) -> list[dict[str, Any]]:
     """One-off aggregate for `coderouter usage` (no writer, no migration)."""
+    sql, params = aggregate_query(by, since, until, "postgres")
+    return report_rows(by, await fetch_once(database, sql, params))
+
+
+async def fetch_once(database: Database, sql: str,
+                     params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+    """The rows of one query on its own connection (for the CLI); none before the table
+    exists."""
     assert database.url is not None
     asyncpg = _asyncpg()
     try:
@@ -191,8 +199,7 @@ async def report(database: Database, by: str, since: float | None,
         raise DatabaseUnavailable(
             f"cannot reach the usage database at {redact(database.url)}: {exc}") from None
     try:
-        sql, params = aggregate_query(by, since, until, "postgres")
-        return report_rows(by, [tuple(r) for r in await conn.fetch(sql, *params)])
+        return [tuple(r) for r in await conn.fetch(sql, *params)]
     except asyncpg.UndefinedTableError:
         return []
     finally:
