@@ -2,8 +2,10 @@
 
 Counted as requests finish (one observation per usage row), as upstream attempts and cooldowns
 happen, and read at scrape time from the live state (reloads, usage writer, requests in flight).
-The ``model`` label is the routable name asked for, or ``other`` when it is not one, so a
-caller cannot grow the label set with made-up names.
+The ``model`` label is the model group that served the request (an alias resolved to its
+group), or ``other`` when the name asked for is not routable, so a caller cannot grow the label
+set with made-up names. Quota gauges are refreshed from the quota state (memory or Redis) on
+each scrape.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ import asyncio
 import contextlib
 import os
 from collections.abc import AsyncIterator, Iterator
-from typing import Any
+from typing import Any, Literal
 
 from aiohttp import web
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
@@ -23,11 +25,14 @@ from prometheus_client.registry import Collector
 
 from .auth import is_admin
 from .config import Target
+from .dashboard.views import QUOTA_DIMENSIONS, quotas
 from .errors import InvalidApiKey
 from .state import GATEWAY, Gateway
 from .usage import Record
 from .workers import MULTIPROCESS_DIR
 
+#: Most model names whose group `Metrics` remembers (callers choose the names).
+_GROUPS_KEPT = 4096
 #: Seconds; from a fast cached answer to a long agent turn.
 LATENCY_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0)
 TTFB_BUCKETS = (0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0)
@@ -70,14 +75,21 @@ class Metrics:
         self.cooldowns = Counter(
             "coderouter_cooldowns", "Cooldowns started, of a target or of a channel key.",
             ["channel", "kind"], registry=registry)
+        self.cost = Counter(
+            "coderouter_cost_usd", "Cost in US dollars, as in the usage rows.",
+            ["model", "channel"], registry=registry)
         self._children: dict[tuple[Any, ...], Any] = {}
+        #: The model group of each name asked for, under the config it was resolved in.
+        self._groups: dict[str | None, str] = {}
+        self._groups_of: object = None
         #: With several workers, where they all write their values (see `coderouter.workers`).
         self.multiprocess = os.environ.get(MULTIPROCESS_DIR)
         self.mirror: _Mirror | None = None
+        self.state = _StateCollector(gateway)
         if self.multiprocess:
-            self.mirror = _Mirror(_StateCollector(gateway))
+            self.mirror = _Mirror(self.state)
         else:
-            registry.register(_StateCollector(gateway))
+            registry.register(self.state)
 
     @classmethod
     def attach(cls, gateway: Gateway) -> Metrics:
@@ -90,10 +102,11 @@ class Metrics:
 
     def observe(self, record: Record) -> None:
         """Count one finished request."""
-        routes = self.gateway.holder.current.routes
-        model = record.model if record.model and record.model in routes else "other"
+        model = self._group(record.model)
         channel = record.channel or ""
         self._series(self.requests, model, channel, str(record.status)).inc()
+        if record.cost:
+            self._series(self.cost, model, channel).inc(record.cost)
         if record.prompt_tokens:
             self._series(self.prompt_tokens, model, channel).inc(record.prompt_tokens)
         if record.cached_tokens:
@@ -104,6 +117,20 @@ class Metrics:
             self._series(self.latency, channel).observe(record.latency_ms / 1000)
         if record.channel is not None and record.ttfb_ms is not None:
             self._series(self.ttfb, channel).observe(record.ttfb_ms / 1000)
+
+    def _group(self, model: str | None) -> str:
+        """The name of the group serving *model* (its own, or the one an alias glob names);
+        ``other`` when none does. Remembered per config, for at most `_GROUPS_KEPT` names."""
+        config = self.gateway.holder.current
+        if config is not self._groups_of:
+            self._groups, self._groups_of = {}, config
+        name = self._groups.get(model)
+        if name is None:
+            route = config.route(model) if model else None
+            name = route.name if route is not None else "other"
+            if len(self._groups) < _GROUPS_KEPT:
+                self._groups[model] = name
+        return name
 
     def _series(self, metric: Any, *labels: str) -> Any:
         """*metric*'s child for *labels*, looked up once: ``labels()`` validates and locks."""
@@ -123,6 +150,13 @@ class Metrics:
     def cooldown(self, channel: str, kind: str) -> None:
         """Count a cooldown (`Health.on_cooldown`)."""
         self.cooldowns.labels(channel, kind).inc()
+
+    async def refresh_quotas(self) -> None:
+        """Read every quota of every token and group now, for the next exposition."""
+        gw = self.gateway
+        config = gw.holder.current
+        reports = [await gw.quotas.report(token) for token in config.tokens]
+        self.state.quotas = quotas(config, reports)["quotas"]
 
     def exposition(self, accept: str | None) -> tuple[bytes, str]:
         """The metrics in the format *accept* asks for (Prometheus text by default); with
@@ -158,8 +192,7 @@ class _Mirror:
                         Counter(family.name, family.documentation, list(sample.labels),
                                 registry=None) if counter else
                         Gauge(family.name, family.documentation, list(sample.labels),
-                              registry=None, multiprocess_mode="livemin"
-                              if family.name.endswith("_up") else "livesum"))
+                              registry=None, multiprocess_mode=_merged_as(family.name)))
                 child = metric.labels(**sample.labels) if sample.labels else metric
                 if isinstance(child, Gauge):
                     child.set(sample.value)
@@ -169,6 +202,16 @@ class _Mirror:
                 if delta > 0:
                     child.inc(delta)
                 self.last[key] = sample.value
+
+
+def _merged_as(gauge: str) -> Literal["livemin", "livemostrecent", "livesum"]:
+    """How the workers' values of *gauge* merge: ``*_up`` take the minimum, quota gauges the
+    most recent (the scraping worker's, just read), the rest add up."""
+    if gauge.endswith("_up"):
+        return "livemin"
+    if gauge.startswith("coderouter_quota_"):
+        return "livemostrecent"
+    return "livesum"
 
 
 async def mirror_state(app: web.Application) -> AsyncIterator[None]:
@@ -194,8 +237,12 @@ class _StateCollector(Collector):
 
     def __init__(self, gateway: Gateway) -> None:
         self.gateway = gateway
+        #: Every quota, as ``/admin/quotas`` lists them (`Metrics.refresh_quotas`).
+        self.quotas: list[dict[str, Any]] = []
 
     def collect(self) -> Iterator[Metric]:
+        yield from _target_families(self.gateway)
+        yield from _quota_families(self.quotas)
         gw = self.gateway
         reloads = CounterMetricFamily(
             "coderouter_config_reloads", "Config reloads: ok swapped a new config in, failed "
@@ -250,6 +297,44 @@ class _StateCollector(Collector):
                                   value=writer.failures)
 
 
+def _target_families(gw: Gateway) -> Iterator[Metric]:
+    """1 per target that may be tried now (healthy, or due its trial), 0 while it cools
+    down or its channel is disabled; every target of every group and rule, once."""
+    up = GaugeMetricFamily("coderouter_target_up", "1 while a target may be tried, 0 while "
+                           "it cools down after failures or its channel is disabled.",
+                           labels=["channel", "model"])
+    seen: set[tuple[str, str]] = set()
+    for group in gw.holder.current.routes.values():
+        for target in (*group.targets, *(t for rule in group.rules for t in rule.targets)):
+            if target.id in seen:
+                continue
+            seen.add(target.id)
+            cooling = gw.health.target_state(target)[0] == "cooling"
+            up.add_metric(list(target.id),
+                          0 if cooling or not target.channel.enabled else 1)
+    yield up
+
+
+def _quota_families(items: list[dict[str, Any]]) -> Iterator[Metric]:
+    """Each quota's limit and what is left of it (used and reserved taken off), per scope
+    (token or group), name, period and dimension (tokens, requests, cost)."""
+    labels = ["scope", "name", "period", "dimension"]
+    remaining = GaugeMetricFamily("coderouter_quota_remaining", "What a quota has left in "
+                                  "its period: limit - used - reserved.", labels=labels)
+    limit = GaugeMetricFamily("coderouter_quota_limit", "A quota's limit per period.",
+                              labels=labels)
+    for item in items:
+        for dimension in QUOTA_DIMENSIONS:
+            numbers = item.get(dimension)
+            if numbers is None:
+                continue
+            names = [item["scope"], item["name"], item["period"], dimension]
+            remaining.add_metric(names, numbers["remaining"])
+            limit.add_metric(names, numbers["limit"])
+    yield remaining
+    yield limit
+
+
 METRICS = web.AppKey("metrics", Metrics)
 
 
@@ -258,5 +343,7 @@ async def metrics_route(request: web.Request) -> web.Response:
     config = request.app[GATEWAY].holder.current
     if config.admin.key is not None and not is_admin(config, request.headers):
         raise InvalidApiKey("the admin key is required for /metrics")
-    body, content_type = request.app[METRICS].exposition(request.headers.get("Accept"))
+    metrics = request.app[METRICS]
+    await metrics.refresh_quotas()
+    body, content_type = metrics.exposition(request.headers.get("Accept"))
     return web.Response(body=body, headers={"Content-Type": content_type})

@@ -36,8 +36,8 @@ def parse(text: str) -> Samples:
             for family in text_string_to_metric_families(text) for s in family.samples}
 
 
-def value(samples: Samples, name: str, **labels: str) -> float | None:
-    return samples.get((name, frozenset(labels.items())))
+def value(samples: Samples, metric: str, **labels: str) -> float | None:
+    return samples.get((metric, frozenset(labels.items())))
 
 
 async def scrape(gateway: Running, headers: dict[str, str] | None = None) -> Samples:
@@ -113,6 +113,14 @@ async def test_values_after_known_traffic(start_gateway: StartGateway, upstream:
     assert value(samples, "coderouter_cooldowns_total", channel="up", kind="key") == 1.0
     assert value(samples, "coderouter_cooldowns_total", channel="up", kind="target") == 1.0
     assert value(samples, "coderouter_upstream_failures_total", channel="up") == 2.0
+    rows = await gateway.rows()
+    for channel in ("up", "up2"):
+        cost = sum(r["cost"] for r in rows if r["channel"] == channel)
+        assert cost > 0
+        assert value(samples, "coderouter_cost_usd_total", model="smart", channel=channel) \
+            == pytest.approx(cost, rel=1e-9)
+    assert value(samples, "coderouter_target_up", channel="up", model="m") == 0.0  # cooling
+    assert value(samples, "coderouter_target_up", channel="up2", model="m") == 1.0
     assert value(samples, "coderouter_upstream_failures_total", channel="up2") is None
     assert value(samples, "coderouter_config_reloads_total", result="ok") == 1.0
     assert value(samples, "coderouter_config_reloads_total", result="failed") == 1.0
@@ -201,3 +209,29 @@ async def test_refused_callers_are_counted_by_reason_and_logged_by_key_hash(
                                f"sha256:{hash_key(ALICE).hex()[:12]}: insufficient_quota: ")
     assert len(lines) == 3
     assert all(key not in caplog.text for key in (revoked, BOB, ALICE))
+
+
+async def test_alias_traffic_counts_under_its_group_and_quotas_show_what_is_left(
+        start_gateway: StartGateway, upstream: FakeUpstream, tmp_path: Path) -> None:
+    """A request for an alias is labelled with the group that served it; each quota's limit
+    and remaining amount are gauges, read at scrape time."""
+    config = base_config(upstream.url, tmp_path)
+    config["model_groups"][0]["aliases"] = ["smart-*"]
+    config["tokens"][0]["quota"] = {"requests": 5, "period": "day"}
+    config["token_groups"][0]["quota"] = {"tokens": 1000, "period": "month"}
+    gateway = await start_gateway(config)
+    async with aiohttp.ClientSession() as http:
+        assert await chat(http, gateway, model="smart-latest") == 200
+        assert await chat(http, gateway, model="smart") == 200
+    samples = await scrape(gateway)
+    assert value(samples, "coderouter_requests_total", model="smart", channel="up",
+                 status="200") == 2.0
+    assert value(samples, "coderouter_requests_total", model="other", channel="up",
+                 status="200") is None
+    labels = {"scope": "token", "name": "alice", "period": "day", "dimension": "requests"}
+    assert value(samples, "coderouter_quota_limit", **labels) == 5.0
+    assert value(samples, "coderouter_quota_remaining", **labels) == 3.0
+    rows = await gateway.rows()
+    labels = {"scope": "group", "name": "team", "period": "month", "dimension": "tokens"}
+    assert value(samples, "coderouter_quota_remaining", **labels) == \
+        1000 - sum(r["total_tokens"] for r in rows)

@@ -42,10 +42,15 @@ async def fresh(url: str, key: str, n: int) -> Counter[int]:
     return statuses
 
 
-async def requests_total(url: str) -> float:
+async def scrape(url: str) -> str:
+    """/metrics, on a new connection (any worker may answer)."""
     async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(force_close=True)
                                      ) as http, http.get(url + "/metrics") as resp:
-        text = await resp.text()
+        return await resp.text()
+
+
+async def requests_total(url: str) -> float:
+    text = await scrape(url)
     found = re.findall(r'^coderouter_requests_total\{[^}]*status="200"[^}]*\} (\S+)$', text,
                        re.M)
     return sum(float(v) for v in found)
@@ -71,6 +76,13 @@ async def test_workers_share_one_port_limits_metrics_and_reloads(
         async def merged() -> bool:  # each worker publishes its state within a second
             return [await requests_total(gw.url) for _ in range(6)] == [30.0] * 6
         await until(merged, "every scrape to count the 30 requests of all workers")
+        for _ in range(6):  # gauges are not summed over workers: quotas, targets up
+            text = await scrape(gw.url)
+            assert 'coderouter_quota_remaining{dimension="requests",name="alice",' \
+                'period="day",scope="token"} 0.0' in text
+            assert 'coderouter_quota_limit{dimension="requests",name="alice",' \
+                'period="day",scope="token"} 10.0' in text
+            assert 'coderouter_target_up{channel="up",model="upstream-model"} 1.0' in text
 
         edited = dict(gw.config)
         edited["tokens"] = [t for t in gw.config["tokens"] if t["name"] != "carol"]

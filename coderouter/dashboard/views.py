@@ -8,7 +8,8 @@ from typing import Any
 from ..config import Config, Quota, RateLimit
 from ..config.reload import ConfigHolder
 
-_DIMENSIONS = ("tokens", "requests", "cost")
+#: The dimensions a quota may limit, as its reports name them.
+QUOTA_DIMENSIONS = ("tokens", "requests", "cost")
 
 
 def quotas(config: Config, reports: Iterable[dict[str, Any]]) -> dict[str, Any]:
@@ -34,7 +35,7 @@ def quotas(config: Config, reports: Iterable[dict[str, Any]]) -> dict[str, Any]:
 
 def fullness(report: dict[str, Any]) -> float:
     ratios = [(dim["used"] + dim["reserved"]) / dim["limit"] if dim["limit"] else 1.0
-              for name in _DIMENSIONS if (dim := report.get(name)) is not None]
+              for name in QUOTA_DIMENSIONS if (dim := report.get(name)) is not None]
     return round(max(ratios, default=0.0), 6)
 
 
