@@ -59,13 +59,30 @@ RATELIMIT_HEADERS = web.RequestKey("ratelimit_headers", dict[str, str])
 _JSON_HEADERS = {"Content-Type": "application/json"}
 
 
+class _RequestIds:
+    """New request ids: ``req_`` and 24 hex digits, a random prefix of this process and a
+    counter (a system call per request for 12 random bytes cost more than the rest of it)."""
+
+    def __init__(self) -> None:
+        self.prefix, self.count = "", 1 << 32
+
+    def new(self) -> str:
+        self.count += 1
+        if self.count >= 1 << 32:  # a fresh prefix every 4 billion ids (and at the start)
+            self.prefix, self.count = f"req_{os.urandom(8).hex()}", 0
+        return f"{self.prefix}{self.count:08x}"
+
+
+_new_request_id = _RequestIds().new
+
+
 def request_id(request: web.Request) -> str:
     """The caller's ``x-request-id`` when it is sane, else a new one; fixed per request."""
     rid: str | None = request.get(_REQUEST_ID)
     if rid is None:
         given = request.headers.get("x-request-id", "")
         rid = given if 0 < len(given) <= 128 and given.isascii() and given.isprintable() \
-            else f"req_{os.urandom(12).hex()}"
+            else _new_request_id()
         request[_REQUEST_ID] = rid
     return rid
 
@@ -86,20 +103,26 @@ async def read_body(request: web.Request, limits: Limits) -> bytes:
     length = request.content_length
     if length is not None and length > limit:
         raise RequestTooLarge(f"request body of {length} bytes is over the {limit} byte limit")
-    chunks = []
-    size = 0
     try:
+        if request.content.is_eof():  # all of it came with the head: no wait, no timer
+            return await _read_capped(request, limit)
         async with asyncio.timeout(limits.body_timeout):
-            async for chunk in request.content.iter_any():
-                size += len(chunk)
-                if size > limit:
-                    raise RequestTooLarge(f"request body is over the {limit} byte limit")
-                chunks.append(chunk)
+            return await _read_capped(request, limit)
     except TimeoutError:
         raise RequestTimeout(f"request body did not arrive within "
                              f"{limits.body_timeout:g}s") from None
     except RequestPayloadError as exc:  # broken framing or encoding; see coderouter.protocol
         raise InvalidRequest(f"request body is malformed: {exc}") from None
+
+
+async def _read_capped(request: web.Request, limit: int) -> bytes:
+    chunks = []
+    size = 0
+    async for chunk in request.content.iter_any():
+        size += len(chunk)
+        if size > limit:
+            raise RequestTooLarge(f"request body is over the {limit} byte limit")
+        chunks.append(chunk)
     return b"".join(chunks)
 
 
