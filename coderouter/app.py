@@ -82,6 +82,7 @@ def create_app(holder: ConfigHolder, *, watch: bool = False,
     app.router.add_get("/admin/breakdown", dashboard_api.admin_breakdown)
     app.router.add_get("/admin/channels", dashboard_api.admin_channels)
     app.router.add_get("/admin/quotas", dashboard_api.admin_quotas)
+    app.router.add_get("/admin/alerts", dashboard_api.admin_alerts)
     app.router.add_get("/admin/requests", dashboard_api.admin_requests)
     app.router.add_get("/admin/config", dashboard_api.admin_config)
     app.router.add_get("/me/overview", dashboard_api.own_overview)

@@ -25,6 +25,7 @@ from prometheus_client.registry import Collector
 
 from .auth import is_admin
 from .config import Target
+from .dashboard.alerts import every_target
 from .dashboard.views import QUOTA_DIMENSIONS, quotas
 from .errors import InvalidApiKey
 from .state import GATEWAY, Gateway
@@ -303,15 +304,9 @@ def _target_families(gw: Gateway) -> Iterator[Metric]:
     up = GaugeMetricFamily("coderouter_target_up", "1 while a target may be tried, 0 while "
                            "it cools down after failures or its channel is disabled.",
                            labels=["channel", "model"])
-    seen: set[tuple[str, str]] = set()
-    for group in gw.holder.current.routes.values():
-        for target in (*group.targets, *(t for rule in group.rules for t in rule.targets)):
-            if target.id in seen:
-                continue
-            seen.add(target.id)
-            cooling = gw.health.target_state(target)[0] == "cooling"
-            up.add_metric(list(target.id),
-                          0 if cooling or not target.channel.enabled else 1)
+    for target in every_target(gw.holder.current):
+        cooling = gw.health.target_state(target)[0] == "cooling"
+        up.add_metric(list(target.id), 0 if cooling or not target.channel.enabled else 1)
     yield up
 
 

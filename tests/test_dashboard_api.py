@@ -23,7 +23,7 @@ from tests.fakes import FakeClock, FakeUpstream
 ADMIN = "cr-admin-dashboard-0123456789abcdef"
 NOW = 1_795_000_000.0  # 2026-11-18 11:06:40 UTC, a Wednesday
 ADMIN_ROUTES = ["/admin/overview", "/admin/breakdown", "/admin/channels", "/admin/quotas",
-                "/admin/requests", "/admin/config"]
+                "/admin/requests", "/admin/config", "/admin/alerts"]
 OWN_ROUTES = ["/me/overview", "/me/requests"]
 SECRETS = [ADMIN, ALICE, BOB, UPSTREAM_KEY, UPSTREAM_KEY_2]
 
@@ -324,6 +324,39 @@ async def test_rule_targets_appear_in_channel_health(
     assert rule["name"] == "long"
     assert [(t["channel"], t["model"], t["state"], t["requests"]) for t in rule["targets"]] \
         == [("up", "big", "healthy", 1)]
+
+
+async def test_alerts_name_cooling_targets_full_quotas_and_a_failed_reload(
+        start_gateway: StartGateway, upstream: FakeUpstream, tmp_path: Path) -> None:
+    """/admin/alerts: a target cooling with the time it ends, a token at its quota, and the
+    last reload while it is a failed one; nothing once all is well."""
+    clock = FakeClock(NOW)
+    config = dashboard_config(upstream.url, tmp_path)
+    dave = "sk-cr-dave-0123456789abcdefghijklmnopq"
+    config["tokens"].append({"name": "dave", "key": dave,
+                             "quota": {"requests": 2, "period": "day"}})
+    gateway = await start_gateway(config, clock=clock)
+    _, body, _ = await get(gateway.url + "/admin/alerts", ADMIN)
+    assert body["alerts"] == []
+    assert await chat(gateway.url, ALICE, "flaky") == 200
+    assert [await chat(gateway.url, dave) for _ in range(2)] == [200, 200]
+    gateway.config_path.write_text("channels: 3\n")
+    assert not gateway.state.holder.reload("test")
+    status, body, raw = await get(gateway.url + "/admin/alerts", ADMIN)
+    assert status == 200
+    reload, cooling, quota = body["alerts"]
+    assert (reload["kind"], reload["reason"], reload["errors"]) == ("reload", "test", 1)
+    assert {k: cooling[k] for k in ("kind", "channel", "model")} == {
+        "kind": "cooling", "channel": "dead", "model": "dead-model"}
+    assert body["now"] + 3590 < cooling["until"] <= body["now"] + 3600
+    assert {k: quota[k] for k in ("kind", "scope", "name", "period", "fullness")} == {
+        "kind": "quota", "scope": "token", "name": "dave", "period": "day", "fullness": 1.0}
+    assert dave.encode() not in raw
+    gateway.config_path.write_text(yaml.safe_dump(config))
+    gateway.state.holder.reload("test")  # the same config as before: unchanged, not failed
+    gateway.state.health.succeeded(gateway.state.holder.current.routes["flaky"].targets[0])
+    _, body, _ = await get(gateway.url + "/admin/alerts", ADMIN)
+    assert [a["kind"] for a in body["alerts"]] == ["quota"]
 
 
 async def test_channels_count_requests_and_streams_in_flight(

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -44,8 +45,9 @@ from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
 ADMIN = "cr-admin-browser-0123456789abcdefghij"
 ALICE = "sk-cr-alice-browser-0123456789abcdefghijkl"
 BOB = "sk-cr-bob-browser-0123456789abcdefghijklmn"
+CAROL = "sk-cr-carol-browser-0123456789abcdefghijk"
 CHANNEL_KEYS = ["sk-upstream-browser-key-0", "sk-upstream-browser-key-1"]
-SECRETS = [ADMIN, ALICE, BOB, *CHANNEL_KEYS]
+SECRETS = [ADMIN, ALICE, BOB, CAROL, *CHANNEL_KEYS]
 ARTIFACTS = Path(__file__).parent / "artifacts"
 WAIT = 20.0
 
@@ -107,7 +109,9 @@ def served() -> Iterator[Served]:
             {"name": "alice", "key_sha256": hash_key(ALICE).hex(), "group": "team",
              "quota": {"requests": 400, "period": "day"}},
             {"name": "bob", "key_sha256": hash_key(BOB).hex(),
-             "quota": {"cost": 5, "period": "total"}, "rate_limit": {"rpm": 60}}],
+             "quota": {"cost": 5, "period": "total"}, "rate_limit": {"rpm": 60}},
+            {"name": "carol", "key_sha256": hash_key(CAROL).hex(),
+             "quota": {"requests": 1, "period": "day"}}],
     }
     path = folder / "config.yaml"
     path.write_text(yaml.safe_dump(config))
@@ -132,6 +136,8 @@ def served() -> Iterator[Served]:
             assert http(url + "/v1/chat/completions", ALICE, {**chat, "model": model}) == 200
         assert http(url + "/v1/chat/completions", BOB, {**chat, "model": "smart"}) == 200
         assert http(url + "/v1/chat/completions", BOB, {**chat, "model": "nope"}) == 404
+        # carol (1 request a day) is at her quota: known rows of today, or this one
+        assert http(url + "/v1/chat/completions", CAROL, {**chat, "model": "smart"}) in (200, 429)
         assert http(url + "/admin/usage", ADMIN) == 200  # flushes the writer
         yield Served(url, db, path)
     finally:
@@ -359,7 +365,7 @@ def test_dashboard_channels_quotas_requests_config(served: Served,
     wait(browser, lambda d: {t for (t,) in attrs(d, "#request-table tbody td:nth-child(3)",
                                                  "text")} == {"bob"}, "the token filter")
     assert text(browser, "#config-line") == (
-        "2 channels, 2 routable models, 1 token group, 2 tokens")
+        "2 channels, 2 routable models, 1 token group, 3 tokens")
     assert attrs(browser, "#last-reload", "data-result") == [["none"]]
     no_secrets(browser)
 
@@ -428,6 +434,38 @@ def test_custom_range(served: Served, browser: webdriver.Chrome) -> None:
         (p["t"], p["errors"]) for p in expected["series"]]
 
 
+def test_the_alert_strip(served: Served, browser: webdriver.Chrome) -> None:
+    """At the top: the cooling target with a countdown that runs, the token at its quota,
+    and a failed reload until the file is fixed."""
+    sign_in(browser, served.url + "/dashboard", ADMIN)
+    loaded(browser)
+    cooling = "#alerts [data-kind=cooling][data-channel=dead][data-model=dead-model]"
+    wait(browser, lambda d: attrs(d, cooling, "data-until"), "the cooling target's alert")
+    first = text(browser, f"{cooling} .countdown")
+    assert re.fullmatch(r"(59|60) min \d{1,2} s", first), first
+    wait(browser, lambda d: text(d, f"{cooling} .countdown") != first, "the countdown to run")
+    quota = "#alerts [data-kind=quota][data-scope=token][data-name=carol][data-period=day]"
+    resets = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(time.time() // 86400 * 86400
+                                                              + 86400))
+    assert re.fullmatch(rf"token carol at its day quota \(\d+\.\d%\), resets {resets} UTC\S*",
+                        text(browser, quota)), text(browser, quota)
+    assert not attrs(browser, "#alerts [data-kind=reload]", "text")
+    assert browser.execute_script(
+        "return document.getElementById('alerts').getBoundingClientRect().top") \
+        < browser.execute_script(
+        "return document.getElementById('overview').getBoundingClientRect().top")
+    good = served.config_path.read_text()
+    try:
+        served.config_path.write_text("channels: 3\n")
+        wait(browser, lambda d: attrs(d, "#alerts [data-kind=reload]", "text"),
+             "the failed reload's alert")
+        assert text(browser, "#alerts [data-kind=reload]").startswith("Reload failed ")
+        screenshot(browser, "dashboard-alerts", full=False)
+    finally:
+        served.config_path.write_text(good)
+    no_secrets(browser)
+
+
 def test_a_failed_reload_shows_its_errors(served: Served, browser: webdriver.Chrome) -> None:
     """An invalid config saved while serving: the page says the reload failed, with every
     error's YAML path; the old config keeps serving."""
@@ -445,7 +483,7 @@ def test_a_failed_reload_shows_its_errors(served: Served, browser: webdriver.Chr
         assert any(e.startswith("model_groups[0].targets[0].channel: ") for e in errors)
         assert any(e.startswith("tokens[0].group: ") for e in errors)
         assert text(browser, "#config-line") == (
-            "2 channels, 2 routable models, 1 token group, 2 tokens")
+            "2 channels, 2 routable models, 1 token group, 3 tokens")
         browser.execute_script("document.getElementById('config').scrollIntoView()")
         screenshot(browser, "dashboard-reload-failed", full=False)
         no_secrets(browser)

@@ -23,6 +23,7 @@ from ..state import GATEWAY, Gateway
 from ..usage import parse_moment
 from . import queries as q
 from . import stats
+from .alerts import alerts
 from .health import InFlight, Numbers, channel_health
 from .memo import Memo, ttl_for
 from .reader import Reader, reader_for
@@ -94,6 +95,16 @@ async def admin_quotas(request: web.Request) -> web.Response:
     config = gw.holder.current
     reports = [await gw.quotas.report(token) for token in config.tokens]
     return _json(quotas(config, reports))
+
+
+async def admin_alerts(request: web.Request) -> web.Response:
+    """GET /admin/alerts: a failed last reload, targets cooling down, quotas nearly spent."""
+    gw, _ = await _admin(request, "/admin/alerts")
+    config = gw.holder.current
+    reports = [await gw.quotas.report(token) for token in config.tokens]
+    now = time.time()
+    return _json({"now": now, "alerts": alerts(gw.holder, gw.health, now,
+                                                quotas(config, reports)["quotas"])})
 
 
 async def admin_requests(request: web.Request) -> web.Response:

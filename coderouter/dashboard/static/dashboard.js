@@ -47,6 +47,7 @@
         cr.renderCharts(overview);
       }),
       draw(page.api("/admin/breakdown", {...range, by}), renderBreakdown),
+      draw(page.api("/admin/alerts"), renderAlerts),
       draw(page.api("/admin/channels", range), renderChannels),
       draw(page.api("/admin/quotas"), (quotas) =>
         cr.renderQuotas(document.getElementById("quota-list"), quotas.quotas)),
@@ -81,6 +82,49 @@
     cr.renderTable(document.getElementById("breakdown-table"), columns, rows,
                    {rowAttrs: (r) => ({"data-key": r.others ? null : r.key ?? "",
                                        class: r.others ? "others" : null})});
+  }
+
+  // The alert strip: a failed reload, targets cooling (counting down each second), quotas
+  // at or near their limit. Countdowns run on the server's clock (the answer's `now`).
+  let alertTimer = null;
+
+  function renderAlerts(body) {
+    const strip = document.getElementById("alerts");
+    const skew = body.now - Date.now() / 1000;
+    const items = body.alerts.map((a) => {
+      if (a.kind === "reload") {
+        return h("div", {class: "alert bad", "data-kind": "reload"},
+          h("strong", null, "Reload failed"),
+          ` ${fmt.time(a.at, true)} (${a.reason}): ${a.errors} ${a.errors === 1 ? "error" : "errors"};`
+          + " the previous config is serving", " · ", h("a", {href: "#config"}, "details"));
+      }
+      if (a.kind === "cooling") {
+        return h("div", {class: "alert bad", "data-kind": "cooling", "data-channel": a.channel,
+                         "data-model": a.model, "data-until": a.until},
+          h("strong", null, `${a.channel} → ${a.model}`), " cooling down, back in ",
+          h("span", {class: "countdown", "data-until": a.until}, ""));
+      }
+      const full = a.fullness >= 1;
+      return h("div", {class: `alert ${full ? "bad" : "warn"}`, "data-kind": "quota",
+                       "data-scope": a.scope, "data-name": a.name, "data-period": a.period},
+        h("strong", null, `${a.scope} ${a.name}`),
+        ` ${full ? "at" : "near"} its ${a.period} quota (${fmt.pct(a.fullness)})`,
+        a.resets_at ? `, resets ${fmt.time(Date.parse(a.resets_at) / 1000, true)} ${fmt.zone()}`
+          : "");
+    });
+    strip.replaceChildren(...items);
+    strip.hidden = !items.length;
+    const tick = () => {
+      const now = Date.now() / 1000 + skew;
+      for (const el of strip.querySelectorAll(".countdown")) {
+        const left = Math.max(0, Math.round(Number(el.dataset.until) - now));
+        el.textContent = left >= 3600 ? `${Math.floor(left / 3600)} h ${Math.floor(left % 3600 / 60)} min`
+          : left >= 60 ? `${Math.floor(left / 60)} min ${left % 60} s` : `${left} s`;
+      }
+    };
+    tick();
+    clearInterval(alertTimer);
+    alertTimer = items.length ? setInterval(tick, 1000) : null;
   }
 
   function stateBadge(t) {
