@@ -15,7 +15,7 @@ from typing import Any
 
 import orjson
 
-from . import __version__, tokens_cli
+from . import __version__, prices_cli, tokens_cli
 from .channels import kind_of
 from .config import Config, load
 from .errors import ConfigError
@@ -196,6 +196,7 @@ def build_parser() -> argparse.ArgumentParser:
     with_config(sub.add_parser("serve", help="run the gateway")).set_defaults(func=cmd_serve)
     with_config(sub.add_parser("check", help="validate a config")).set_defaults(func=cmd_check)
     tokens_cli.add_parsers(sub, with_config)
+    prices_cli.add_parsers(sub, with_config)
     config = sub.add_parser("config", help="about the config file").add_subparsers(
         dest="action", required=True)
     config.add_parser("schema", help="print the config file's JSON Schema (for editors)"

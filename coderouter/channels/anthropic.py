@@ -32,6 +32,7 @@ ANY_BETA = "*"
 
 
 class AnthropicKind(Kind):
+    price_provider = "anthropic"
     name = "anthropic"
     family = "anthropic"
     paths: ClassVar = {"messages": "/v1/messages", "count_tokens": "/v1/messages/count_tokens"}

@@ -13,6 +13,7 @@ class AzureKind(OpenAIKind):
     """``{base_url}/openai/deployments/{model}{path}``, or ``{base_url}/openai/responses``
     (the deployment goes in the body's ``model``), with the channel's ``api-version`` in place
     of any the caller sent."""
+    price_provider = "azure"
 
     name = "azure"
     needs_api_version = True

@@ -15,6 +15,7 @@ if TYPE_CHECKING:
 
 class GeminiKind(Kind):
     """Streams always as ``alt=sse``; a caller's ``key`` parameter is never forwarded."""
+    price_provider = "google"
 
     name = "gemini"
     family = "gemini"

@@ -65,6 +65,9 @@ class Kind:
     compacts: ClassVar[bool] = True
     #: The ``betas:`` setting means something for this kind (anthropic): its default.
     default_betas: ClassVar[tuple[str, ...] | None] = None
+    #: The price catalog's provider (genai-prices' id) whose prices a channel of this kind is
+    #: billed at when its base_url matches no provider's own pattern; None: not priced there.
+    price_provider: ClassVar[str | None] = None
 
     def __init__(self) -> None:
         self._native = tuple(self.paths)

@@ -20,6 +20,7 @@ class OpenAIKind(Kind):
     """An upstream in the OpenAI wire formats; ``responses:`` says whether it has the
     Responses API (true), not (false: /v1/responses is translated to Chat Completions), or
     only it (``only``: Chat, Messages and Gemini callers are translated to Responses)."""
+    price_provider = "openai"
 
     name = "openai"
     family = "openai"

@@ -18,13 +18,13 @@ from . import settings
 from .channels import channel
 from .groups import model_group, routes
 from .model import Config, ModelGroup, Token, TokenGroup
-from .prices import unpriced
+from .prices import read_price_catalog, unpriced
 from .readers import Reader
 from .tokens import token, token_group
 from .yamlload import YamlTooLarge, read_document
 
 TOP_KEYS = ("listen", "database", "state", "workers", "admin", "limits", "shutdown", "log",
-            "channels", "model_groups", "token_groups", "tokens", "secret")
+            "channels", "model_groups", "token_groups", "tokens", "secret", "price_catalog")
 
 
 def load(path: str | os.PathLike[str], environ: Mapping[str, str] | None = None) -> Config:
@@ -79,9 +79,10 @@ def document(r: Reader, raw: Any) -> Config:
         if (c := channel(r, item, path)) is not None])
     by_channel = {c.name: c for c, _ in channels}
     r.broken["channel"] = _names(m.get("channels")) - set(by_channel)
+    catalog_path, catalog = read_price_catalog(r, m.get("price_catalog"))
     groups = r.unique("model_groups", [
         g for path, item in r.items(m.get("model_groups"), "model_groups")
-        if (g := model_group(r, item, path, by_channel)) is not None])
+        if (g := model_group(r, item, path, by_channel, catalog)) is not None])
     token_groups = r.unique("token_groups", [
         tg for path, item in r.items(m.get("token_groups"), "token_groups")
         if (tg := token_group(r, item, path)) is not None])
@@ -90,7 +91,7 @@ def document(r: Reader, raw: Any) -> Config:
     tokens = r.unique("tokens", [
         t for path, item in r.items(m.get("tokens"), "tokens")
         if (t := token(r, item, path, by_token_group)) is not None])
-    routable = routes([c for c, _ in channels], [g for g, _ in groups])
+    routable = routes([c for c, _ in channels], [g for g, _ in groups], catalog)
     _warn_unmatched_globs(r, routable, [g for g, _ in groups], [*token_groups, *tokens])
     if any(q.cost is not None for owner, _ in [*token_groups, *tokens] for q in owner.quotas):
         _warn_unpriced(r, routable, dict((g.name, p) for g, p in groups),
@@ -102,7 +103,7 @@ def document(r: Reader, raw: Any) -> Config:
         model_groups=tuple(g for g, _ in groups),
         token_groups=tuple(g for g, _ in token_groups),
         tokens=tuple(t for t, _ in tokens),
-        warnings=tuple(r.warnings),
+        warnings=tuple(r.warnings), price_catalog=catalog_path,
         routes=routable,
         tokens_by_sha256=_by_key(r, tokens),
         scrubber=Scrubber.from_channels(c for c, _ in channels),

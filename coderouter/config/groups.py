@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
+from .catalog import Catalog
 from .model import Channel, ModelGroup, Rule, Target
 from .prices import price as read_price
 from .prices import priced
@@ -19,8 +20,8 @@ RULE_CONDITIONS = ("prompt_tokens_over", "reasoning", "images", "tools", "web_se
 BACKGROUND_MODELS = ("*haiku*",)
 
 
-def model_group(r: Reader, raw: Any, path: str,
-                channels: dict[str, Channel]) -> tuple[ModelGroup, str] | None:
+def model_group(r: Reader, raw: Any, path: str, channels: dict[str, Channel],
+                catalog: Catalog | None = None) -> tuple[ModelGroup, str] | None:
     m = r.mapping(raw, path, GROUP_KEYS)
     if m is None:
         return None
@@ -40,9 +41,9 @@ def model_group(r: Reader, raw: Any, path: str,
     output_reserve = r.field(m, path, "output_reserve", lambda v, p: r.integer(v, p, 0), 4096)
     if None in (name, cooldown, reasoning, sticky_ttl, output_reserve):
         return None
-    rules = tuple(dataclasses.replace(rule_, targets=priced(rule_.targets, price))
+    rules = tuple(dataclasses.replace(rule_, targets=priced(rule_.targets, price, catalog))
                   for rule_ in rules)
-    return ModelGroup(name=name, targets=priced(targets, price), attempts=attempts,
+    return ModelGroup(name=name, targets=priced(targets, price, catalog), attempts=attempts,
                       cooldown=cooldown, price=price, reasoning=reasoning,
                       sticky_ttl=sticky_ttl, rules=rules, aliases=aliases or (),
                       output_reserve=output_reserve), path
@@ -125,15 +126,15 @@ def target(r: Reader, raw: Any, path: str, channels: dict[str, Channel]) -> Targ
                   price=price)
 
 
-def routes(channels: list[Channel], groups: list[ModelGroup]) -> dict[str, ModelGroup]:
+def routes(channels: list[Channel], groups: list[ModelGroup],
+           catalog: Catalog | None = None) -> dict[str, ModelGroup]:
     """Every routable name: channel-listed models first, explicit groups override them."""
     listed: dict[str, list[Target]] = {}
     for channel in channels:
         if channel.enabled:
             for model in channel.models:
-                listed.setdefault(model, []).append(
-                    Target(channel=channel, model=model, price=channel.prices.get(model)))
-    found = {name: ModelGroup(name=name, targets=tuple(targets))
+                listed.setdefault(model, []).append(Target(channel=channel, model=model))
+    found = {name: ModelGroup(name=name, targets=priced(targets, None, catalog))
              for name, targets in listed.items()}
     for group in groups:
         enabled = tuple(t for t in group.targets if t.channel.enabled)

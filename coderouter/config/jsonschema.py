@@ -235,6 +235,8 @@ def schema() -> Schema:
             }),
             "secret": doc({"type": "string", "minLength": 16},
                         "signs reasoning envelopes (default: coderouter.secret)"),
+            "price_catalog": doc(STRING, "a JSON price catalog written by `coderouter prices "
+                                         "update`; prices not given in the file come from it"),
             "channels": array(CHANNEL, "the upstreams"),
             "model_groups": array(MODEL_GROUP, "caller-facing model names"),
             "token_groups": array(TOKEN_GROUP, "shared allow-lists, quotas and rate limits"),

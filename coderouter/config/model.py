@@ -249,6 +249,8 @@ class Config:
     #: dialect; None: a random secret kept in a file beside the database (`app`).
     secret: str | None = field(default=None, repr=False)
     warnings: tuple[str, ...] = ()
+    #: The price catalog file (``price_catalog:``), whose prices fill in the ones not given.
+    price_catalog: str | None = None
     #: Every routable name: explicit groups, then models listed by enabled channels.
     routes: Mapping[str, ModelGroup] = field(default_factory=dict, repr=False)
     tokens_by_sha256: Mapping[bytes, Token] = field(default_factory=dict, repr=False)

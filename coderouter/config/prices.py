@@ -11,6 +11,8 @@ import dataclasses
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from ..channels import KINDS
+from .catalog import Catalog, CatalogError, read_catalog
 from .model import ModelGroup, Price, Target
 from .readers import Reader, join
 
@@ -44,11 +46,36 @@ def prices(r: Reader, raw: Any, path: str) -> dict[str, Price] | None:
     return None if len(found) < len(raw) else found
 
 
-def priced(targets: Iterable[Target], default: Price | None) -> tuple[Target, ...]:
+def priced(targets: Iterable[Target], default: Price | None,
+           catalog: Catalog | None) -> tuple[Target, ...]:
     """*targets*, each carrying what it costs: its own price, its channel's for its model,
-    else *default* (the group's)."""
+    *default* (the group's), else the catalog's for its provider and model."""
     return tuple(t if t.price is not None else dataclasses.replace(
-        t, price=t.channel.prices.get(t.model, default)) for t in targets)
+        t, price=t.channel.prices.get(t.model) or default or catalog_price(catalog, t))
+        for t in targets)
+
+
+def catalog_price(catalog: Catalog | None, target: Target) -> Price | None:
+    if catalog is None:
+        return None
+    kind = KINDS.get(target.channel.type)
+    return catalog.price(target.channel.base_url, target.model,
+                         kind.price_provider if kind is not None else None)
+
+
+def read_price_catalog(r: Reader, raw: Any) -> tuple[str | None, Catalog | None]:
+    """The ``price_catalog:`` path and the catalog it holds (None, None when not set)."""
+    path = r.string(raw, "price_catalog") if raw is not None else None
+    if path is None:
+        return None, None
+    try:
+        return path, read_catalog(path)
+    except OSError as exc:
+        r.error("price_catalog", f"cannot read {path}: {exc.strerror} (write it with "
+                                 "`coderouter prices update`)")
+    except CatalogError as exc:
+        r.error("price_catalog", f"{path}: {exc}")
+    return path, None
 
 
 def dearest_cost(targets: Iterable[Target], prompt: int, completion: int) -> float:

@@ -1,0 +1,124 @@
+"""`coderouter prices update`: write the price catalog (`config.catalog`) from genai-prices.
+
+genai-prices (MIT, kept by the pydantic team) is an optional extra (``pip install
+'coderouter[prices]'``): it pulls in pydantic, which the gateway itself does without. Only
+this command imports it; the gateway reads the JSON it writes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import os
+import sys
+from collections.abc import Callable
+from decimal import Decimal
+from typing import Any
+
+import orjson
+import yaml
+
+#: genai-prices' per-million-token keys -> ours (`config.model.Price`).
+_KEYS = {"input_mtok": "input", "output_mtok": "output", "cache_read_mtok": "cached_input",
+         "cache_write_mtok": "cache_write_5m", "cache_write_1h_mtok": "cache_write_1h"}
+_CLAUSES = {"ClauseEquals": ("equals", "equals"), "ClauseStartsWith": ("starts_with",
+                                                                       "starts_with"),
+            "ClauseEndsWith": ("ends_with", "ends_with"), "ClauseContains": ("contains",
+                                                                             "contains"),
+            "ClauseRegex": ("regex", "regex"), "ClauseOr": ("or", "or_"),
+            "ClauseAnd": ("and", "and_")}
+
+
+def catalog_from(providers: list[Any], version: str) -> dict[str, Any]:
+    """The catalog document of genai-prices' *providers*: each model's standard token price
+    (a time-of-day discount is not applied; prompt-length tiers are read at their base)."""
+    return {
+        "source": f"genai-prices {version}",
+        "written": dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "providers": [{"id": p.id, "api_pattern": p.api_pattern,
+                       "models": [m for model in p.models
+                                  if (m := _model(model)) is not None]}
+                      for p in providers],
+    }
+
+
+def _model(model: Any) -> dict[str, Any] | None:
+    prices = model.prices
+    if isinstance(prices, list):
+        prices = _standing(prices)
+    price = {ours: _number(getattr(prices, theirs, None)) for theirs, ours in _KEYS.items()}
+    price = {k: v for k, v in price.items() if v is not None}
+    if "input" not in price or "output" not in price:
+        return None
+    return {"id": model.id, "match": _clause(model.match), "price": price}
+
+
+def _standing(conditional: list[Any]) -> Any:
+    """Of conditional prices, the one in force now (the last whose start date has passed),
+    or a time-of-day rate when it is dearer: a discount hour is not billed as the rule."""
+    now = dt.datetime.now(dt.UTC)
+    hours = [c.prices for c in conditional if type(c.constraint).__name__ ==
+             "TimeOfDateConstraint"]
+    dated = [c for c in conditional if type(c.constraint).__name__ != "TimeOfDateConstraint"]
+    standing = next((c.prices for c in reversed(dated)
+                     if c.constraint is None or c.constraint.active(now)),
+                    conditional[0].prices)
+    return max([standing, *hours], key=lambda p: _number(getattr(p, "input_mtok", None)) or 0)
+
+
+def _number(value: Any) -> float | None:
+    if value is None:
+        return None
+    base = getattr(value, "base", value)  # tiered by prompt length: the base rate
+    return float(base) if isinstance(base, Decimal | int | float) else None
+
+
+def _clause(clause: Any) -> dict[str, Any]:
+    name, attribute = _CLAUSES[type(clause).__name__]
+    value = getattr(clause, attribute)
+    return {name: [_clause(c) for c in value] if name in ("or", "and") else value}
+
+
+def cmd_update(args: argparse.Namespace) -> int:
+    try:
+        import genai_prices
+        from genai_prices import data
+    except ImportError:
+        print("coderouter prices update needs genai-prices: pip install 'coderouter[prices]'",
+              file=sys.stderr)
+        return 1
+    output = args.output or _configured(args.config) or "prices.json"
+    document = catalog_from(list(data.providers), genai_prices.__version__)
+    temporary = f"{output}.tmp"
+    with open(temporary, "wb") as f:
+        f.write(orjson.dumps(document, option=orjson.OPT_INDENT_2))
+    os.replace(temporary, output)
+    models = sum(len(p["models"]) for p in document["providers"])
+    print(f"{output}: {models} models of {len(document['providers'])} providers "
+          f"({document['source']})")
+    return 0
+
+
+def _configured(given: str | None) -> str | None:
+    """The config's ``price_catalog`` path, when a config is given and names one."""
+    if given is None:
+        return None
+    try:
+        with open(given, encoding="utf-8") as f:
+            document = yaml.safe_load(f)
+    except (OSError, yaml.YAMLError):
+        return None
+    path = document.get("price_catalog") if isinstance(document, dict) else None
+    return path if isinstance(path, str) else None
+
+
+def add_parsers(sub: Any, with_config: Callable[[argparse.ArgumentParser],
+                                                 argparse.ArgumentParser]) -> None:
+    prices = sub.add_parser("prices", help="the price catalog").add_subparsers(
+        dest="action", required=True)
+    update = with_config(prices.add_parser(
+        "update", help="write the price catalog from genai-prices (pip install "
+                       "'coderouter[prices]')"))
+    update.add_argument("-o", "--output", help="the catalog file (default: the config's "
+                                               "price_catalog, else ./prices.json)")
+    update.set_defaults(func=cmd_update)
