@@ -25,7 +25,7 @@ from .dialects.registry import ENDPOINTS
 from .logs import ACCESS_LOG, AccessLog, flush_at_stop
 from .metrics import METRICS, Metrics, metrics_route, mirror_state
 from .quotas import quotas_for
-from .relay import gemini_routes, handlers
+from .relay import gemini_routes, handlers, websocket
 from .relay.forward import Forwarder
 from .routing import Health
 from .state import GATEWAY, Gateway
@@ -67,6 +67,7 @@ def create_app(holder: ConfigHolder, *, watch: bool = False,
         app.cleanup_ctx.append(_config_watch)
     for path in ENDPOINTS:
         app.router.add_post(path, handlers.relay)
+    websocket.install(app, "/v1/responses")  # Codex's Responses WebSocket
     gemini_routes.add_routes(app.router)  # with GET /v1/models (OpenAI's list)
     app.router.add_get("/v1/usage", handlers.own_usage)
     app.router.add_get("/admin/usage", handlers.admin_usage)

@@ -155,12 +155,13 @@ def parse_payload(body: bytes) -> dict[str, Any]:
 async def relay(request: web.Request, *, dialect: Dialect | None = None,
                 key: Callable[[web.Request], str | None] | None = None,
                 parse: Callable[[bytes], dict[str, Any]] = parse_payload,
-                raw: bool = False) -> web.StreamResponse:
+                raw: bool = False, body: bytes | None = None) -> web.StreamResponse:
     """POST /v1/…: route by ``model`` and forward; one usage row whatever happens.
 
     Other APIs' routes (Gemini's) pass their *dialect*, how to find the caller's *key*, and
     how to *parse* a body into a payload with ``model`` (and ``stream``); with *raw*, the body
-    as it came is what a same-dialect upstream gets.
+    as it came is what a same-dialect upstream gets. A *body* that did not come as the
+    request's own (a WebSocket frame's) is served in its place.
     """
     gw = request.app[GATEWAY]
     config = gw.holder.current
@@ -176,7 +177,8 @@ async def relay(request: web.Request, *, dialect: Dialect | None = None,
     exchange: Exchange | None = None
     admission: Admission | None = None
     try:
-        body = await read_body(request, config.limits)
+        if body is None:
+            body = await read_body(request, config.limits)
         payload = parse(body)
         payload = facts.unseal(payload)  # Codex's compacted history: our summaries opened
         exchange = _exchange(request, config, token, facts, record, body, payload, raw,

@@ -8,6 +8,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections.abc import Callable
 from typing import Any
 
 import aiohttp
@@ -20,6 +21,10 @@ from .failed import Failed
 from .leg import CallerStream, Leg
 
 log = logging.getLogger("coderouter.relay.stream")
+
+#: Where a request's stream is written when not to its own HTTP response (a WebSocket's
+#: frames: `websocket`): a factory of the response the relay prepares and writes to.
+STREAM_SINK: web.RequestKey[Callable[[], web.StreamResponse]] = web.RequestKey("stream_sink")
 
 _STREAM_HEADERS = {"Content-Type": "text/event-stream; charset=utf-8",
                    "Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
@@ -34,7 +39,8 @@ async def relay_stream(ex: Exchange, leg: Leg, upstream: Any, deadline: float,
     meter = ex.meter = StreamMeter(leg.upstream, hide_usage=leg.hide_usage,  # type: ignore[arg-type]
                                    max_event=limits.max_event)
     caller = leg.stream()
-    response = web.StreamResponse(headers=_STREAM_HEADERS)
+    sink = ex.request.get(STREAM_SINK)
+    response = web.StreamResponse(headers=_STREAM_HEADERS) if sink is None else sink()
     await response.prepare(ex.request)
     record = ex.record
     record.ttfb_ms = (time.monotonic() - ex.started) * 1000
