@@ -174,6 +174,33 @@ def aider(at: Endpoint, task: Task, home: Path, step: int) -> Launch:
     return Launch(argv, env)
 
 
+#: pi's ``api`` for each dialect: it speaks all four.
+PI_APIS = {"chat": "openai-completions", "responses": "openai-responses",
+           "messages": "anthropic-messages", "gemini": "google-generative-ai"}
+
+
+def pi(dialect: str) -> Callable[[Endpoint, Task, Path, int], Launch]:
+    """pi (@mariozechner/pi-coding-agent) with a ``models.json`` provider speaking *dialect*."""
+    def prepare(at: Endpoint, task: Task, home: Path, step: int) -> Launch:
+        agent_dir = home / ".pi" / "agent"
+        base_url = at.base_url + ("/v1beta" if dialect == "gemini" else "")
+        write_json(agent_dir / "models.json", {"providers": {"gateway": {
+            "baseUrl": base_url, "api": PI_APIS[dialect], "apiKey": "CODEROUTER_API_KEY",
+            "models": [{"id": at.model, "name": at.model, "input": ["text"]}]}}})
+        write_json(agent_dir / "settings.json", {
+            "quietStartup": True, "enableInstallTelemetry": False,
+            "defaultProvider": "gateway", "defaultModel": at.model})
+        env = {**base_env(home), "CODEROUTER_API_KEY": at.key, "PI_OFFLINE": "1",
+               "PI_SKIP_VERSION_CHECK": "1", "PI_TELEMETRY": "0",
+               "PI_CODING_AGENT_DIR": str(agent_dir)}
+        argv = [str(NODE_BIN / "pi"), "-p", "--provider", "gateway", "--model", at.model,
+                "--no-extensions", "--no-skills", "--no-prompt-templates", "--no-themes"]
+        if step:
+            argv.append("--continue")
+        return Launch([*argv, task.prompt(step)], env)
+    return prepare
+
+
 AGENTS = {agent.name: agent for agent in (
     Agent("claude-code", "messages", NODE_BIN / "claude", claude_code),
     Agent("codex", "responses", NODE_BIN / "codex", codex),
@@ -181,4 +208,5 @@ AGENTS = {agent.name: agent for agent in (
     Agent("opencode", "chat", NODE_BIN / "opencode", opencode),
     Agent("qwen-code", "chat", NODE_BIN / "qwen", qwen_code),
     Agent("aider", "chat", AIDER, aider),
+    *(Agent(f"pi-{dialect}", dialect, NODE_BIN / "pi", pi(dialect)) for dialect in PI_APIS),
 )}

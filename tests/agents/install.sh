@@ -14,7 +14,7 @@ python3 -m venv .aider
 .aider/bin/pip install --quiet --no-deps -r requirements-aider.txt
 .aider/bin/pip check
 
-for cli in claude codex gemini opencode qwen; do
+for cli in claude codex gemini opencode qwen pi cn cline kilo; do
   printf '%s: %s\n' "$cli" "$(node_modules/.bin/$cli --version 2>&1 | tail -1)"
 done
 printf 'aider: %s\n' "$(.aider/bin/aider --version 2>&1 | tail -1)"

@@ -91,6 +91,8 @@ CASES = [
     Case("aider", "openai-chat"),
     Case("aider", "anthropic"),
     Case("aider", "gemini"),
+    *(Case(f"pi-{dialect}", channel) for dialect in ("chat", "responses", "messages", "gemini")
+      for channel in CHANNELS),
 ]
 
 
