@@ -219,6 +219,8 @@ def schema() -> Schema:
             "admin": obj({"key": doc(STRING, "guards /admin/*, /metrics and /dashboard")}),
             "limits": obj({
                 "max_body": doc(SIZE, "request body cap (413)", "20MiB"),
+                "max_items": doc(integer(1), "most commas in a request body (array items "
+                                 "and object members), checked before parsing (413)", 1000000),
                 "body_timeout": doc(DURATION, "a body not all arrived by then: 408", "60s"),
                 "sessions": doc(integer(1), "sticky-session pins kept", 100000),
                 "max_response": doc(SIZE, "non-stream upstream answer cap (502)", "64MiB"),

@@ -56,6 +56,9 @@ class Admin:
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Limits:
     max_body: int = 20 * 1024 * 1024
+    #: A request body with more commas (array items and object members; those in strings too)
+    #: is a 413 before it is parsed: what bounds the objects a body can make the gateway build.
+    max_items: int = 1_000_000
     body_timeout: float = 60.0  # a caller that stalls mid-body is answered 408
     sessions: int = 100_000  # sticky-session pins kept (least recently used dropped first)
     max_response: int = 64 * 1024 * 1024  # a non-stream upstream answer, decompressed -> 502

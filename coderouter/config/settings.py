@@ -71,7 +71,8 @@ def secret(r: Reader, m: dict[str, Any]) -> str | None:
 
 def limits(r: Reader, m: dict[str, Any]) -> Limits:
     return r.section(m, "limits", Limits, {
-        "max_body": r.size, "body_timeout": r.duration,
+        "max_body": r.size, "max_items": lambda v, p: r.integer(v, p, 1),
+        "body_timeout": r.duration,
         "sessions": lambda v, p: r.integer(v, p, 1),
         "max_response": r.size, "max_event": r.size, "write_timeout": r.duration,
         "max_header_bytes": r.size})

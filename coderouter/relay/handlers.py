@@ -98,21 +98,38 @@ def check_header_bytes(request: web.Request, limit: int) -> None:
 async def read_body(request: web.Request, limits: Limits) -> bytes:
     """The whole body; `RequestTooLarge` as soon as it passes ``limits.max_body`` bytes,
     `RequestTimeout` when it has not all arrived within ``limits.body_timeout``,
-    `InvalidRequest` when its framing or encoding is broken."""
+    `InvalidRequest` when its framing or encoding is broken, `RequestTooLarge` when it has
+    more items than ``limits.max_items`` (`check_items`)."""
     limit = limits.max_body
     length = request.content_length
     if length is not None and length > limit:
         raise RequestTooLarge(f"request body of {length} bytes is over the {limit} byte limit")
     try:
         if request.content.is_eof():  # all of it came with the head: no wait, no timer
-            return await _read_capped(request, limit)
-        async with asyncio.timeout(limits.body_timeout):
-            return await _read_capped(request, limit)
+            body = await _read_capped(request, limit)
+        else:
+            async with asyncio.timeout(limits.body_timeout):
+                body = await _read_capped(request, limit)
     except TimeoutError:
         raise RequestTimeout(f"request body did not arrive within "
                              f"{limits.body_timeout:g}s") from None
     except RequestPayloadError as exc:  # broken framing or encoding; see coderouter.protocol
         raise InvalidRequest(f"request body is malformed: {exc}") from None
+    check_items(body, limits.max_items)
+    return body
+
+
+def check_items(body: bytes, limit: int) -> None:
+    """`RequestTooLarge` when *body* has more than *limit* commas, before it is parsed.
+
+    Parsing and scanning cost per JSON value, not per byte: 19 MiB of ``0,`` is ten million
+    objects. Every array item and object member after a container's first follows a comma,
+    so the commas bound the values (strings' own commas make it an upper bound), counted at
+    C speed; a body shorter than *limit* bytes cannot pass it.
+    """
+    if len(body) > limit and (commas := body.count(b",")) > limit:
+        raise RequestTooLarge(f"request body has {commas} array items and object members "
+                              f"(commas), over the {limit} limit")
 
 
 async def _read_capped(request: web.Request, limit: int) -> bytes:
