@@ -201,6 +201,33 @@ def pi(dialect: str) -> Callable[[Endpoint, Task, Path, int], Launch]:
     return prepare
 
 
+#: Continue's model ``provider`` and the path its ``apiBase`` ends with, for each dialect.
+CONTINUE_PROVIDERS = {"chat": ("openai", "/"), "messages": ("anthropic", "/v1/"),
+                      "gemini": ("gemini", "/v1beta/")}
+
+
+def continue_cli(dialect: str) -> Callable[[Endpoint, Task, Path, int], Launch]:
+    """Continue CLI (`cn`, @continuedev/cli) with a local config whose one model speaks
+    *dialect*."""
+    def prepare(at: Endpoint, task: Task, home: Path, step: int) -> Launch:
+        provider, suffix = CONTINUE_PROVIDERS[dialect]
+        config = home / ".continue" / "config.yaml"
+        write_json(config, {  # JSON is YAML
+            "name": "gateway", "version": "1.0.0", "schema": "v1",
+            "models": [{"name": "gateway", "provider": provider, "model": at.model,
+                        "apiBase": at.base_url.rstrip("/") + suffix, "apiKey": at.key,
+                        "roles": ["chat", "edit", "apply"], "capabilities": ["tool_use"]}]})
+        env = {**base_env(home), "CONTINUE_GLOBAL_DIR": str(home / ".continue"),
+               "CONTINUE_CLI_ENABLE_TELEMETRY": "0", "CONTINUE_METRICS_ENABLED": "0"}
+        if dialect == "gemini":  # its Gemini client (google-genai) reads the base URL here
+            env["GOOGLE_GEMINI_BASE_URL"] = at.base_url
+        argv = [str(NODE_BIN / "cn"), "-p", "--auto", "--config", str(config)]
+        if step:
+            argv.append("--resume")
+        return Launch([*argv, task.prompt(step)], env)
+    return prepare
+
+
 AGENTS = {agent.name: agent for agent in (
     Agent("claude-code", "messages", NODE_BIN / "claude", claude_code),
     Agent("codex", "responses", NODE_BIN / "codex", codex),
@@ -209,4 +236,6 @@ AGENTS = {agent.name: agent for agent in (
     Agent("qwen-code", "chat", NODE_BIN / "qwen", qwen_code),
     Agent("aider", "chat", AIDER, aider),
     *(Agent(f"pi-{dialect}", dialect, NODE_BIN / "pi", pi(dialect)) for dialect in PI_APIS),
+    *(Agent(f"continue-{dialect}", dialect, NODE_BIN / "cn", continue_cli(dialect))
+      for dialect in CONTINUE_PROVIDERS),
 )}
