@@ -51,6 +51,10 @@ def create_app(holder: ConfigHolder, *, watch: bool = False,
     holder.on_swap = partial(_swapped, pools, health)
     app = web.Application(middlewares=[handlers.errors_middleware])
     app[GATEWAY] = gateway
+    if config.tracing.endpoint is not None:
+        from .tracing import Tracing  # the otel extra: imported only when tracing is on
+        gateway.tracing = Tracing(config.tracing)
+        app.on_cleanup.append(_stop_tracing)
     app[METRICS] = Metrics.attach(gateway)
     if app[METRICS].mirror is not None:
         app.cleanup_ctx.append(mirror_state)
@@ -89,6 +93,12 @@ def create_app(holder: ConfigHolder, *, watch: bool = False,
     app.router.add_get("/me/overview", dashboard_api.own_overview)
     app.router.add_get("/me/requests", dashboard_api.own_requests)
     return app
+
+
+async def _stop_tracing(app: web.Application) -> None:
+    tracing = app[GATEWAY].tracing
+    if tracing is not None:
+        await tracing.close()
 
 
 def usage_store(database: Database) -> UsageStore:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from aiohttp import web
 
@@ -17,6 +18,9 @@ from .relay.forward import Forwarder
 from .routing import Health
 from .sessions import Conversations
 from .usage import Record, UsageStore
+
+if TYPE_CHECKING:
+    from .tracing import Tracing
 
 
 @dataclass(slots=True, kw_only=True)
@@ -39,6 +43,8 @@ class Gateway:
     observers: list[Callable[[Record], None]] = field(default_factory=list)
     #: The callers refused by the gateway itself (401, 403, 429), counted per reason.
     refusals: Refusals = field(default_factory=Refusals)
+    #: OpenTelemetry traces, when ``tracing.endpoint`` is set (`coderouter.tracing`).
+    tracing: Tracing | None = None
 
     def finished(self, record: Record) -> None:
         self.writer.add(record)

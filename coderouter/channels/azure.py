@@ -16,6 +16,7 @@ class AzureKind(OpenAIKind):
     price_provider = "azure"
 
     name = "azure"
+    provider = "azure.ai.openai"
     needs_api_version = True
 
     def responses_default(self, base_url: str) -> bool:

@@ -18,6 +18,7 @@ class GeminiKind(Kind):
     price_provider = "google"
 
     name = "gemini"
+    provider = "gcp.gemini"
     family = "gemini"
     paths: ClassVar = {"gemini": ":generateContent", "gemini_count": ":countTokens"}
 

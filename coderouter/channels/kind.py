@@ -53,6 +53,8 @@ class Kind:
     name: ClassVar[str]
     #: The forwarding family (`forwarding.ALLOWED`) whose caller headers may reach it.
     family: ClassVar[str]
+    #: Its ``gen_ai.provider.name`` in OpenTelemetry's GenAI conventions ("" : its name).
+    provider: ClassVar[str] = ""
     #: Each dialect the upstream serves as it is, and the path appended to ``base_url``.
     paths: ClassVar[Mapping[str, str]]
     #: ``base_url`` and ``keys`` must be configured (every kind but the mock).

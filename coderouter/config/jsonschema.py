@@ -235,6 +235,17 @@ def schema() -> Schema:
                 "format": doc({"enum": ["plain", "json"]}, "access log format", "plain"),
                 "access": doc(BOOLEAN, "one access log line per request", True),
             }),
+            "tracing": obj({
+                "endpoint": doc({"type": "string", "pattern": f"^(https?://|{_ENV})"},
+                              "OTLP/HTTP traces URL, e.g. http://127.0.0.1:4318/v1/traces; "
+                              "tracing is off without it (restart)"),
+                "service_name": doc(STRING, "service.name of the spans (restart)",
+                                  "coderouter"),
+                "sample": doc({"type": "number", "minimum": 0, "maximum": 1},
+                            "share of requests traced (restart)", 1.0),
+                "headers": doc({"type": "object", "additionalProperties": STRING},
+                             "sent with every export, e.g. a collector's auth (restart)"),
+            }),
             "secret": doc({"type": "string", "minLength": 16},
                         "signs reasoning envelopes (default: coderouter.secret)"),
             "price_catalog": doc(STRING, "a JSON price catalog written by `coderouter prices "

@@ -79,6 +79,17 @@ class Log:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class Tracing:
+    """OpenTelemetry traces over OTLP/HTTP (`coderouter.tracing`); off without an endpoint."""
+
+    endpoint: str | None = None
+    service_name: str = "coderouter"
+    #: The share of requests traced (a caller's sampled traceparent is always followed).
+    sample: float = 1.0
+    headers: dict[str, str] = field(default_factory=dict, repr=False)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Timeouts:
     connect: float = 10.0
     first_byte: float = 120.0
@@ -244,6 +255,7 @@ class Config:
     limits: Limits = Limits()
     shutdown: Shutdown = Shutdown()
     log: Log = Log()
+    tracing: Tracing = Tracing()
     channels: tuple[Channel, ...] = ()
     model_groups: tuple[ModelGroup, ...] = ()
     token_groups: tuple[TokenGroup, ...] = ()

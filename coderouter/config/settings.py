@@ -1,12 +1,12 @@
-"""The process's own sections: listen, database, state, workers, admin, limits, shutdown, log
-and secret (every key optional, typed, defaulted by the dataclass)."""
+"""The process's own sections: listen, database, state, workers, admin, limits, shutdown, log,
+tracing and secret (every key optional, typed, defaulted by the dataclass)."""
 
 from __future__ import annotations
 
 import os
 from typing import Any
 
-from .model import Admin, Database, Limits, Listen, Log, Shutdown, State
+from .model import Admin, Database, Limits, Listen, Log, Shutdown, State, Tracing
 from .readers import Reader
 
 _POSTGRES_SCHEMES = ("postgresql://", "postgres://")
@@ -85,3 +85,14 @@ def shutdown(r: Reader, m: dict[str, Any]) -> Shutdown:
 def log(r: Reader, m: dict[str, Any]) -> Log:
     return r.section(m, "log", Log, {
         "format": r.choice(("plain", "json")), "access": r.boolean})
+
+
+def tracing(r: Reader, m: dict[str, Any]) -> Tracing:
+    found = r.section(m, "tracing", Tracing, {
+        "endpoint": r.string, "service_name": r.string, "sample": r.number,
+        "headers": r.headers})
+    if found.endpoint is not None and not found.endpoint.startswith(("http://", "https://")):
+        r.error("tracing.endpoint", "must be an http:// or https:// URL (OTLP/HTTP)")
+    if found.sample > 1:
+        r.error("tracing.sample", f"must be between 0 and 1, got {found.sample:g}")
+    return found

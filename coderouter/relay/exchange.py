@@ -17,6 +17,7 @@ from ..sse import Dialect, StreamMeter, Usage
 from ..usage import Record
 
 if TYPE_CHECKING:
+    from ..tracing import RequestTrace
     from .leg import Translation
 
 #: The error of a request or stream ended by a graceful stop.
@@ -62,6 +63,8 @@ class Exchange:
     scope: asyncio.Timeout | None = None
     #: Set by `stop`: the gateway is shutting down and this exchange must end now.
     stopping: bool = False
+    #: The request's span, when tracing is on: each attempt adds one under it.
+    trace: RequestTrace | None = None
     #: The request's config generation's secrets, replaced in every upstream byte relayed.
     scrubber: Scrubber = field(default_factory=lambda: Scrubber(()))
     #: The request's config generation's limits (answer and event sizes, write timeout).

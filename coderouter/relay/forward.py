@@ -8,6 +8,7 @@ silent is still failed over.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -28,6 +29,9 @@ from .attempt import attempt
 from .exchange import Exchange
 from .failed import Failed, Refusal
 from .leg import Conversion, leg_for, plan_for
+
+#: An attempt's span when tracing is off.
+_UNTRACED = contextlib.nullcontext()
 
 
 def fitting(targets: tuple[Target, ...], prompt: int, output: int) -> tuple[Target, ...]:
@@ -132,9 +136,10 @@ class Forwarder:
                 record.attempts += 1
                 if self.on_attempt:
                     self.on_attempt(target, kind)
+                traced = ex.trace.attempt(target, kind) if ex.trace is not None else _UNTRACED
                 kind = "retry"
                 try:
-                    with self.pools.lease(channel.name):
+                    with self.pools.lease(channel.name), traced:
                         response = await attempt(self.pools, ex, leg, key)
                 except Failed as failed:
                     settled = self._failed(ex, target, key, failed, state)

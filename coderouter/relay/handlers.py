@@ -193,6 +193,7 @@ async def relay(request: web.Request, *, dialect: Dialect | None = None,
                     client=client_name(request.headers.get("User-Agent")))
     exchange: Exchange | None = None
     admission: Admission | None = None
+    trace = gw.tracing.request(request.headers, request.path) if gw.tracing else None
     try:
         if body is None:
             body = await read_body(request, config.limits)
@@ -200,6 +201,7 @@ async def relay(request: web.Request, *, dialect: Dialect | None = None,
         payload = facts.unseal(payload)  # Codex's compacted history: our summaries opened
         exchange = _exchange(request, config, token, facts, record, body, payload, raw,
                              gw.conversations)
+        exchange.trace = trace
         admission = await _admit(gw, token, exchange)
         if admission is not None:
             request[RATELIMIT_HEADERS] = admission.headers
@@ -233,6 +235,8 @@ async def relay(request: web.Request, *, dialect: Dialect | None = None,
             admission.settle(tokens=record.total_tokens, cost=record.cost,
                              forwarded=record.attempts > 0)
         gw.finished(record)
+        if trace is not None:
+            trace.finish(record, exchange.target if exchange is not None else None)
 
 
 def _exchange(request: web.Request, config: Config, token: Token, facts: Facts,
