@@ -8,7 +8,7 @@ import logging
 import os
 import time
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 from aiohttp import web
@@ -51,6 +51,9 @@ from ..sse import COUNTING, Dialect
 from ..state import GATEWAY, Gateway
 from ..usage import GROUPINGS, DatabaseUnavailable, Record, parse_moment
 from .exchange import SHUTTING_DOWN, Exchange
+
+if TYPE_CHECKING:
+    from ..tracing import RequestTrace
 
 log = logging.getLogger("coderouter.relay.handlers")
 
@@ -226,17 +229,24 @@ async def relay(request: web.Request, *, dialect: Dialect | None = None,
         record.status, record.error = 500, f"internal error: {type(exc).__name__}"
         raise
     finally:
-        if exchange is not None:
-            exchange.settle()
-        if record.error:
-            record.error = config.scrubber.clean_text(record.error)
-        record.latency_ms = round((time.monotonic() - started) * 1000, 3)
-        if admission is not None:
-            admission.settle(tokens=record.total_tokens, cost=record.cost,
-                             forwarded=record.attempts > 0)
-        gw.finished(record)
-        if trace is not None:
-            trace.finish(record, exchange.target if exchange is not None else None)
+        _finish(gw, config, record, started, exchange, admission, trace)
+
+
+def _finish(gw: Gateway, config: Config, record: Record, started: float,
+            exchange: Exchange | None, admission: Admission | None,
+            trace: RequestTrace | None) -> None:
+    """Settle a finished request: its usage and quota, its row, its span."""
+    if exchange is not None:
+        exchange.settle()
+    if record.error:
+        record.error = config.scrubber.clean_text(record.error)
+    record.latency_ms = round((time.monotonic() - started) * 1000, 3)
+    if admission is not None:
+        admission.settle(tokens=record.total_tokens, cost=record.cost,
+                         forwarded=record.attempts > 0)
+    gw.finished(record)
+    if trace is not None:
+        trace.finish(record, exchange.target if exchange is not None else None)
 
 
 def _exchange(request: web.Request, config: Config, token: Token, facts: Facts,
