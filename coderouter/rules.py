@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .config import ModelGroup, Rule
+from .config.groups import BACKGROUND_MODELS
 from .dialects.dialect import Dialect
 
 
@@ -51,6 +52,34 @@ def matches(rule: Rule, t: Traits) -> bool:
                 fnmatch.fnmatchcase(t.client, c) for c in rule.clients)))
             and (rule.models is None or any(
                 fnmatch.fnmatchcase(t.model, m) for m in rule.models)))
+
+
+#: How the system prompts of agents' title-generation calls begin (lower case): opencode's.
+TITLE_PROMPTS = ("you are a title generator",)
+
+
+def is_background(model: str, system: Any) -> bool:
+    """Whether a request is an agent's background call, not a turn of the user's work: it
+    asks for Claude Code's small/fast model (its titles, topic and command classifiers and
+    summaries) or its system prompt is a title generator's."""
+    if any(fnmatch.fnmatchcase(model, glob) for glob in BACKGROUND_MODELS):
+        return True
+    text = _first_text(system)
+    return text is not None and text.lstrip().lower().startswith(TITLE_PROMPTS)
+
+
+def _first_text(value: Any, depth: int = 0) -> str | None:
+    """The first text of a system prompt: a string, or the first of its parts or blocks."""
+    if isinstance(value, str):
+        return value
+    if depth > 3:
+        return None
+    if isinstance(value, dict):
+        return _first_text(value.get("text", value.get("parts", value.get("content"))),
+                           depth + 1)
+    if isinstance(value, list) and value:
+        return _first_text(value[0], depth + 1)
+    return None
 
 
 def first_rule(group: ModelGroup, t: Traits) -> Rule | None:

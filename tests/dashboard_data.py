@@ -55,7 +55,8 @@ def known_rows(now: float, count: int = 400, seed: int = 14) -> list[dict[str, A
             "attempts": 0 if refused else 1,
             "error": None if status == 200 else f"known error {status}",
             "client_ip": "127.0.0.1", "session": f"s{i % 7}",
-            "client": rng.choice(["claude-code", "codex", None]), "rule": None})
+            "client": rng.choice(["claude-code", "codex", None]), "rule": None,
+            "background": int(i % 5 == 0)})
     return rows
 
 
@@ -118,6 +119,8 @@ def sums(rows: list[dict[str, Any]]) -> dict[str, Any]:
                    "cache_write_5m_tokens", "cache_write_1h_tokens"):
         out[column] = sum(r[column] for r in rows)
     out["cost"] = round(sum(r["cost"] for r in rows), 6)
+    out["background_requests"] = sum(r["background"] for r in rows)
+    out["background_cost"] = round(sum(r["cost"] for r in rows if r["background"]), 6)
     served = requests - refused
     out["error_rate"] = round(errors / served, 6) if served else 0.0
     for name, column in (("latency", "latency_ms"), ("ttfb", "ttfb_ms")):
@@ -150,7 +153,7 @@ def same(answer: Any, expected: Any) -> bool:
     """Equal, except costs, which may differ by float summation order (1e-6 USD)."""
     if isinstance(expected, dict):
         return (isinstance(answer, dict) and answer.keys() == expected.keys()
-                and all(abs(answer[k] - v) <= 2e-6 if k == "cost" else same(answer[k], v)
+                and all(abs(answer[k] - v) <= 2e-6 if k.endswith("cost") else same(answer[k], v)
                         for k, v in expected.items()))
     if isinstance(expected, list):
         return (isinstance(answer, list) and len(answer) == len(expected)

@@ -308,6 +308,21 @@ def test_dashboard_numbers_equal_the_usage_table(served: Served,
     p95 = points("chart-latency", "latency_p95")
     assert p95 == [(p["t"], p["latency_p95"]) for p in expected["series"]
                    if p["latency_p95"] is not None]
+
+    # per session: each conversation's background calls (titles, classifiers) apart
+    browser.execute_script("document.querySelector('[data-by=session]').click()")
+    picked = data.select(rows, since, until)
+    sessions = {r["session"] or "" for r in picked}  # no session: data-key ""
+    wait(browser, lambda d: {k for (k,) in attrs(d, "#breakdown-table tbody tr", "data-key")}
+         == sessions, "the breakdown by session")
+    headers = [h for (h,) in attrs(browser, "#breakdown-table thead th", "text")]
+    column = headers.index("Background") + 1
+    shown = dict(attrs(browser, "#breakdown-table tbody tr", "data-key")[i] + [cell]
+                 for i, (cell,) in enumerate(attrs(
+                     browser, f"#breakdown-table tbody td:nth-child({column})", "text")))
+    assert {k: v.rsplit(" ", 1)[1] for k, v in shown.items()} == {
+        s: f"({sum(r['background'] for r in picked if (r['session'] or '') == s)})"
+        for s in sessions}
     screenshot(browser, "dashboard-light")
     screenshot(browser, "dashboard-top", full=False)
     screenshot(browser, "dashboard-dark", dark=True)

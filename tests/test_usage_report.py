@@ -32,6 +32,7 @@ def totals(requests: int, prompt: int, completion: int, cost: float,
     return {"requests": requests, "prompt_tokens": prompt, "completion_tokens": completion,
             "total_tokens": prompt + completion, "cost": cost, "errors": errors,
             "cached_tokens": cached, "cache_write_5m_tokens": 0, "cache_write_1h_tokens": 0,
+            "background_requests": 0, "background_cost": 0.0,
             "cache_hit_ratio": round(cached / prompt, 4) if prompt else 0.0}
 
 
@@ -143,12 +144,16 @@ async def test_cli_usage_table(two_days: Running) -> None:
     await two_days.stop()
     assert coderouter_usage(two_days.config_path, "--by", "day") == (
         "day         requests  prompt_tokens  completion_tokens  total_tokens    cost  errors"
-        "  cached_tokens  cache_write_5m_tokens  cache_write_1h_tokens  cache_hit_ratio\n"
+        "  cached_tokens  cache_write_5m_tokens  cache_write_1h_tokens  background_requests"
+        "  background_cost  cache_hit_ratio\n"
         "2026-03-03         3             33                 12            45  0.0525       0"
-        "              9                      0                      0           0.2727\n"
+        "              9                      0                      0                    0"
+        "           0.0000           0.2727\n"
         "2026-03-04         2              0                  0             0  0.0000       2"
-        "              0                      0                      0           0.0000\n")
+        "              0                      0                      0                    0"
+        "           0.0000           0.0000\n")
     assert coderouter_usage(two_days.config_path, "--since", "2030-01-01") == (
         "token  requests  prompt_tokens  completion_tokens  total_tokens  cost  errors"
-        "  cached_tokens  cache_write_5m_tokens  cache_write_1h_tokens  cache_hit_ratio\n"
+        "  cached_tokens  cache_write_5m_tokens  cache_write_1h_tokens  background_requests"
+        "  background_cost  cache_hit_ratio\n"
         "(no requests in this span)\n")

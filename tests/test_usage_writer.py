@@ -39,7 +39,7 @@ async def test_schema_is_the_contracts_table(tmp_path: Path) -> None:
                      "completion_tokens", "total_tokens", "cached_tokens", "cost",
                      "usage_source", "latency_ms", "ttfb_ms", "attempts", "error",
                      "client_ip", "session", "client", "rule", "cache_write_5m_tokens",
-                     "cache_write_1h_tokens"]
+                     "cache_write_1h_tokens", "background"]
     assert mode == "wal"
 
 

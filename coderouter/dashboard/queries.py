@@ -46,13 +46,17 @@ BINS_PER_E = 100
 #: channel. Counted as ``refused``, apart from ``errors`` (every other failure).
 REFUSED = f"(status IN ({', '.join(map(str, REFUSAL_STATUSES))}) AND channel IS NULL)"
 SUMS = ("requests", "prompt_tokens", "cached_tokens", "completion_tokens", "total_tokens",
-        "cost", "errors", "cache_write_5m_tokens", "cache_write_1h_tokens", "refused")
+        "cost", "errors", "cache_write_5m_tokens", "cache_write_1h_tokens", "refused",
+        "background_requests", "background_cost")
+_COSTS = frozenset(("cost", "background_cost"))
 _SUMS_SQL = ("count(*), coalesce(sum(prompt_tokens), 0), coalesce(sum(cached_tokens), 0), "
              "coalesce(sum(completion_tokens), 0), coalesce(sum(total_tokens), 0), "
              "coalesce(sum(cost), 0.0), "
              f"coalesce(sum(CASE WHEN status >= 400 AND NOT {REFUSED} THEN 1 ELSE 0 END), 0), "
              "coalesce(sum(cache_write_5m_tokens), 0), coalesce(sum(cache_write_1h_tokens), 0), "
-             f"coalesce(sum(CASE WHEN {REFUSED} THEN 1 ELSE 0 END), 0)")
+             f"coalesce(sum(CASE WHEN {REFUSED} THEN 1 ELSE 0 END), 0), "
+             "coalesce(sum(background), 0), "
+             "coalesce(sum(CASE WHEN background = 1 THEN cost ELSE 0 END), 0.0)")
 #: Percentile columns: the name in answers -> the usage column ranked.
 TIMINGS = {"latency": "latency_ms", "ttfb": "ttfb_ms"}
 
@@ -202,10 +206,8 @@ def sums_row(values: Sequence[Any]) -> dict[str, Any]:
     """Shape one row of `SUMS` values, adding the error rate: errors over the requests the
     gateway did not refuse."""
     out = dict(zip(SUMS, values, strict=True))
-    out["cost"] = round(float(out["cost"]), 6)
     for name in SUMS:
-        if name != "cost":
-            out[name] = int(out[name])
+        out[name] = round(float(out[name]), 6) if name in _COSTS else int(out[name])
     served = out["requests"] - out["refused"]
     out["error_rate"] = round(out["errors"] / served, 6) if served else 0.0
     return out

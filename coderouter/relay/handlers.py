@@ -45,7 +45,7 @@ from ..logs import ACCESS_LOG
 from ..quotas.model import refuse_oversized
 from ..quotas.protocol import Admission
 from ..refusals import REFUSALS
-from ..rules import first_rule, traits
+from ..rules import first_rule, is_background, traits
 from ..sessions import Conversations, client_name, pin_key, session_key
 from ..sse import COUNTING, Dialect
 from ..state import GATEWAY, Gateway
@@ -271,6 +271,7 @@ def _exchange(request: web.Request, config: Config, token: Token, facts: Facts,
     rule = first_rule(route, traits(facts, payload, prompt, record.client)) \
         if route.rules else None
     record.rule = rule.name if rule is not None else None
+    record.background = int(is_background(model, facts.conversation(payload)[0]))
     return Exchange(request=request, dialect=facts.name, payload=payload, route=route,
                     record=record, scrubber=config.scrubber, limits=config.limits,
                     raw=body if raw else None, prompt_estimate=prompt,

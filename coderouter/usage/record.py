@@ -39,6 +39,8 @@ class Record:
     #: Prompt tokens written to the upstream's cache, kept 5 minutes and kept 1 hour.
     cache_write_5m_tokens: int = 0
     cache_write_1h_tokens: int = 0
+    #: 1 for an agent's background call (`rules.is_background`): titles, classifiers.
+    background: int = 0
 
 
 COLUMNS = tuple(f.name for f in fields(Record))

@@ -31,9 +31,12 @@ _AGGREGATES = ("count(*) AS requests, coalesce(sum(prompt_tokens), 0), "
                "coalesce(sum(cost), 0.0), "
                "coalesce(sum(CASE WHEN status >= 400 THEN 1 ELSE 0 END), 0), "
                "coalesce(sum(cached_tokens), 0), coalesce(sum(cache_write_5m_tokens), 0), "
-               "coalesce(sum(cache_write_1h_tokens), 0)")
+               "coalesce(sum(cache_write_1h_tokens), 0), coalesce(sum(background), 0), "
+               "coalesce(sum(CASE WHEN background = 1 THEN cost ELSE 0 END), 0.0)")
 REPORT_FIELDS = ("requests", "prompt_tokens", "completion_tokens", "total_tokens", "cost",
-                 "errors", "cached_tokens", "cache_write_5m_tokens", "cache_write_1h_tokens")
+                 "errors", "cached_tokens", "cache_write_5m_tokens", "cache_write_1h_tokens",
+                 "background_requests", "background_cost")
+_COSTS = frozenset(("cost", "background_cost"))
 
 
 def placeholders(sql: str, engine: Engine) -> str:
@@ -90,15 +93,13 @@ def parse_moment(text: str, now: float) -> float:
 def report_rows(by: str, rows: Sequence[Sequence[Any]]) -> list[dict[str, Any]]:
     """Shape aggregate rows as ``[{by: value, requests, prompt_tokens, …}]``."""
     out = []
-    for key, requests, prompt, completion, total, cost, errors, cached, write_5m, write_1h \
-            in rows:
-        prompt, cached = int(prompt), int(cached)
-        out.append({by: key, "requests": int(requests), "prompt_tokens": prompt,
-                    "completion_tokens": int(completion), "total_tokens": int(total),
-                    "cost": round(float(cost), 6), "errors": int(errors),
-                    "cached_tokens": cached, "cache_write_5m_tokens": int(write_5m),
-                    "cache_write_1h_tokens": int(write_1h),
-                    "cache_hit_ratio": round(cached / prompt, 4) if prompt else 0.0})
+    for key, *values in rows:
+        item: dict[str, Any] = {by: key}
+        for name, value in zip(REPORT_FIELDS, values, strict=True):
+            item[name] = round(float(value), 6) if name in _COSTS else int(value)
+        prompt, cached = item["prompt_tokens"], item["cached_tokens"]
+        item["cache_hit_ratio"] = round(cached / prompt, 4) if prompt else 0.0
+        out.append(item)
     return out
 
 

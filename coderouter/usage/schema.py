@@ -125,6 +125,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     AddColumn("rule", "text"),
     AddColumn("cache_write_5m_tokens", "integer", default="0"),
     AddColumn("cache_write_1h_tokens", "integer", default="0"),
+    AddColumn("background", "integer", default="0"),
 )
 
 #: The table recording which versions a database has.

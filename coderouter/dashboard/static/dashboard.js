@@ -71,6 +71,8 @@
        get: (r) => fmt.int(r.cache_write_5m_tokens + r.cache_write_1h_tokens)},
       {label: "Completion", cls: "num", get: (r) => fmt.int(r.completion_tokens)},
       {label: "Cost", cls: "num", get: (r) => fmt.cost(r.cost)},
+      {label: "Background", cls: "num",
+       get: (r) => `${fmt.cost(r.background_cost)} (${fmt.int(r.background_requests)})`},
       {label: "Latency p50/p95", cls: "num",
        get: (r) => `${fmt.ms(r.latency_p50)} / ${fmt.ms(r.latency_p95)}`},
       {label: "TTFB p50/p95", cls: "num",
