@@ -14,6 +14,7 @@ from pathlib import Path
 
 from aiohttp import web
 
+from .capture import Captures
 from .channels.pool import Pools
 from .config import Config, Database
 from .config.reload import ConfigHolder, install_sighup, watch_config
@@ -47,7 +48,7 @@ def create_app(holder: ConfigHolder, *, watch: bool = False,
     gateway = Gateway(holder=holder, pools=pools, health=health,
                       forwarder=Forwarder(pools, health), writer=writer,
                       quotas=quotas_for(config, writer, health, lambda: holder.current, clock),
-                      clock=clock)
+                      clock=clock, captures=Captures(clock))
     holder.on_swap = partial(_swapped, pools, health)
     app = web.Application(middlewares=[handlers.errors_middleware])
     app[GATEWAY] = gateway
@@ -64,6 +65,7 @@ def create_app(holder: ConfigHolder, *, watch: bool = False,
     app.on_response_prepare.append(handlers.on_prepare)
     app.on_shutdown.append(_drain)
     app.cleanup_ctx.append(_usage_writer)
+    app.cleanup_ctx.append(_capture_writer)
     app.cleanup_ctx.append(_quotas)
     app.cleanup_ctx.append(dashboard_api.reader_ctx)
     app.cleanup_ctx.append(_upstream_pools)
@@ -90,9 +92,27 @@ def create_app(holder: ConfigHolder, *, watch: bool = False,
     app.router.add_get("/admin/alerts", dashboard_api.admin_alerts)
     app.router.add_get("/admin/requests", dashboard_api.admin_requests)
     app.router.add_get("/admin/config", dashboard_api.admin_config)
+    app.router.add_get("/admin/captures/{request_id}", dashboard_api.admin_capture)
     app.router.add_get("/me/overview", dashboard_api.own_overview)
     app.router.add_get("/me/requests", dashboard_api.own_requests)
     return app
+
+
+async def _capture_writer(app: web.Application) -> AsyncIterator[None]:
+    """Write captured bodies once a second while serving; the rest at stop."""
+    captures = app[GATEWAY].captures
+
+    async def tick() -> None:
+        while True:
+            await asyncio.sleep(1.0)
+            await captures.flush()
+
+    task = asyncio.create_task(tick(), name="capture-writer")
+    yield
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+    await captures.close()
 
 
 async def _stop_tracing(app: web.Application) -> None:

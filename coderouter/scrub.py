@@ -93,3 +93,20 @@ def _spellings(secret: str) -> set[str]:
     """*secret* as sent, and as common JSON encoders may write it inside a string."""
     escaped = secret.replace("\\", "\\\\").replace('"', '\\"')
     return {secret, escaped, escaped.replace("/", "\\/")}
+
+
+#: Shapes of common credentials, for text the gateway keeps that may quote anyone's secrets
+#: (captured bodies): vendor API keys, cloud and forge tokens, bearer values, private keys.
+_CREDENTIALS = re.compile(
+    r"\b(?:sk|pk|rk)-[A-Za-z0-9_\-]{20,}"
+    r"|\bAKIA[0-9A-Z]{16}\b"
+    r"|\bgh[pousr]_[A-Za-z0-9]{30,}|\bgithub_pat_[A-Za-z0-9_]{22,}"
+    r"|\bxox[abposr]-[A-Za-z0-9\-]{10,}"
+    r"|\bAIza[0-9A-Za-z_\-]{35}"
+    r"|(?<=[Bb]earer )[A-Za-z0-9._~+/=\-]{16,}"
+    r"|-----BEGIN [A-Z ]*PRIVATE KEY-----[\s\S]*?-----END [A-Z ]*PRIVATE KEY-----")
+
+
+def scrub_credentials(text: str) -> str:
+    """*text* with every substring shaped like a common credential replaced by `REDACTED`."""
+    return _CREDENTIALS.sub(REDACTED, text)

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 
 from aiohttp import web
 
+from .capture import Captures
 from .channels.pool import Pools
 from .config.reload import ConfigHolder
 from .drain import Drain
@@ -43,6 +44,8 @@ class Gateway:
     observers: list[Callable[[Record], None]] = field(default_factory=list)
     #: The callers refused by the gateway itself (401, 403, 429), counted per reason.
     refusals: Refusals = field(default_factory=Refusals)
+    #: Sampled request and response bodies (``capture:``).
+    captures: Captures = field(default_factory=Captures)
     #: OpenTelemetry traces, when ``tracing.endpoint`` is set (`coderouter.tracing`).
     tracing: Tracing | None = None
 

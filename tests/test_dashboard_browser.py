@@ -94,6 +94,7 @@ def served() -> Iterator[Served]:
         "database": {"path": db},
         "admin": {"key": ADMIN},
         "log": {"access": False},
+        "capture": {"sample": 1},
         "channels": [
             {"name": "mock", "type": "mock"},
             {"name": "dead", "type": "openai", "base_url": f"http://127.0.0.1:{free_port()}/v1",
@@ -504,3 +505,26 @@ def test_a_failed_reload_shows_its_errors(served: Served, browser: webdriver.Chr
         no_secrets(browser)
     finally:
         served.config_path.write_text(good)
+
+
+def test_the_request_view_shows_captured_bodies(served: Served,
+                                                browser: webdriver.Chrome) -> None:
+    """With capture on, a click on a request shows its body and the answer, secrets
+    scrubbed."""
+    content = "please summarise the capture test " + ALICE
+    assert http(served.url + "/v1/chat/completions", BOB, {
+        "model": "smart", "messages": [{"role": "user", "content": content}]}) == 200
+    assert http(served.url + "/admin/usage", ADMIN) == 200  # flushes the writer
+    newest = max(served.rows(), key=lambda r: (r["ts"], r["id"]))
+    sign_in(browser, served.url + "/dashboard", ADMIN)
+    loaded(browser)
+    row = f"#request-table tbody tr[data-id='{newest['id']}']"
+    wait(browser, lambda d: attrs(d, row, "data-id"), "the new request in the table")
+    browser.execute_script(f"document.querySelector(\"{row}\").click()")
+    wait(browser, lambda d: text(d, "#capture-request"), "the captured request body")
+    shown = text(browser, "#capture-request")
+    assert "please summarise the capture test [REDACTED]" in shown
+    assert '"model": "smart"' in shown  # pretty-printed JSON
+    assert text(browser, "#capture-response")
+    no_secrets(browser)
+    browser.execute_script("document.getElementById('row-dialog').close()")

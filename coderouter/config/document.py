@@ -24,7 +24,7 @@ from .tokens import token, token_group
 from .yamlload import YamlTooLarge, read_document
 
 TOP_KEYS = ("listen", "database", "state", "workers", "admin", "limits", "shutdown", "log",
-            "tracing", "channels", "model_groups", "token_groups", "tokens", "secret",
+            "tracing", "capture", "channels", "model_groups", "token_groups", "tokens", "secret",
             "price_catalog")
 
 
@@ -75,7 +75,7 @@ def document(r: Reader, raw: Any) -> Config:
     workers, admin = settings.workers(r, m, state), settings.admin(r, m)
     secret, limits = settings.secret(r, m), settings.limits(r, m)
     shutdown, log = settings.shutdown(r, m), settings.log(r, m)
-    tracing = settings.tracing(r, m)
+    tracing, capture = settings.tracing(r, m), settings.capture(r, m)
     channels = r.unique("channels", [
         c for path, item in r.items(m.get("channels"), "channels")
         if (c := channel(r, item, path)) is not None])
@@ -101,6 +101,7 @@ def document(r: Reader, raw: Any) -> Config:
     return Config(
         listen=listen, database=database, state=state, workers=workers, admin=admin,
         secret=secret, limits=limits, shutdown=shutdown, log=log, tracing=tracing,
+        capture=capture,
         channels=tuple(c for c, _ in channels),
         model_groups=tuple(g for g, _ in groups),
         token_groups=tuple(g for g, _ in token_groups),

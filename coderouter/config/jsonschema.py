@@ -246,6 +246,14 @@ def schema() -> Schema:
                 "headers": doc({"type": "object", "additionalProperties": STRING},
                              "sent with every export, e.g. a collector's auth (restart)"),
             }),
+            "capture": obj({
+                "sample": doc({"type": "number", "minimum": 0, "maximum": 1},
+                            "share of requests whose bodies are kept; 0 is off", 0),
+                "max_body": doc(SIZE, "each body is cut at this size", "64KiB"),
+                "keep": doc(DURATION, "captured bodies are deleted after this", "24h"),
+                "path": doc(STRING, "the SQLite file of captured bodies (restart)",
+                          "coderouter-capture.sqlite beside database.path"),
+            }),
             "secret": doc({"type": "string", "minLength": 16},
                         "signs reasoning envelopes (default: coderouter.secret)"),
             "price_catalog": doc(STRING, "a JSON price catalog written by `coderouter prices "

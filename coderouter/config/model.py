@@ -79,6 +79,17 @@ class Log:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class Capture:
+    """Request and response bodies kept for debugging (`coderouter.capture`); off at 0."""
+
+    sample: float = 0.0
+    max_body: int = 64 * 1024
+    keep: float = 86400.0
+    #: The SQLite file; None: ``coderouter-capture.sqlite`` beside the usage database.
+    path: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Tracing:
     """OpenTelemetry traces over OTLP/HTTP (`coderouter.tracing`); off without an endpoint."""
 
@@ -256,6 +267,7 @@ class Config:
     shutdown: Shutdown = Shutdown()
     log: Log = Log()
     tracing: Tracing = Tracing()
+    capture: Capture = Capture()
     channels: tuple[Channel, ...] = ()
     model_groups: tuple[ModelGroup, ...] = ()
     token_groups: tuple[TokenGroup, ...] = ()

@@ -1,12 +1,12 @@
 """The process's own sections: listen, database, state, workers, admin, limits, shutdown, log,
-tracing and secret (every key optional, typed, defaulted by the dataclass)."""
+tracing, capture and secret (every key optional, typed, defaulted by the dataclass)."""
 
 from __future__ import annotations
 
 import os
 from typing import Any
 
-from .model import Admin, Database, Limits, Listen, Log, Shutdown, State, Tracing
+from .model import Admin, Capture, Database, Limits, Listen, Log, Shutdown, State, Tracing
 from .readers import Reader
 
 _POSTGRES_SCHEMES = ("postgresql://", "postgres://")
@@ -95,4 +95,12 @@ def tracing(r: Reader, m: dict[str, Any]) -> Tracing:
         r.error("tracing.endpoint", "must be an http:// or https:// URL (OTLP/HTTP)")
     if found.sample > 1:
         r.error("tracing.sample", f"must be between 0 and 1, got {found.sample:g}")
+    return found
+
+
+def capture(r: Reader, m: dict[str, Any]) -> Capture:
+    found = r.section(m, "capture", Capture, {
+        "sample": r.number, "max_body": r.size, "keep": r.duration, "path": r.string})
+    if found.sample > 1:
+        r.error("capture.sample", f"must be between 0 and 1, got {found.sample:g}")
     return found

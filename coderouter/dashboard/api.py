@@ -17,7 +17,7 @@ import orjson
 from aiohttp import web
 
 from ..auth import authenticate, require_admin
-from ..errors import InvalidRequest
+from ..errors import InvalidRequest, NotFound
 from ..relay.exchange import Exchange
 from ..state import GATEWAY, Gateway
 from ..usage import parse_moment
@@ -105,6 +105,16 @@ async def admin_alerts(request: web.Request) -> web.Response:
     now = time.time()
     return _json({"now": now, "alerts": alerts(gw.holder, gw.health, now,
                                                 quotas(config, reports)["quotas"])})
+
+
+async def admin_capture(request: web.Request) -> web.Response:
+    """GET /admin/captures/{request_id}: the request's captured bodies (``capture:``)."""
+    gw, _ = await _admin(request, "/admin/captures")
+    found = await gw.captures.get(request.match_info["request_id"], gw.holder.current)
+    if found is None:
+        raise NotFound("no bodies were captured for this request (capture is off, it was not "
+                       "sampled, or it is older than capture.keep)")
+    return _json(found)
 
 
 async def admin_requests(request: web.Request) -> web.Response:

@@ -17,6 +17,7 @@ from ..sse import Dialect, StreamMeter, Usage
 from ..usage import Record
 
 if TYPE_CHECKING:
+    from ..capture import Capture
     from ..tracing import RequestTrace
     from .leg import Translation
 
@@ -65,6 +66,8 @@ class Exchange:
     stopping: bool = False
     #: The request's span, when tracing is on: each attempt adds one under it.
     trace: RequestTrace | None = None
+    #: This request's bodies, when ``capture.sample`` picked it: what the caller got is added.
+    capture: Capture | None = None
     #: The request's config generation's secrets, replaced in every upstream byte relayed.
     scrubber: Scrubber = field(default_factory=lambda: Scrubber(()))
     #: The request's config generation's limits (answer and event sizes, write timeout).

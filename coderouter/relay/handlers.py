@@ -188,7 +188,8 @@ async def relay(request: web.Request, *, dialect: Dialect | None = None,
     check_header_bytes(request, config.limits.max_header_bytes)
     dialect = dialect or ENDPOINTS[request.path].name
     facts = DIALECTS[dialect]
-    token = authenticate_key(config, key(request) if key else presented_key(request.headers))
+    presented = key(request) if key else presented_key(request.headers)
+    token = authenticate_key(config, presented)
     started = time.monotonic()
     record = Record(ts=gw.clock(), request_id=request_id(request), endpoint=request.path,
                     token=token.name, token_group=token.group.name if token.group else None,
@@ -205,13 +206,17 @@ async def relay(request: web.Request, *, dialect: Dialect | None = None,
         exchange = _exchange(request, config, token, facts, record, body, payload, raw,
                              gw.conversations)
         exchange.trace = trace
+        exchange.capture = gw.captures.start(config.capture, body, presented)
         admission = await _admit(gw, token, exchange)
         if admission is not None:
             request[RATELIMIT_HEADERS] = admission.headers
         with gw.drain.track(exchange):
             try:
                 async with asyncio.timeout(None) as exchange.scope:
-                    return await gw.forwarder.forward(exchange)
+                    response = await gw.forwarder.forward(exchange)
+                if exchange.capture is not None and isinstance(response, web.Response):
+                    exchange.capture.add(response.body)  # type: ignore[arg-type]  # bytes here
+                return response
             except TimeoutError:
                 if not exchange.stopping:
                     raise
@@ -220,6 +225,8 @@ async def relay(request: web.Request, *, dialect: Dialect | None = None,
         exc.message = config.scrubber.clean_text(exc.message)  # may quote an upstream
         record.status = exc.status
         record.error = record.error or exc.message
+        if exchange is not None and exchange.capture is not None:
+            exchange.capture.add(error_body(request, exc))
         raise
     except asyncio.CancelledError:
         if exchange is None or not exchange.delivered:
@@ -245,6 +252,8 @@ def _finish(gw: Gateway, config: Config, record: Record, started: float,
         admission.settle(tokens=record.total_tokens, cost=record.cost,
                          forwarded=record.attempts > 0)
     gw.finished(record)
+    if exchange is not None and exchange.capture is not None:
+        gw.captures.finish(exchange.capture, record, config)
     if trace is not None:
         trace.finish(record, exchange.target if exchange is not None else None)
 

@@ -56,6 +56,8 @@ async def relay_stream(ex: Exchange, leg: Leg, upstream: Any, deadline: float,
             tail = caller.end(meter.flush(), meter.done)
             if tail:
                 await response.write(tail)
+                if ex.capture is not None:
+                    ex.capture.add(tail)
                 ex.delivered = ex.delivered or ends_stream(ex.dialect, tail)
         failure: GatewayError | None = None if meter.done else \
             UpstreamError("upstream closed the stream before it was complete")
@@ -99,6 +101,8 @@ async def _pump(ex: Exchange, chunk: bytes, read: Any, meter: StreamMeter,
             clock.writing_since = loop.time()
             await response.write(data)
             clock.writing_since = 0.0
+            if ex.capture is not None:
+                ex.capture.add(data)
             ex.delivered = ex.delivered or ends_stream(ex.dialect, data)
         if meter.progress != progress:
             clock.progress_at = loop.time()
@@ -141,7 +145,10 @@ async def _end_with_error(ex: Exchange, caller: CallerStream, response: web.Stre
     ex.record.status, ex.record.error = failure.status, failure.message
     with contextlib.suppress(ConnectionResetError, TimeoutError):
         async with asyncio.timeout(ex.limits.write_timeout):
-            await response.write(caller.error_event(failure))
+            event = caller.error_event(failure)
+            if ex.capture is not None:
+                ex.capture.add(event)
+            await response.write(event)
 
 
 class _StreamClock:

@@ -53,7 +53,7 @@
         cr.renderQuotas(document.getElementById("quota-list"), quotas.quotas)),
       draw(page.api("/admin/requests", requestParams()), (requests) =>
         cr.renderTable(document.getElementById("request-table"), cr.REQUEST_COLUMNS,
-                       requests.data, {onRow: cr.showRow, empty: "No requests match.",
+                       requests.data, {onRow: showRequest, empty: "No requests match.",
                                        rowAttrs: (r) => ({"data-id": r.id})})),
       draw(page.api("/admin/config"), renderConfig),
     ]);
@@ -127,6 +127,32 @@
     tick();
     clearInterval(alertTimer);
     alertTimer = items.length ? setInterval(tick, 1000) : null;
+  }
+
+  // A request's row, and below it its captured bodies when `capture:` kept them.
+  async function showRequest(row) {
+    cr.showRow(row);
+    const body = document.querySelector("#row-dialog .dialog-body");
+    const box = h("section", {class: "capture", id: "capture"},
+                  h("p", {class: "muted"}, "Looking for captured bodies…"));
+    body.appendChild(box);
+    let found = null;
+    try {
+      found = await page.api(`/admin/captures/${encodeURIComponent(row.request_id)}`);
+    } catch (e) {
+      box.replaceChildren(h("p", {class: "muted", id: "capture-none"},
+        "No captured bodies (capture is off, this request was not sampled, or they expired)."));
+      return;
+    }
+    const pretty = (text) => {
+      try { return JSON.stringify(JSON.parse(text), null, 2); } catch (e) { return text; }
+    };
+    const part = (id, title, text, cut) => [
+      h("h4", null, title, cut ? h("span", {class: "muted"}, " (cut at capture.max_body)") : ""),
+      h("pre", {class: "capture-body", id}, pretty(text))];
+    box.replaceChildren(
+      ...part("capture-request", "Request body", found.request, found.request_truncated),
+      ...part("capture-response", "Response", found.response, found.response_truncated));
   }
 
   function stateBadge(t) {
