@@ -31,7 +31,7 @@ _CLAUSES = {"ClauseEquals": ("equals", "equals"), "ClauseStartsWith": ("starts_w
 
 def catalog_from(providers: list[Any], version: str) -> dict[str, Any]:
     """The catalog document of genai-prices' *providers*: each model's standard token price
-    (a time-of-day discount is not applied; prompt-length tiers are read at their base)."""
+    (a time-of-day discount is not applied; prompt-length tiers are kept)."""
     return {
         "source": f"genai-prices {version}",
         "written": dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
@@ -50,7 +50,19 @@ def _model(model: Any) -> dict[str, Any] | None:
     price = {k: v for k, v in price.items() if v is not None}
     if "input" not in price or "output" not in price:
         return None
-    return {"id": model.id, "match": _clause(model.match), "price": price}
+    tiers = _tiers(prices)
+    return {"id": model.id, "match": _clause(model.match),
+            "price": {**price, "tiers": tiers} if tiers else price}
+
+
+def _tiers(prices: Any) -> list[dict[str, Any]]:
+    """Prompt-length tiers: for each length some rate changes above, every tiered rate."""
+    tiered = {ours: value for theirs, ours in _KEYS.items()
+              if (value := getattr(prices, theirs, None)) is not None and hasattr(value, "tiers")}
+    starts = sorted({tier.start for value in tiered.values() for tier in value.tiers})
+    return [{"above": start, **{ours: float(next(
+        (t.price for t in reversed(value.tiers) if t.start <= start), value.base))
+        for ours, value in tiered.items()}} for start in starts]
 
 
 def _standing(conditional: list[Any]) -> Any:
@@ -69,7 +81,7 @@ def _standing(conditional: list[Any]) -> Any:
 def _number(value: Any) -> float | None:
     if value is None:
         return None
-    base = getattr(value, "base", value)  # tiered by prompt length: the base rate
+    base = getattr(value, "base", value)  # tiered by prompt length: the base rate (`_tiers`)
     return float(base) if isinstance(base, Decimal | int | float) else None
 
 

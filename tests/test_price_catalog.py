@@ -104,3 +104,36 @@ async def test_a_price_in_the_yaml_wins_over_the_catalog(
     assert (await call(gateway, body={"model": "gpt-4o", "messages": []}))[0] == 200
     assert [r["cost"] for r in await gateway.rows()] == [
         0.019, pytest.approx((8 * 2.5 + 3 * 1.25 + 4 * 10) / 1e6)]
+
+
+async def test_a_long_prompt_is_billed_at_its_tier(
+        start_gateway: StartGateway, upstream: FakeUpstream, tmp_path: Path) -> None:
+    """A YAML price's tiers: the fake's 11-token prompt is over a 10-token tier, so the whole
+    request is billed at the tier's rates (its cached_input kept from the base)."""
+    tiered = {"input": 1000, "output": 2000, "cached_input": 100,
+              "tiers": [{"above": 100, "input": 9000}, {"above": 10, "input": 3000,
+                                                        "output": 4000}]}
+    gateway = await start_gateway(catalog_config(upstream, tmp_path, written(tmp_path),
+                                                 price=tiered))
+    assert (await call(gateway))[0] == 200
+    [row] = await gateway.rows()
+    assert row["cost"] == pytest.approx((8 * 3000 + 3 * 100 + 4 * 4000) / 1e6)
+
+
+def test_catalog_tiers_bill_as_genai_prices_does(tmp_path: Path) -> None:
+    """Claude's long-context tier, written by `prices update` and read back, bills what
+    genai-prices itself computes, below and above 200k prompt tokens."""
+    genai_prices = pytest.importorskip("genai_prices")
+    from coderouter.prices_cli import catalog_from
+
+    document = catalog_from(list(genai_prices.data.providers), genai_prices.__version__)
+    catalog = read_catalog(written(tmp_path, document))
+    price = catalog.price("https://api.anthropic.com", "claude-sonnet-4-5", "anthropic")
+    assert price is not None and [above for above, _ in price.tiers] == [200_000]
+    for prompt in (1_000, 250_000):
+        theirs = genai_prices.calc_price(genai_prices.Usage(
+            input_tokens=prompt, output_tokens=500, cache_read_tokens=prompt // 2,
+            cache_write_tokens=prompt // 10), model_ref="claude-sonnet-4-5",
+            provider_id="anthropic").total_price
+        assert price.cost(prompt, 500, prompt // 2, prompt // 10) == pytest.approx(
+            float(theirs))

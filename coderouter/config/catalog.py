@@ -27,7 +27,7 @@ import orjson
 from .model import Price
 
 Match = Callable[[str], bool]
-_PRICE_KEYS = ("input", "output", "cached_input", "cache_write_5m", "cache_write_1h")
+_RATES = ("input", "output", "cached_input", "cache_write_5m", "cache_write_1h")
 
 
 class CatalogError(ValueError):
@@ -82,8 +82,21 @@ def _provider(raw: dict[str, Any]) -> Provider:
 
 
 def _price(raw: dict[str, Any]) -> Price:
-    values = {k: float(raw[k]) for k in _PRICE_KEYS if raw.get(k) is not None}
-    return Price(**values)
+    values = _values(raw)
+    tiers = tuple((int(t["above"]), _rates({**values, **_values(t)}))
+                  for t in raw.get("tiers") or ())
+    return _rates(values, tiers)
+
+
+def _values(raw: dict[str, Any]) -> dict[str, float]:
+    return {k: float(raw[k]) for k in _RATES if raw.get(k) is not None}
+
+
+def _rates(values: dict[str, float], tiers: tuple[tuple[int, Price], ...] = ()) -> Price:
+    return Price(input=values["input"], output=values["output"],
+                 cached_input=values.get("cached_input"),
+                 cache_write_5m=values.get("cache_write_5m"),
+                 cache_write_1h=values.get("cache_write_1h"), tiers=tiers)
 
 
 def matcher(clause: dict[str, Any]) -> Match:

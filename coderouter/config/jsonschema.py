@@ -73,7 +73,7 @@ BODY_RULE = {**obj({
     "oneOf": [{"required": ["drop"]}, {"required": ["set"]}],
     "dependentRequired": {"set": ["value"]},
     "dependentSchemas": {"drop": {"not": {"required": ["value"]}}}}
-PRICE = obj({
+_RATES: dict[str, Schema] = {
     "input": doc(NUMBER, "USD per million prompt tokens"),
     "output": doc(NUMBER, "USD per million completion tokens"),
     "cached_input": doc(NUMBER, "USD per million cached prompt tokens (default: input)"),
@@ -81,6 +81,14 @@ PRICE = obj({
                                   "minutes (default: 1.25 x input)"),
     "cache_write_1h": doc(NUMBER, "USD per million prompt tokens written to a cache for an "
                                   "hour (default: 2 x input)"),
+}
+PRICE = obj({
+    **_RATES,
+    "tiers": array(obj({"above": doc(integer(), "prompt tokens"), **_RATES},
+                       required=("above",),
+                       description="a prompt longer than above is billed wholly at these "
+                                   "rates (the others as the base)"),
+                   "prompt-length tiers (long-context prices)"),
 }, required=("input", "output"), description="USD per million tokens")
 
 CHANNEL = obj({

@@ -164,11 +164,17 @@ class Price:
     cached_input: float | None = None
     cache_write_5m: float | None = None
     cache_write_1h: float | None = None
+    #: (prompt tokens, price): a request whose prompt is longer than the first number is
+    #: billed wholly at that price (the last such tier: Claude's and Gemini's long contexts).
+    tiers: tuple[tuple[int, Price], ...] = ()
 
     def cost(self, prompt: int, completion: int, cached: int = 0, write_5m: int = 0,
              write_1h: int = 0) -> float:
         """USD for *prompt* tokens (of which *cached* read from a cache and *write_5m* and
         *write_1h* written to one) and *completion* tokens."""
+        for above, tier in reversed(self.tiers):
+            if prompt > above:
+                return tier.cost(prompt, completion, cached, write_5m, write_1h)
         cached = min(cached, prompt)
         write_5m = min(write_5m, prompt - cached)
         write_1h = min(write_1h, prompt - cached - write_5m)

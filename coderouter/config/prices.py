@@ -16,7 +16,8 @@ from .catalog import Catalog, CatalogError, read_catalog
 from .model import ModelGroup, Price, Target
 from .readers import Reader, join
 
-PRICE_KEYS = ("input", "output", "cached_input", "cache_write_5m", "cache_write_1h")
+RATES = ("input", "output", "cached_input", "cache_write_5m", "cache_write_1h")
+PRICE_KEYS = (*RATES, "tiers")
 
 
 def price(r: Reader, raw: Any, path: str) -> Price | None:
@@ -26,13 +27,28 @@ def price(r: Reader, raw: Any, path: str) -> Price | None:
     p = r.mapping(raw, path, PRICE_KEYS)
     if p is None:
         return None
-    values = {k: r.number(p[k], join(path, k)) for k in p if k in PRICE_KEYS}
+    values = {k: r.number(p[k], join(path, k)) for k in p if k in RATES}
     if "input" not in p or "output" not in p:
         r.error(path, "needs both input and output (USD per 1M tokens)")
         return None
-    if None in values.values():
+    tiers = [_tier(r, item, where, values) for where, item in r.items(p.get("tiers"),
+                                                                     join(path, "tiers"))]
+    if None in values.values() or None in tiers:
         return None
-    return Price(**values)  # type: ignore[arg-type]  # None was ruled out just above
+    ordered = tuple(sorted((t for t in tiers if t is not None), key=lambda t: t[0]))
+    return Price(**values, tiers=ordered)  # type: ignore[arg-type]
+
+
+def _tier(r: Reader, raw: Any, path: str, base: dict[str, Any]) -> tuple[int, Price] | None:
+    """One of a price's ``tiers``: ``above`` prompt tokens, the rates it changes."""
+    m = r.mapping(raw, path, ("above", *RATES))
+    if m is None:
+        return None
+    above = r.field(m, path, "above", lambda v, p: r.integer(v, p, 0))
+    values = {**base, **{k: r.number(m[k], join(path, k)) for k in m if k in RATES}}
+    if above is None or None in values.values():
+        return None
+    return above, Price(**values)
 
 
 def prices(r: Reader, raw: Any, path: str) -> dict[str, Price] | None:
