@@ -65,7 +65,7 @@ class CountTranslation:
         self._request = request
         self.upstream = bridge.upstream
 
-    def request(self, model: str) -> Json:
+    def request(self, model: str, bound: str = "") -> Json:
         bridge = self._bridge
         self._request.model = model
         try:

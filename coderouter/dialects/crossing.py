@@ -44,6 +44,9 @@ class Crossing:
     client: str
     upstream: str
     sealer: Sealer
+    #: Who envelopes are opened and sealed for (`envelope.binding`): the target's channel
+    #: and key, and the caller's token.
+    bound: str = ""
     #: shortened tool name -> the caller's name
     names: dict[str, str] = field(default_factory=dict)
     #: the caller's names of custom tools sent wrapped as functions
@@ -60,10 +63,11 @@ def short_name(name: str, limit: int) -> str:
 
 
 def up(request: ir.Request, client: str, upstream: str, *, max_tool_name: int,
-       custom_tools: bool, sealer: Sealer) -> Crossing:
-    """Prepare the decoded caller *request* for *upstream*; the returned Crossing undoes it
-    on the answer."""
-    crossing = Crossing(client, upstream, sealer)
+       custom_tools: bool, sealer: Sealer, bound: str = "") -> Crossing:
+    """Prepare the decoded caller *request* for *upstream*, opening only envelopes sealed
+    for *bound* (others are foreign state, dropped); the returned Crossing undoes it on the
+    answer and seals for *bound*."""
+    crossing = Crossing(client, upstream, sealer, bound)
     for message in request.messages:
         _open_envelopes(message, crossing)
     if not custom_tools:
@@ -95,7 +99,7 @@ def _open_signature(part: ir.Text | ir.Reasoning | ir.ToolCall,
     signature = part.signature
     if signature is None or signature.issuer != crossing.client or find(signature.data) != 0:
         return None
-    opened = crossing.sealer.open(signature.data)
+    opened = crossing.sealer.open(signature.data, crossing.bound)
     if not isinstance(part, ir.Reasoning) and isinstance(opened, dict) and "t" in opened:
         part.signature = None
         return _reasoning(opened)
@@ -122,7 +126,7 @@ def _open_envelopes(message: ir.Message, crossing: Crossing) -> None:
                 carried.append(riding)
         if isinstance(part, ir.ToolCall):
             part.id, token = _split_id(part.id)
-            opened = crossing.sealer.open(token) if token else None
+            opened = crossing.sealer.open(token, crossing.bound) if token else None
             if isinstance(opened, dict):
                 part.signature = _opaque(opened.get("g")) or part.signature
                 entries = typed(opened.get("r"), list, [])
@@ -235,7 +239,7 @@ class Down:
                 self._c.client == "gemini" and part.signature is None and part.text):
             return
         if self._c.client in REASONING_SLOTS:
-            token = self._c.sealer.seal(_entry(part))
+            token = self._c.sealer.seal(_entry(part), self._c.bound)
             part.signature = ir.Opaque(self._c.client, token)  # type: ignore[arg-type]
         else:
             self._pending.append(_entry(part))
@@ -253,7 +257,7 @@ class Down:
         if self._pending:
             carried["r"], self._pending = self._pending, []
         if carried:
-            call.id = f"{call.id}.{self._c.sealer.seal(carried)}"
+            call.id = f"{call.id}.{self._c.sealer.seal(carried, self._c.bound)}"
 
     def answer(self, response: ir.Response) -> None:
         """Rewrite a whole answer in place."""

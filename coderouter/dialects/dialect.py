@@ -95,6 +95,8 @@ class Dialect:
     family: ClassVar[str]
     #: Its codec, when requests in it can be translated (None: pass-through only).
     codec: ClassVar[Codec | None] = None
+    #: Whose opaque state (`ir.Opaque.issuer`) its upstreams read back; None: none.
+    issuer: ClassVar[str | None] = None
     #: Its requests only count tokens: they use none, pass no quota, never stream.
     counting: ClassVar[bool] = False
     #: A stream reports usage only when asked (``stream_options.include_usage``), so the

@@ -104,16 +104,22 @@ class Bridge:
         return f"Bridge({self._client.name} <- {self._upstream.name})"
 
     def translate(self, payload: Json, prompt_tokens: int = 0) -> Translation:
-        """The caller's *payload* decoded and crossed, once; *prompt_tokens* is its estimate
-        (a stream encoder shows it before the upstream reports usage)."""
+        """The caller's *payload* decoded once (a caller's mistake is found here, before any
+        target); *prompt_tokens* is its estimate (a stream encoder shows it before the
+        upstream reports usage)."""
+        request = self._decode(payload)
+        return Translation(self, payload, request, str(payload.get("model")), prompt_tokens)
+
+    def _decode(self, payload: Json) -> ir.Request:
         try:
-            request = self._client.decode_request(payload)
+            return self._client.decode_request(payload)
         except CodecError as exc:
             raise InvalidRequest(str(exc)) from None
+
+    def _cross(self, request: ir.Request, bound: str) -> Crossing:
         upstream = self._upstream
-        crossing = up(request, self._client.name, upstream.name, sealer=sealer(),
-                      max_tool_name=upstream.max_tool_name, custom_tools=upstream.custom_tools)
-        return Translation(self, request, crossing, str(payload.get("model")), prompt_tokens)
+        return up(request, self._client.name, upstream.name, sealer=sealer(), bound=bound,
+                  max_tool_name=upstream.max_tool_name, custom_tools=upstream.custom_tools)
 
     def error(self, status: int, body: bytes) -> bytes:
         """An upstream's error body in the caller's error shape, message kept."""
@@ -122,22 +128,32 @@ class Bridge:
 
 
 class Translation:
-    """One caller request on its way across a Bridge: decoded and crossed once, encoded for
-    each target's model, and the way back (answer, stream, error) for the caller."""
+    """One caller request on its way across a Bridge: decoded once, crossed once per binding
+    (the envelopes it carries open only for the channel, key and token they were sealed for),
+    encoded for each target's model, and the way back (answer, stream, error) for the
+    caller of the attempt crossed last."""
 
-    __slots__ = ("_bridge", "_crossing", "_model", "_prompt_tokens", "_request", "upstream")
+    __slots__ = ("_bridge", "_crossing", "_model", "_payload", "_prompt_tokens", "_request",
+                 "upstream")
 
-    def __init__(self, bridge: Bridge, request: ir.Request, crossing: Crossing, model: str,
+    def __init__(self, bridge: Bridge, payload: Json, request: ir.Request, model: str,
                  prompt_tokens: int) -> None:
         self._bridge = bridge
+        self._payload = payload
         self._request = request
-        self._crossing = crossing
+        self._crossing: Crossing | None = None
         self._model = model  # the caller's, named back in the answer
         self._prompt_tokens = prompt_tokens
         self.upstream = bridge.upstream
 
-    def request(self, model: str) -> Json:
-        """The upstream body asking *model* (a codec may encode by the model it reaches)."""
+    def request(self, model: str, bound: str = "") -> Json:
+        """The upstream body asking *model* (a codec may encode by the model it reaches),
+        with the envelopes sealed for *bound* (`envelope.binding`) opened."""
+        crossing = self._crossing
+        if crossing is None or crossing.bound != bound:
+            if crossing is not None:  # another channel: cross a fresh decoding for it
+                self._request = self._bridge._decode(self._payload)
+            self._crossing = self._bridge._cross(self._request, bound)
         self._request.model = model
         try:
             return self._bridge._upstream.encode_request(self._request)
@@ -150,17 +166,22 @@ class Translation:
             answer = self._bridge._upstream.decode_response(body)
         except CodecError as exc:
             raise UpstreamError(f"upstream answer cannot be translated: {exc}") from None
-        Down(self._crossing).answer(answer)
+        Down(self._crossed()).answer(answer)
         return self._bridge._client.encode_response(answer, self._model)
 
     def stream(self) -> BridgeStream:
         """A converter of the upstream's stream events into the caller's."""
         bridge = self._bridge
         encoder = bridge._client.stream_encoder(self._model, self._request, self._prompt_tokens)
-        return BridgeStream(bridge._upstream.stream_decoder(), encoder, Down(self._crossing))
+        return BridgeStream(bridge._upstream.stream_decoder(), encoder, Down(self._crossed()))
 
     def error(self, status: int, body: bytes) -> bytes:
         return self._bridge.error(status, body)
+
+    def _crossed(self) -> Crossing:
+        if self._crossing is None:  # an answer before any request: crossed unbound
+            self._crossing = self._bridge._cross(self._request, "")
+        return self._crossing
 
 
 def bridge(client: str, upstreams: tuple[str, ...]) -> Bridge | None:

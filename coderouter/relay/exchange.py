@@ -39,6 +39,9 @@ class Exchange:
     record: Record
     #: The prompt's token estimate (`estimate.scan_body`), taken once when the body was read.
     prompt_estimate: int = 0
+    #: The body holds the tag of our envelopes (a substring check): a pass-through opens
+    #: them (`dialects.foreign`); without it, the body passes untouched.
+    sealed: bool = False
     #: The conversation this request belongs to (`sessions.session_key`).
     session: str | None = None
     #: Where its session pin is kept: the caller's token and the session (`sessions.pin_key`),

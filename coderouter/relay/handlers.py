@@ -26,6 +26,7 @@ from ..auth import (
 from ..config import Config, Limits, Token
 from ..config.prices import dearest_cost
 from ..dialects.dialect import Dialect as Facts
+from ..dialects.envelope import TAG
 from ..dialects.registry import DIALECTS, ENDPOINTS, of_path
 from ..errors import (
     GatewayError,
@@ -60,6 +61,7 @@ log = logging.getLogger("coderouter.relay.handlers")
 _REQUEST_ID = web.RequestKey("request_id", str)
 RATELIMIT_HEADERS = web.RequestKey("ratelimit_headers", dict[str, str])
 _JSON_HEADERS = {"Content-Type": "application/json"}
+_ENVELOPE_TAG = TAG.encode()
 
 
 class _RequestIds:
@@ -284,6 +286,7 @@ def _exchange(request: web.Request, config: Config, token: Token, facts: Facts,
     return Exchange(request=request, dialect=facts.name, payload=payload, route=route,
                     record=record, scrubber=config.scrubber, limits=config.limits,
                     raw=body if raw else None, prompt_estimate=prompt,
+                    sealed=_ENVELOPE_TAG in body,
                     session=record.session, pin=pin_key(token.name, record.session),
                     rule=rule, output_tokens=facts.max_output(payload))
 

@@ -17,7 +17,7 @@ import orjson
 from ..channels import Call, Kind, dialects_of, kind_of
 from ..channels.body_rules import apply_all
 from ..config import Target
-from ..dialects import counting, hub
+from ..dialects import counting, envelope, foreign, hub
 from ..dialects.registry import DIALECTS
 from ..dialects.responses import compaction
 from ..errors import GatewayError
@@ -43,7 +43,7 @@ class Translation(Protocol):
     @property
     def upstream(self) -> str: ...
 
-    def request(self, model: str) -> dict[str, Any]: ...
+    def request(self, model: str, bound: str = "") -> dict[str, Any]: ...
 
     def response(self, body: dict[str, Any]) -> dict[str, Any]: ...
 
@@ -137,9 +137,14 @@ class Leg:
         """Whether the stream's usage chunk is taken out again before the caller sees it."""
         return self.injected
 
-    def body(self) -> dict[str, Any]:
-        """The upstream body, before the model is placed."""
+    def body(self, key: str) -> dict[str, Any]:
+        """The upstream body for an attempt with channel *key*, before the model is placed."""
         raise NotImplementedError
+
+    def bound(self, key: str) -> str:
+        """Who the envelopes of an attempt with *key* are for: this channel and key, and the
+        caller's token (`envelope.binding`)."""
+        return envelope.binding(self.channel.base_url, key, self.ex.record.token or "")
 
     def encode(self, body: dict[str, Any]) -> bytes:
         """The bytes of *body*: model placed, prompt cache key and stream usage asked for."""
@@ -166,7 +171,7 @@ class Leg:
     def call(self, key: str) -> Call:
         """The upstream call of one attempt with channel *key*."""
         ex = self.ex
-        body = self.body()
+        body = self.body(key)
         data = self.encode(body)
         return Call(channel=self.channel, dialect=self.upstream, caller_dialect=ex.dialect,
                     model=self.model, body=body, data=data, key=key,
@@ -202,12 +207,16 @@ class PassThrough(Leg):
     def __init__(self, ex: Exchange, target: Target) -> None:
         super().__init__(ex, target, ex.dialect)
 
-    def body(self) -> dict[str, Any]:
-        return dict(self.ex.payload)
+    def body(self, key: str) -> dict[str, Any]:
+        ex = self.ex
+        if ex.sealed:  # our envelopes in the caller's native slots: open or drop each
+            return foreign.restore(ex.payload, DIALECTS[ex.dialect].issuer,
+                                   envelope.sealer(), self.bound(key))
+        return dict(ex.payload)
 
     def encode(self, body: dict[str, Any]) -> bytes:
         raw = self.ex.raw
-        if raw is not None and DIALECTS[self.upstream].model_in_url \
+        if raw is not None and DIALECTS[self.upstream].model_in_url and not self.ex.sealed \
                 and "generateContentRequest" not in body and not self.channel.body_rules:
             return raw  # as it came: it names no model inside
         return super().encode(body)
@@ -256,9 +265,9 @@ class Translated(Leg):
     def hide_usage(self) -> bool:
         return False  # the caller's codec writes the caller's usage itself
 
-    def body(self) -> dict[str, Any]:
+    def body(self, key: str) -> dict[str, Any]:
         # a codec encoding for the upstream decides by the model it will reach
-        body = self.translation.request(self.model)
+        body = self.translation.request(self.model, self.bound(key))
         if not self.ex.route.reasoning:  # the group's models have none: they may refuse it
             DIALECTS[self.upstream].drop_reasoning(body)
         return body

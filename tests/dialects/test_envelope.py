@@ -13,7 +13,7 @@ import pytest
 
 from coderouter.app import envelope_secret
 from coderouter.config import parse
-from coderouter.dialects.envelope import TAG, Sealer, find
+from coderouter.dialects.envelope import TAG, Sealer, binding, find
 
 SECRET = b"0123456789abcdef0123456789abcdef"
 
@@ -50,9 +50,29 @@ def test_a_signed_compression_bomb_is_refused() -> None:
     """Even an envelope with a valid MAC inflates to at most 1 MiB."""
     sealer = Sealer(SECRET)
     bomb = zlib.compress(b'"' + b"a" * (2 << 20) + b'"')
-    signed = TAG + base64.urlsafe_b64encode(bomb).rstrip(b"=").decode()
+    nonce = os.urandom(12)
+    sealed = nonce + sealer._cipher(nonce, bomb)
+    signed = TAG + base64.urlsafe_b64encode(sealed).rstrip(b"=").decode()
     token = f"{signed}.{sealer._mac(signed)}"
     assert sealer.open(token) is None
+
+
+def test_an_envelope_opens_only_for_its_binding_and_hides_what_it_holds() -> None:
+    """Sealed for one channel, key and caller, it opens for none other; its bytes show
+    nothing of the value, and two seals of one value differ."""
+    sealer = Sealer(SECRET)
+    alice = binding("https://api.example/v1", "sk-key-1", "alice")
+    value = {"i": "responses", "d": "gAAAA-secret-state", "t": "private thoughts"}
+    token = sealer.seal(value, alice)
+    assert sealer.open(token, alice) == value
+    for other in (binding("https://api.example/v1", "sk-key-1", "bob"),
+                  binding("https://api.example/v1", "sk-key-2", "alice"),
+                  binding("https://other.example/v1", "sk-key-1", "alice"), ""):
+        assert sealer.open(token, other) is None
+    assert "sk-key-1" not in alice and len(alice) == 32
+    raw = base64.urlsafe_b64decode(token.split(".")[1] + "==")
+    assert b"secret-state" not in raw and b"private" not in raw
+    assert sealer.seal(value, alice) != token
 
 
 def test_find_locates_an_envelope_after_an_id() -> None:

@@ -59,6 +59,7 @@ class OpenAIDialect(Dialect):
 
 class Chat(OpenAIDialect):
     name = "chat"
+    issuer = "chat"
     codec: ClassVar[Codec | None] = CODEC
     injects_usage = True
     terminal = (b"data: [DONE]", b"data:[DONE]")

@@ -21,6 +21,7 @@ class GeminiDialect(Dialect):
     """The facts generateContent and countTokens share: request fields and error shapes."""
 
     family = "gemini"
+    issuer = "gemini"
     model_in_url = True
 
     def asks_reasoning(self, payload: Json) -> bool:

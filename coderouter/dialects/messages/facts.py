@@ -38,6 +38,7 @@ class AnthropicDialect(Dialect):
     """The facts Messages and its counting route share: request fields and error shapes."""
 
     family = "anthropic"
+    issuer = "messages"
 
     def asks_reasoning(self, payload: Json) -> bool:
         thinking = payload.get("thinking")

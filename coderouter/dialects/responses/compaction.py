@@ -123,7 +123,7 @@ class _Translation(Protocol):
     @property
     def upstream(self) -> str: ...
 
-    def request(self, model: str) -> Json: ...
+    def request(self, model: str, bound: str = "") -> Json: ...
 
     def response(self, body: Json) -> Json: ...
 
@@ -172,9 +172,9 @@ class Compaction:
         self._sealer = sealer
         self.upstream = inner.upstream if inner is not None else "responses"
 
-    def request(self, model: str) -> Json:
+    def request(self, model: str, bound: str = "") -> Json:
         if self._inner is not None:
-            return self._inner.request(model)
+            return self._inner.request(model, bound)
         return {**self._asked, "model": model}
 
     def response(self, body: Json) -> Json:

@@ -16,6 +16,7 @@ from .items import decode_usage, failed_event
 
 class Responses(OpenAIDialect):
     name = "responses"
+    issuer = "responses"
     codec: ClassVar[Codec | None] = CODEC
     terminal = (b"response.completed", b"response.incomplete", b"response.failed")
 
