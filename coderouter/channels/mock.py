@@ -57,6 +57,9 @@ class MockResponse:
     async def readany(self) -> bytes:
         return self._chunks.pop(0) if self._chunks else b""
 
+    def is_eof(self) -> bool:
+        return True  # every byte is here already
+
     async def iter_any(self) -> AsyncIterator[bytes]:
         while self._chunks:
             yield self._chunks.pop(0)

@@ -24,8 +24,11 @@ from .leg import Leg
 async def relay_body(ex: Exchange, leg: Leg, upstream: Response, idle: float) -> web.Response:
     """The caller's answer from the upstream's whole body, read within *idle* seconds."""
     try:
-        async with asyncio.timeout(idle):
+        if upstream.content.is_eof():  # all of it came with the head: no wait, no timer
             raw = await read_capped(upstream, ex.limits.max_response)
+        else:
+            async with asyncio.timeout(idle):
+                raw = await read_capped(upstream, ex.limits.max_response)
     except TimeoutError:
         raise Failed(UpstreamTimeout("upstream stalled while sending its answer")) from None
     except aiohttp.ClientError:
