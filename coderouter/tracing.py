@@ -34,6 +34,9 @@ from .errors import GatewayError
 from .usage import Record
 
 _PROPAGATOR = TraceContextTextMapPropagator()
+#: Seconds one export (with its retries) may take: a collector that is down delays a stop by
+#: at most about this long, and never a request.
+EXPORT_TIMEOUT = 3.0
 
 
 def operation(path: str) -> str:
@@ -62,7 +65,8 @@ class Tracing:
             resource=Resource.create({"service.name": settings.service_name}),
             sampler=ParentBased(TraceIdRatioBased(settings.sample)))
         self.provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter(
-            endpoint=settings.endpoint, headers=dict(settings.headers))))
+            endpoint=settings.endpoint, headers=dict(settings.headers),
+            timeout=EXPORT_TIMEOUT)))
         self.tracer = self.provider.get_tracer("coderouter")
 
     def request(self, headers: Mapping[str, str], path: str) -> RequestTrace:
