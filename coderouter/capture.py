@@ -34,6 +34,9 @@ log = logging.getLogger("coderouter.capture")
 _SCHEMA = ("CREATE TABLE IF NOT EXISTS captures (request_id TEXT PRIMARY KEY, ts REAL NOT NULL, "
            "token TEXT, request TEXT NOT NULL, response TEXT NOT NULL, "
            "request_truncated INTEGER NOT NULL, response_truncated INTEGER NOT NULL)")
+#: Captures waiting for the writer at most; more are dropped (and counted), so memory stays
+#: bounded by about ``MAX_QUEUED * 2 * capture.max_body`` whatever the traffic.
+MAX_QUEUED = 1000
 _INDEX = "CREATE INDEX IF NOT EXISTS captures_ts ON captures (ts)"
 _FIELDS = ("request_id", "ts", "token", "request", "response", "request_truncated",
            "response_truncated")
@@ -79,6 +82,8 @@ class Captures:
         self._queue: list[tuple[Any, ...]] = []
         self._db: aiosqlite.Connection | None = None
         self._keep = 0.0
+        #: Captures not kept because `MAX_QUEUED` were already waiting for the writer.
+        self.dropped = 0
 
     def start(self, settings: Settings, body: bytes, key: str | None) -> Capture | None:
         """A `Capture` of this request when it is sampled, else None."""
@@ -95,12 +100,19 @@ class Captures:
                 "utf-8", "replace"))
         self._keep = config.capture.keep
         self.path = self.path or capture_path(config)
+        if len(self._queue) >= MAX_QUEUED:
+            self.dropped += 1
+            return
         self._queue.append((record.request_id, record.ts, record.token,
                             clean(capture.request), clean(bytes(capture.response)),
                             int(capture.request_truncated), int(capture.response_truncated)))
 
     async def flush(self) -> None:
         """Write what is queued and forget what is older than ``capture.keep``."""
+        if self.dropped:
+            log.warning("capture: %d requests' bodies not kept, %d were already waiting to be "
+                        "written", self.dropped, MAX_QUEUED)
+            self.dropped = 0
         if not self._queue:
             return
         rows, self._queue = self._queue, []

@@ -10,7 +10,11 @@ from typing import Any
 import aiohttp
 import orjson
 
+from coderouter.capture import MAX_QUEUED, Captures
+from coderouter.config import Config
+from coderouter.config.model import Capture as CaptureSettings
 from coderouter.scrub import scrub_credentials
+from coderouter.usage import Record
 from tests.conftest import ALICE, UPSTREAM_KEY, Running, StartGateway, base_config
 from tests.fakes import FakeClock, FakeUpstream
 
@@ -130,3 +134,14 @@ def test_common_credential_shapes_are_scrubbed() -> None:
         "Authorization: Bearer [REDACTED]"
     assert scrub_credentials("a task-list of sk-short and risk-taking") == \
         "a task-list of sk-short and risk-taking"
+
+
+def test_the_queue_waiting_for_the_writer_is_bounded() -> None:
+    """Past MAX_QUEUED captures waiting to be written, more are dropped and counted."""
+    captures = Captures()
+    config = Config(capture=CaptureSettings(sample=1.0))
+    for i in range(MAX_QUEUED + 5):
+        capture = captures.start(config.capture, b"{}", None)
+        assert capture is not None
+        captures.finish(capture, Record(ts=0.0, request_id=f"r{i}", endpoint="/x"), config)
+    assert captures.dropped == 5
