@@ -401,6 +401,10 @@ async def test_config_summary_and_last_reload(start_gateway: StartGateway,
     assert {c["name"]: c["keys"] for c in body["channels"]}["dead"] == 2
     assert all(secret.encode() not in raw for secret in SECRETS)
     assert upstream.url.encode() not in raw  # base URLs are not shown
+    [target] = body["model_groups"][0]["targets"]
+    assert target["price"] == {"input": 1.0, "output": 2.0, "cached_input": 0.5,
+                               "cache_write_5m": None, "cache_write_1h": None}
+    assert body["warnings"] == [w for w in gateway.state.holder.current.warnings]
     config = yaml.safe_load(gateway.config_path.read_text())
     config["model_groups"][0]["targets"][0]["channel"] = "nowhere"
     config["tokens"][0]["group"] = "nogroup"

@@ -234,7 +234,8 @@ def screenshot(driver: webdriver.Chrome, name: str, width: int = 1280, height: i
     for _ in range(3):  # the theme button cycles auto, light, dark
         if driver.execute_script("return document.documentElement.dataset.theme") == theme:
             break
-        driver.find_element(By.ID, "theme").click()
+        # a script's click: an open modal dialog (the row view) takes the pointer's
+        driver.execute_script("document.getElementById('theme').click()")
     time.sleep(0.4)
     if full:
         total = driver.execute_script("return document.documentElement.scrollHeight")
@@ -383,6 +384,13 @@ def test_dashboard_channels_quotas_requests_config(served: Served,
     assert text(browser, "#config-line") == (
         "2 channels, 2 routable models, 1 token group, 3 tokens")
     assert attrs(browser, "#last-reload", "data-result") == [["none"]]
+    # bob's cost quota: the flaky group's unpriced targets are named, and prices are shown
+    warnings = [w for (w,) in attrs(browser, "#config-warnings li", "text")]
+    assert [w.split(" has no price")[0] for w in warnings if "has no price" in w] == [
+        "model_groups[1]: 'flaky' served by dead/dead-model",
+        "model_groups[1]: 'flaky' served by mock/mock-1"]
+    assert "smart\tmock/mock-1 $1.0000 / $2.0000\n" in text(browser, "#config")
+    assert "dead/dead-model (no price)" in text(browser, "#config")
     no_secrets(browser)
 
 

@@ -17,7 +17,9 @@ import yaml
 from coderouter.config import parse
 from coderouter.config.edit import EditError, append_token, set_token_field
 from tests.conftest import ALICE, StartGateway
+from tests.fakes import FakeUpstream
 from tests.service import until
+from tests.test_postgres import chat, pg_config
 
 ROOT = Path(__file__).resolve().parent.parent
 DIGEST = "0" * 64
@@ -165,3 +167,17 @@ async def test_new_rotate_disable_and_list_on_a_running_gateway(
     assert [line.rsplit("; ", 1)[-1] for line in logged.splitlines()
             if line.startswith("config reloaded")] == [
         "+token erin", "token erin changed", "token erin disabled"]
+
+
+async def test_token_list_reads_last_use_from_postgres(
+        start_gateway: StartGateway, upstream: FakeUpstream, tmp_path: Path,
+        postgres_url: str) -> None:
+    gateway = await start_gateway(pg_config(upstream, tmp_path, postgres_url))
+    async with aiohttp.ClientSession() as http:
+        assert await chat(http, gateway.url) == 200
+    await gateway.stop()
+    listed = coderouter("token", "list", "-c", str(gateway.config_path))
+    assert listed.returncode == 0, listed.stderr
+    rows = {line.split()[0]: line for line in listed.stdout.splitlines()[1:]}
+    assert re.search(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\dZ$", rows["alice"])
+    assert rows["bob"].endswith(" -")

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from ..config import Config, Quota, RateLimit
+from ..config import Config, Price, Quota, RateLimit
 from ..config.reload import ConfigHolder
 
 #: The dimensions a quota may limit, as its reports name them.
@@ -59,10 +59,9 @@ def config_summary(holder: ConfigHolder) -> dict[str, Any]:
         "model_groups": [{
             "name": g.name, "attempts": g.attempts, "cooldown": g.cooldown,
             "targets": [{"channel": t.channel.name, "model": t.model, "priority": t.priority,
-                         "weight": t.weight} for t in g.targets],
-            "price": None if g.price is None else {
-                "input": g.price.input, "output": g.price.output,
-                "cached_input": g.price.cached_input}} for g in config.model_groups],
+                         "weight": t.weight, "price": _price(t.price)} for t in g.targets],
+            "price": _price(g.price)} for g in config.model_groups],
+        "warnings": list(config.warnings),
         "token_groups": [{"name": g.name, "models": _list(g.models),
                           "quotas": [_quota(q) for q in g.quotas],
                           "rate_limit": _rate(g.rate_limit)} for g in config.token_groups],
@@ -71,6 +70,14 @@ def config_summary(holder: ConfigHolder) -> dict[str, Any]:
                     "quotas": [_quota(q) for q in t.quotas], "rate_limit": _rate(t.rate_limit)}
                    for t in config.tokens],
     }
+
+
+def _price(price: Price | None) -> dict[str, Any] | None:
+    """USD per million tokens (the base rates; tiers are not shown)."""
+    if price is None:
+        return None
+    return {"input": price.input, "output": price.output, "cached_input": price.cached_input,
+            "cache_write_5m": price.cache_write_5m, "cache_write_1h": price.cache_write_1h}
 
 
 def _list(items: tuple[str, ...] | None) -> list[str] | None:

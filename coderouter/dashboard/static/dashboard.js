@@ -231,9 +231,10 @@
       {label: "Keys", cls: "num", get: (x) => x.keys},
       {label: "Models", get: (x) => list(x.models)}], c.channels);
     add("Model groups", [{label: "Name", get: (x) => x.name},
-      {label: "Targets", get: (x) => list(x.targets.map((t) => `${t.channel}/${t.model}`))},
-      {label: "Price in/out per 1M", get: (x) => x.price
-        ? `${fmt.cost(x.price.input)} / ${fmt.cost(x.price.output)}` : "–"}], c.model_groups);
+      {label: "Targets, price in/out per 1M", get: (x) => list(x.targets.map((t) =>
+        `${t.channel}/${t.model} ${t.price
+          ? `${fmt.cost(t.price.input)} / ${fmt.cost(t.price.output)}` : "(no price)"}`))}],
+        c.model_groups);
     add("Token groups", [{label: "Name", get: (x) => x.name},
       {label: "Models", get: (x) => x.models ? list(x.models) : "all"},
       {label: "Quotas", get: (x) => quota(x.quotas)},
@@ -247,6 +248,7 @@
       h("p", null, h("strong", {id: "config-line"}, c.summary)),
       h("p", {class: "muted"}, `${c.path} · loaded ${fmt.time(c.loaded_at, true)} · `
         + `${c.reloads_ok} reloads, ${c.reloads_failed} failed`),
-      result, tables);
+      result, c.warnings.length ? h("ul", {class: "warnings", id: "config-warnings"},
+        c.warnings.map((w) => h("li", null, w))) : null, tables);
   }
 })();
