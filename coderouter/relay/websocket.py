@@ -57,11 +57,15 @@ async def responses_socket(request: web.Request) -> web.StreamResponse:
     await socket.prepare(request)
     request.app[_SOCKETS].add(socket)
     connection = _Connection(template, socket)
-    async for message in socket:
-        if message.type == WSMsgType.TEXT:
-            await connection.serve(message.data)
-        elif message.type == WSMsgType.BINARY:
-            await connection.refuse(InvalidRequest("frames must be JSON text"))
+    try:
+        async for message in socket:
+            if message.type == WSMsgType.TEXT:
+                await connection.serve(message.data)
+            elif message.type == WSMsgType.BINARY:
+                await connection.refuse(InvalidRequest("frames must be JSON text"))
+    finally:
+        log.info("responses websocket from %s closed after %d frames", request.remote,
+                 connection.frames)
     return socket
 
 
@@ -84,9 +88,11 @@ class _Connection:
         self.template = template
         self.socket = socket
         self.history = History()
+        self.frames = 0
 
     async def serve(self, text: str) -> None:
         """Answer one frame: its events, or an error frame."""
+        self.frames += 1
         try:
             frame = orjson.loads(text)
         except orjson.JSONDecodeError as exc:

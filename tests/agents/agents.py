@@ -87,29 +87,49 @@ def claude_code(at: Endpoint, task: Task, home: Path, step: int) -> Launch:
     return Launch(argv, env)
 
 
-def codex(at: Endpoint, task: Task, home: Path, step: int) -> Launch:
-    codex_home = home / ".codex"
-    codex_home.mkdir(parents=True, exist_ok=True)
-    config = codex_home / "config.toml"
-    if not config.exists():
-        config.write_text(
-            f'model = "{at.model}"\n'
-            'model_provider = "gateway"\n'
+#: Codex's set-ups: the README's custom provider (HTTP, compacts locally: it is not named
+#: OpenAI), the built-in provider pointed at the gateway with ``openai_base_url`` (the Responses
+#: WebSocket, remote compaction), and a custom provider named ``OpenAI`` (remote compaction
+#: over HTTP). Each compacts its session: the fake's every answer reports more tokens than
+#: `CODEX_COMPACT_LIMIT`.
+CODEX_SETUPS = ("custom", "builtin", "openai-http")
+CODEX_COMPACT_LIMIT = 200
+
+
+def codex(setup: str) -> Callable[[Endpoint, Task, Path, int], Launch]:
+    def prepare(at: Endpoint, task: Task, home: Path, step: int) -> Launch:
+        codex_home = home / ".codex"
+        codex_home.mkdir(parents=True, exist_ok=True)
+        config = codex_home / "config.toml"
+        if not config.exists():
+            config.write_text(codex_config(setup, at))
+        env = {**base_env(home), "CODEX_HOME": str(codex_home), "CODEROUTER_API_KEY": at.key,
+               "CODEX_API_KEY": at.key}
+        argv = [str(NODE_BIN / "codex"), "exec", "--skip-git-repo-check",
+                "--sandbox", "danger-full-access", "-C", task.workdir]
+        argv += ["resume", "--last", task.prompt(step)] if step else [task.prompt(step)]
+        return Launch(argv, env)
+    return prepare
+
+
+def codex_config(setup: str, at: Endpoint) -> str:
+    """Codex's config.toml for *setup* (`CODEX_SETUPS`)."""
+    head = (f'model = "{at.model}"\n'
             "check_for_update_on_startup = false\n"
+            f"model_auto_compact_token_limit = {CODEX_COMPACT_LIMIT}\n")
+    if setup == "builtin":
+        return head + f'openai_base_url = "{at.base_url}"\n[analytics]\nenabled = false\n'
+    name = "OpenAI" if setup == "openai-http" else "gateway"
+    return (head + 'model_provider = "gateway"\n'
             "[analytics]\nenabled = false\n"
             "[model_providers.gateway]\n"
-            'name = "gateway"\n'
+            f'name = "{name}"\n'
             f'base_url = "{at.base_url}"\n'
             'env_key = "CODEROUTER_API_KEY"\n'
             'wire_api = "responses"\n'
             "request_max_retries = 1\n"
             "stream_max_retries = 1\n"
             "supports_websockets = false\n")
-    env = {**base_env(home), "CODEX_HOME": str(codex_home), "CODEROUTER_API_KEY": at.key}
-    argv = [str(NODE_BIN / "codex"), "exec", "--skip-git-repo-check",
-            "--sandbox", "danger-full-access", "-C", task.workdir]
-    argv += ["resume", "--last", task.prompt(step)] if step else [task.prompt(step)]
-    return Launch(argv, env)
 
 
 def gemini_cli(at: Endpoint, task: Task, home: Path, step: int) -> Launch:
@@ -230,7 +250,8 @@ def continue_cli(dialect: str) -> Callable[[Endpoint, Task, Path, int], Launch]:
 
 AGENTS = {agent.name: agent for agent in (
     Agent("claude-code", "messages", NODE_BIN / "claude", claude_code),
-    Agent("codex", "responses", NODE_BIN / "codex", codex),
+    *(Agent("codex" if setup == "custom" else f"codex-{setup}", "responses",
+            NODE_BIN / "codex", codex(setup)) for setup in CODEX_SETUPS),
     Agent("gemini-cli", "gemini", NODE_BIN / "gemini", gemini_cli),
     Agent("opencode", "chat", NODE_BIN / "opencode", opencode),
     Agent("qwen-code", "chat", NODE_BIN / "qwen", qwen_code),

@@ -80,6 +80,9 @@ class FakeLLM:
             return await handler(request)
         if request.path.startswith(("/gemini/v1beta/models", "/gemini/v1/models")):
             return await self.gemini(request)
+        if request.headers.get("Upgrade", "").lower() == "websocket":
+            return web.json_response({"error": {"message": "no websocket here"}},
+                                     status=426)  # Codex falls back to HTTP at once
         if request.method in ("GET", "HEAD") and request.path == "/":
             return web.Response(text="fake llm")
         self.seen.append(Seen("?", f"{request.method} {request.path}", "", False, "404"))
@@ -253,19 +256,13 @@ class FakeLLM:
                 tools.append(Tool(t["name"], "function", t.get("parameters") or {}))
             elif t.get("type") == "custom":
                 tools.append(Tool(t["name"], "custom", t.get("format") or {}))
-        events = []
-        for i in items:
-            if not isinstance(i, dict):
-                continue
-            if str(i.get("type", "")).endswith("_output"):
-                events.append(("result", ""))
-            elif i.get("role") == "user":
-                events.append(("user", script.texts(i.get("content"))))
+        events, compacting = responses_events(items)
         stream = body.get("stream") is True
         action = self.answer("responses", request, raw, model, stream,
                              Turn(tuple(tools), tuple(events)))
         response_id = self.next_id("resp_")
-        item, deltas = self.responses_item(action)
+        item, deltas = self.compaction_item(action) if compacting \
+            else self.responses_item(action)
         usage = {"input_tokens": script.PROMPT_TOKENS,
                  "input_tokens_details": {"cached_tokens": 0},
                  "output_tokens": script.COMPLETION_TOKENS,
@@ -293,7 +290,9 @@ class FakeLLM:
         item_id = item["id"]
         events = [event("response.created", response=response("in_progress", [], None)),
                   event("response.in_progress", response=response("in_progress", [], None))]
-        if item["type"] == "message":
+        if item["type"] == "compaction":
+            events.append(event("response.output_item.added", output_index=0, item=item))
+        elif item["type"] == "message":
             part = item["content"][0]
             events.append(event("response.output_item.added", output_index=0, item={
                 **item, "status": "in_progress", "content": []}))
@@ -320,6 +319,12 @@ class FakeLLM:
         events.append(event("response.completed", response=response("completed", [item],
                                                                      usage)))
         return await sse(request, events)
+
+    def compaction_item(self, action: Action) -> tuple[dict[str, Any], list[str]]:
+        """The one output item answering a compaction_trigger: the summary, unsealed."""
+        text = action.text if isinstance(action, Say) else ""
+        return {"type": "compaction", "id": self.next_id("cmp_"),
+                "encrypted_content": text}, []
 
     def responses_item(self, action: Action) -> tuple[dict[str, Any], list[str]]:
         """The one output item answering *action*, and its streamed deltas."""
@@ -459,8 +464,30 @@ def gemini_model(name: str) -> dict[str, Any]:
             "supportedGenerationMethods": ["generateContent", "countTokens"]}
 
 
+def responses_events(items: list[Any]) -> tuple[list[tuple[str, str]], bool]:
+    """The `Turn` events of a Responses input, and whether it asks for a remote compaction
+    (Codex's ``compaction_trigger`` last), which asks for the summary."""
+    events = []
+    for i in items:
+        if not isinstance(i, dict):
+            continue
+        if str(i.get("type", "")).endswith("_output"):
+            events.append(("result", ""))
+        elif i.get("role") == "user":
+            events.append(("user", script.texts(i.get("content"))))
+        elif i.get("type") == "compaction":  # the fake's own: its content is the summary
+            events.append(("user", str(i.get("encrypted_content"))))
+    compacting = bool(items) and isinstance(items[-1], dict) \
+        and items[-1].get("type") == "compaction_trigger"
+    if compacting:
+        events.append(("user", script.SUMMARY_ASKS[-1]))
+    return events, compacting
+
+
 def describe(action: Action) -> str:
-    return f"call {action.tool.name}" if isinstance(action, Call) else "text"
+    if isinstance(action, Call):
+        return f"call {action.tool.name}"
+    return "summary" if action.text.startswith(script.SUMMARY_MARK) else "text"
 
 
 def halves(text: str) -> list[str]:

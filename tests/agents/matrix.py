@@ -71,10 +71,8 @@ CASES = [
     Case("claude-code", "openai"),
     Case("claude-code", "openai-chat"),
     Case("claude-code", "gemini"),
-    Case("codex", "openai"),
-    Case("codex", "openai-chat"),
-    Case("codex", "anthropic"),
-    Case("codex", "gemini"),
+    *(Case(codex, channel) for codex in ("codex", "codex-builtin", "codex-openai-http")
+      for channel in CHANNELS),
     Case("gemini-cli", "anthropic"),
     Case("gemini-cli", "openai"),
     Case("gemini-cli", "openai-chat"),
@@ -151,9 +149,22 @@ def judge_agent(agent: Agent, run: Run, task: Task) -> str | None:
     return None
 
 
+#: Agents whose session is made long enough to compact (`agents.CODEX_SETUPS`).
+COMPACTING = frozenset({"codex", "codex-builtin", "codex-openai-http"})
+
+
+def judge_compaction(agent: Agent, run: Run) -> str | None:
+    """A compacting agent's run must have asked the fake (or the gateway) for a summary."""
+    if agent.name in COMPACTING and run.outcomes and \
+            not any(s.answer == "summary" for s in run.seen):
+        return "the session never compacted"
+    return None
+
+
 #: The `client` each agent's usage rows must name (from its User-Agent).
-CLIENTS = {"claude-code": "claude-code", "codex": "codex", "gemini-cli": "gemini-cli",
-           "opencode": "opencode", "qwen-code": "qwen-code"}
+CLIENTS = {"claude-code": "claude-code", "codex": "codex", "codex-builtin": "codex",
+           "codex-openai-http": "codex", "gemini-cli": "gemini-cli", "opencode": "opencode",
+           "qwen-code": "qwen-code"}
 
 
 def judge_rows(run: Run, agent: str) -> str | None:
@@ -246,7 +257,7 @@ async def run_matrix(agents: list[str] | None = None) -> Matrix:
                         if out.exit_code != 0:
                             break
                     run.seen = [s for s in fake.seen if s.model == run.model]
-                    run.cause = judge_agent(agent, run, task)
+                    run.cause = judge_agent(agent, run, task) or judge_compaction(agent, run)
 
             jobs = [one(a, controls[a.name], Endpoint(fake_url + FAKE_BASE[a.dialect],
                                                       CONTROL_KEY, controls[a.name].model))

@@ -24,6 +24,14 @@ COUNTED_TOKENS = 77
 FINAL_TEXT = "Done: the file is written."
 SIDE_TEXT = "OK"
 
+#: How the fake's summary of a compacted conversation starts; it names the steps asked so far,
+#: so a resumed request after a compaction still replays them. A user text holding it (the
+#: summary as the agent or the gateway puts it back) counts as a step's work done.
+SUMMARY_MARK = "FAKE-SUMMARY"
+#: What a request asking for a summary says last: the gateway's compaction instruction, and
+#: Codex's local compaction prompt.
+SUMMARY_ASKS = ("Context checkpoint.", "CONTEXT CHECKPOINT COMPACTION")
+
 #: Tools that write a whole file, by name, as the agents name them.
 WRITE_TOOLS = ("Write", "write_file", "write", "create_file")
 PATH_KEYS = ("file_path", "filePath", "absolute_path", "path")
@@ -108,20 +116,48 @@ def current_step(turn: Turn, task: Task) -> tuple[int | None, bool]:
     """The step the latest prompt asks for, and whether a tool result came after it."""
     step: int | None = None
     answered = False
-    for kind, text in turn.events:
+    for kind, text in summaries_apart(turn.events):
         if kind == "user":
             found = task.step_in(text)
             if found is not None and found != step:
                 step, answered = found, False
-        elif kind == "result" and step is not None:
+        elif step is not None:  # a tool result, or a summary of the work so far
             answered = True
     return step, answered
+
+
+def summaries_apart(events: tuple[tuple[str, str], ...]) -> list[tuple[str, str]]:
+    """*events* with each line of a user text that holds a summary as its own ("summary", "")
+    event (a translation may merge the summary with the user messages around it)."""
+    out: list[tuple[str, str]] = []
+    for kind, text in events:
+        if kind != "user" or SUMMARY_MARK not in text:
+            out.append((kind, text))
+            continue
+        out += [("summary", "") if SUMMARY_MARK in line else ("user", line)
+                for line in text.splitlines()]
+    return out
+
+
+def asks_summary(turn: Turn) -> bool:
+    """Whether *turn*'s last user text asks for a summary of the conversation (compaction)."""
+    said = [text for kind, text in turn.events if kind == "user"]
+    return bool(said) and any(ask in said[-1] for ask in SUMMARY_ASKS)
+
+
+def summary(turn: Turn, task: Task) -> str:
+    """The fake's summary: the mark and the markers of the steps asked so far."""
+    asked = sorted({n for kind, text in turn.events if kind == "user"
+                    for n, s in enumerate(task.steps) if s.marker in text})
+    return f"{SUMMARY_MARK}: " + "; ".join(task.steps[n].marker for n in asked)
 
 
 def decide(turn: Turn, task: Task | None) -> Action:
     """The scripted answer to *turn* for a run whose task is *task* (None: not a run's model)."""
     if task is None:
         return Say(SIDE_TEXT)
+    if asks_summary(turn):
+        return Say(summary(turn, task))
     step, answered = current_step(turn, task)
     if step is None:
         return Say(SIDE_TEXT)
