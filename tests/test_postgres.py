@@ -62,7 +62,7 @@ async def test_rows_reports_and_quota_seed(start_gateway: StartGateway, upstream
     assert body["data"] == [{"token": "alice", "requests": 3, "prompt_tokens": 33,
                              "completion_tokens": 12, "total_tokens": 45, "cost": 5.2e-05,
                              "errors": 0, "cached_tokens": 9, "cache_write_5m_tokens": 0,
-                             "background_requests": 0, "background_cost": 0.0,
+                             "background_requests": 0, "background_cost": 0.0, "refused": 0,
                              "cache_write_1h_tokens": 0, "cache_hit_ratio": 0.2727}]
     await gateway.stop()
     db = postgres_url.rsplit("/", 1)[1]

@@ -27,31 +27,31 @@ async def admin_get(gateway: Running, query: str = "",
 
 
 def totals(requests: int, prompt: int, completion: int, cost: float,
-           errors: int) -> dict[str, Any]:
+           errors: int, refused: int = 0) -> dict[str, Any]:
     cached = prompt // 11 * 3  # the fake upstream reports 11 prompt tokens, 3 of them cached
     return {"requests": requests, "prompt_tokens": prompt, "completion_tokens": completion,
             "total_tokens": prompt + completion, "cost": cost, "errors": errors,
             "cached_tokens": cached, "cache_write_5m_tokens": 0, "cache_write_1h_tokens": 0,
-            "background_requests": 0, "background_cost": 0.0,
+            "background_requests": 0, "background_cost": 0.0, "refused": refused,
             "cache_hit_ratio": round(cached / prompt, 4) if prompt else 0.0}
 
 
 #: What the two days of traffic in `two_days` add up to, for each --by.
 EXPECTED: dict[str, list[dict[str, Any]]] = {
     "token": [{"token": "alice", **totals(3, 22, 8, 0.035, 1)},
-              {"token": "bob", **totals(1, 0, 0, 0.0, 1)},
+              {"token": "bob", **totals(1, 0, 0, 0.0, 0, refused=1)},
               {"token": "carol", **totals(1, 11, 4, 0.0175, 0)}],
-    "group": [{"group": None, **totals(1, 0, 0, 0.0, 1)},
+    "group": [{"group": None, **totals(1, 0, 0, 0.0, 0, refused=1)},
               {"group": "team", **totals(4, 33, 12, 0.0525, 1)}],
-    "model": [{"model": "smart", **totals(5, 33, 12, 0.0525, 2)}],
-    "channel": [{"channel": None, **totals(1, 0, 0, 0.0, 1)},
+    "model": [{"model": "smart", **totals(5, 33, 12, 0.0525, 1, refused=1)}],
+    "channel": [{"channel": None, **totals(1, 0, 0, 0.0, 0, refused=1)},
                 {"channel": "up", **totals(4, 33, 12, 0.0525, 1)}],
-    "client": [{"client": "python", **totals(5, 33, 12, 0.0525, 2)}],
+    "client": [{"client": "python", **totals(5, 33, 12, 0.0525, 1, refused=1)}],
     "day": [{"day": "2026-03-03", **totals(3, 33, 12, 0.0525, 0)},
-            {"day": "2026-03-04", **totals(2, 0, 0, 0.0, 2)}],
+            {"day": "2026-03-04", **totals(2, 0, 0, 0.0, 1, refused=1)}],
 }
 SECOND_DAY = [{"token": "alice", **totals(1, 0, 0, 0.0, 1)},
-              {"token": "bob", **totals(1, 0, 0, 0.0, 1)}]
+              {"token": "bob", **totals(1, 0, 0, 0.0, 0, refused=1)}]
 
 
 @pytest.fixture
@@ -145,15 +145,15 @@ async def test_cli_usage_table(two_days: Running) -> None:
     assert coderouter_usage(two_days.config_path, "--by", "day") == (
         "day         requests  prompt_tokens  completion_tokens  total_tokens    cost  errors"
         "  cached_tokens  cache_write_5m_tokens  cache_write_1h_tokens  background_requests"
-        "  background_cost  cache_hit_ratio\n"
+        "  background_cost  refused  cache_hit_ratio\n"
         "2026-03-03         3             33                 12            45  0.0525       0"
         "              9                      0                      0                    0"
-        "           0.0000           0.2727\n"
-        "2026-03-04         2              0                  0             0  0.0000       2"
+        "           0.0000        0           0.2727\n"
+        "2026-03-04         2              0                  0             0  0.0000       1"
         "              0                      0                      0                    0"
-        "           0.0000           0.0000\n")
+        "           0.0000        1           0.0000\n")
     assert coderouter_usage(two_days.config_path, "--since", "2030-01-01") == (
         "token  requests  prompt_tokens  completion_tokens  total_tokens  cost  errors"
         "  cached_tokens  cache_write_5m_tokens  cache_write_1h_tokens  background_requests"
-        "  background_cost  cache_hit_ratio\n"
+        "  background_cost  refused  cache_hit_ratio\n"
         "(no requests in this span)\n")

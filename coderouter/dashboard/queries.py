@@ -21,8 +21,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from ..errors import REFUSAL_STATUSES
 from ..usage import COLUMNS
+from ..usage.report import REFUSED
 
 #: Preset ranges: name -> (length, bucket step), seconds.
 RANGES: dict[str, tuple[int, int]] = {
@@ -42,9 +42,6 @@ DIMENSIONS: dict[str, str] = {"model": "model", "channel": "channel", "token": "
 #: Histogram resolution: bins per factor e of (ms + 1); 100 gives bins 1% wide.
 BINS_PER_E = 100
 
-#: A row the gateway refused itself (key, model, quota or rate limit): it never reached a
-#: channel. Counted as ``refused``, apart from ``errors`` (every other failure).
-REFUSED = f"(status IN ({', '.join(map(str, REFUSAL_STATUSES))}) AND channel IS NULL)"
 SUMS = ("requests", "prompt_tokens", "cached_tokens", "completion_tokens", "total_tokens",
         "cost", "errors", "cache_write_5m_tokens", "cache_write_1h_tokens", "refused",
         "background_requests", "background_cost")

@@ -10,6 +10,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from ..errors import REFUSAL_STATUSES
 from .schema import Engine
 
 GROUPINGS = {
@@ -26,16 +27,20 @@ _DAY: dict[Engine, str] = {
     "postgres": "to_char(to_timestamp(ts) AT TIME ZONE 'UTC', 'YYYY-MM-DD')",
 }
 
+#: A row the gateway refused itself (key, model, quota or rate limit): it never reached a
+#: channel. Reports count these as ``refused``, apart from ``errors`` (every other failure).
+REFUSED = f"(status IN ({', '.join(map(str, REFUSAL_STATUSES))}) AND channel IS NULL)"
 _AGGREGATES = ("count(*) AS requests, coalesce(sum(prompt_tokens), 0), "
                "coalesce(sum(completion_tokens), 0), coalesce(sum(total_tokens), 0), "
                "coalesce(sum(cost), 0.0), "
-               "coalesce(sum(CASE WHEN status >= 400 THEN 1 ELSE 0 END), 0), "
+               f"coalesce(sum(CASE WHEN status >= 400 AND NOT {REFUSED} THEN 1 ELSE 0 END), 0), "
                "coalesce(sum(cached_tokens), 0), coalesce(sum(cache_write_5m_tokens), 0), "
                "coalesce(sum(cache_write_1h_tokens), 0), coalesce(sum(background), 0), "
-               "coalesce(sum(CASE WHEN background = 1 THEN cost ELSE 0 END), 0.0)")
+               "coalesce(sum(CASE WHEN background = 1 THEN cost ELSE 0 END), 0.0), "
+               f"coalesce(sum(CASE WHEN {REFUSED} THEN 1 ELSE 0 END), 0)")
 REPORT_FIELDS = ("requests", "prompt_tokens", "completion_tokens", "total_tokens", "cost",
                  "errors", "cached_tokens", "cache_write_5m_tokens", "cache_write_1h_tokens",
-                 "background_requests", "background_cost")
+                 "background_requests", "background_cost", "refused")
 _COSTS = frozenset(("cost", "background_cost"))
 
 
