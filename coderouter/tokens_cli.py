@@ -16,7 +16,7 @@ import secrets
 import sqlite3
 import sys
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 from .config import Config, load, parse
@@ -87,7 +87,7 @@ def cmd_rotate(args: argparse.Namespace) -> int:
 def cmd_list(args: argparse.Namespace) -> int:
     path = _path(args.config)
     try:
-        config = load(path)
+        config = load(path, _Lenient())
     except ConfigError as exc:
         _report(path, exc)
         return 1
@@ -134,24 +134,53 @@ def _path(given: str | None) -> str:
 
 
 def _edit(given: str | None, change: Callable[[str], str]) -> int:
-    """Apply *change* to the config file if the result is a valid config; 0, else an exit
-    status after saying why."""
+    """Apply *change* to the config file unless that adds a problem `check` would report;
+    0, else an exit status after saying why. Problems the file already had (an environment
+    variable this shell does not set) are not the edit's."""
     path = os.path.realpath(_path(given))  # a symlinked config: edit the file it points to
     try:
         with open(path, encoding="utf-8") as f:
-            text = change(f.read())
-        parse(text)
+            before = f.read()
+        text = change(before)
     except OSError as exc:
         print(f"cannot read {path}: {exc.strerror}", file=sys.stderr)
         return 1
     except EditError as exc:
         print(f"{path}: {exc}", file=sys.stderr)
         return 1
-    except ConfigError as exc:
-        _report(path, exc, "the edit would make an invalid config; the file is unchanged")
+    had = _problems(before)
+    added = [p for p in _problems(text) if p not in had]
+    if added:
+        _report(path, ConfigError(added), "the edit would make an invalid config; the file "
+                                          "is unchanged")
         return 1
     _replace(path, text)
     return 0
+
+
+def _problems(text: str) -> list[tuple[str, str]]:
+    try:
+        parse(text)
+    except ConfigError as exc:
+        return list(exc.problems)
+    return []
+
+
+class _Lenient(Mapping[str, str]):
+    """The environment, with a stand-in for each variable this shell does not set: the
+    token commands read tokens, not the channel keys the gateway's environment holds."""
+
+    def __getitem__(self, name: str) -> str:
+        return os.environ.get(name, f"unset-{name}")
+
+    def get(self, name: str, default: Any = None) -> Any:
+        return self[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(os.environ)
+
+    def __len__(self) -> int:
+        return len(os.environ)
 
 
 def _report(path: str, exc: ConfigError, what: str = "invalid config") -> None:

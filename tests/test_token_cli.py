@@ -181,3 +181,24 @@ async def test_token_list_reads_last_use_from_postgres(
     rows = {line.split()[0]: line for line in listed.stdout.splitlines()[1:]}
     assert re.search(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\dZ$", rows["alice"])
     assert rows["bob"].endswith(" -")
+
+
+def test_edits_and_list_work_without_the_gateways_environment(tmp_path: Path) -> None:
+    """The channel keys live in the gateway's environment, not the operator's shell: an edit
+    that adds no problem is written, and list reads the tokens all the same."""
+    path = tmp_path / "config.yaml"
+    path.write_text(COMMENTED.replace("channels:\n", (
+        "channels:\n  - {name: up, type: openai, base_url: 'http://127.0.0.1:1/v1',\n"
+        "     keys: ['${CR_TEST_NEVER_SET_KEY}']}\n"), 1))
+    assert "CR_TEST_NEVER_SET_KEY" not in os.environ
+    done = coderouter("token", "new", "--name", "erin", "--group", "nogroup", "--append",
+                      "-c", str(path))
+    assert done.returncode == 1
+    assert done.stderr.splitlines()[1:] == ["  tokens[2].group: no token group named 'nogroup'"]
+    done = coderouter("token", "new", "--name", "erin", "--models", "mock-1", "--append", "-c",
+                      str(path))
+    assert done.returncode == 0, done.stderr
+    listed = coderouter("token", "list", "-c", str(path))
+    assert listed.returncode == 0, listed.stderr
+    assert [line.split()[0] for line in listed.stdout.splitlines()] == [
+        "name", "alice", "bob", "erin"]
