@@ -20,6 +20,8 @@ from tests.agents.script import Task
 HERE = Path(__file__).resolve().parent
 NODE_BIN = HERE / "node_modules" / ".bin"
 AIDER = HERE / ".aider" / "bin" / "aider"
+#: A preload that fails fetch() to anything but loopback (`offline.cjs`).
+OFFLINE = HERE / "offline.cjs"
 
 
 @dataclass(frozen=True)
@@ -238,13 +240,48 @@ def continue_cli(dialect: str) -> Callable[[Endpoint, Task, Path, int], Launch]:
                         "apiBase": at.base_url.rstrip("/") + suffix, "apiKey": at.key,
                         "roles": ["chat", "edit", "apply"], "capabilities": ["tool_use"]}]})
         env = {**base_env(home), "CONTINUE_GLOBAL_DIR": str(home / ".continue"),
-               "CONTINUE_CLI_ENABLE_TELEMETRY": "0", "CONTINUE_METRICS_ENABLED": "0"}
+               "CONTINUE_CLI_ENABLE_TELEMETRY": "0", "CONTINUE_METRICS_ENABLED": "0",
+               # its version check (api.continue.dev at start; no setting turns it off)
+               "NODE_OPTIONS": f"--require {OFFLINE}", "CONTINUE_API_BASE": "http://127.0.0.1:9/"}
         if dialect == "gemini":  # its Gemini client (google-genai) reads the base URL here
             env["GOOGLE_GEMINI_BASE_URL"] = at.base_url
         argv = [str(NODE_BIN / "cn"), "-p", "--auto", "--config", str(config)]
         if step:
             argv.append("--resume")
         return Launch([*argv, task.prompt(step)], env)
+    return prepare
+
+
+#: The AI SDK provider package Kilo Code (an opencode fork) loads for each dialect, and the path
+#: its ``baseURL`` ends with.
+KILO_PROVIDERS = {"chat": ("@ai-sdk/openai-compatible", ""), "responses": ("@ai-sdk/openai", ""),
+                  "messages": ("@ai-sdk/anthropic", "/v1"), "gemini": ("@ai-sdk/google", "/v1beta")}
+
+
+def kilo(dialect: str) -> Callable[[Endpoint, Task, Path, int], Launch]:
+    """Kilo Code CLI (@kilocode/cli) with a ``gateway`` provider speaking *dialect*; no daemon."""
+    def prepare(at: Endpoint, task: Task, home: Path, step: int) -> Launch:
+        package, suffix = KILO_PROVIDERS[dialect]
+        write_json(home / ".config" / "kilo" / "kilo.json", {
+            "$schema": "https://app.kilo.ai/config.json",
+            "autoupdate": False, "share": "disabled",
+            "model": f"gateway/{at.model}", "small_model": f"gateway/{at.model}",
+            "permission": {"edit": "allow", "bash": "allow"},
+            "enabled_providers": ["gateway"],  # no model lists fetched from Kilo's own
+            "provider": {"gateway": {
+                "npm": package, "name": "gateway",
+                "options": {"baseURL": at.base_url + suffix, "apiKey": at.key},
+                "models": {at.model: {"name": at.model, "tool_call": True}}}}})
+        env = {**base_env(home), "KILO_NO_DAEMON": "1", "KILO_DISABLE_AUTOUPDATE": "true",
+               "KILO_DISABLE_MODELS_FETCH": "true", "KILO_DISABLE_LSP_DOWNLOAD": "true",
+               "KILO_DISABLE_DEFAULT_PLUGINS": "true", "KILO_DISABLE_SHARE": "true",
+               "KILO_DISABLE_SESSION_INGEST": "true", "KILO_DISABLE_PRESENCE": "true",
+               "KILO_DISABLE_CODEBASE_INDEXING": "true", "KILO_DISABLE_CLAUDE_CODE": "true",
+               "KILO_TELEMETRY_LEVEL": "off"}
+        argv = [str(NODE_BIN / "kilo"), "run", "-m", f"gateway/{at.model}", task.prompt(step)]
+        if step:
+            argv.append("--continue")
+        return Launch(argv, env)
     return prepare
 
 
@@ -259,4 +296,6 @@ AGENTS = {agent.name: agent for agent in (
     *(Agent(f"pi-{dialect}", dialect, NODE_BIN / "pi", pi(dialect)) for dialect in PI_APIS),
     *(Agent(f"continue-{dialect}", dialect, NODE_BIN / "cn", continue_cli(dialect))
       for dialect in CONTINUE_PROVIDERS),
+    *(Agent(f"kilo-{dialect}", dialect, NODE_BIN / "kilo", kilo(dialect))
+      for dialect in KILO_PROVIDERS),
 )}

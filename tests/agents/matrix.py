@@ -93,6 +93,8 @@ CASES = [
       for channel in CHANNELS),
     *(Case(f"continue-{dialect}", channel) for dialect in ("chat", "messages", "gemini")
       for channel in CHANNELS),
+    *(Case(f"kilo-{dialect}", channel) for dialect in ("chat", "responses", "messages", "gemini")
+      for channel in CHANNELS),
 ]
 
 
