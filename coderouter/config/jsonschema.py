@@ -236,6 +236,10 @@ def schema() -> Schema:
                 "write_timeout": doc(DURATION, "a caller reading nothing this long: 499",
                                    "300s"),
                 "max_header_bytes": doc(SIZE, "request headers cap (431)", "64KiB"),
+                "routes": doc({"type": "object", "additionalProperties": obj({
+                    "max_body": doc(SIZE, "request body cap on these paths (413)"),
+                    "max_items": doc(integer(1), "most commas in a body on these paths (413)"),
+                })}, "request path (glob) -> its own max_body and max_items; first match"),
             }),
             "shutdown": obj({"grace": doc(DURATION, "streams may finish this long after "
                                                   "SIGTERM", "30s")}),

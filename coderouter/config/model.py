@@ -53,6 +53,15 @@ class Admin:
     key: str | None = field(default=None, repr=False)
 
 
+@dataclass(frozen=True, slots=True)
+class RouteLimits:
+    """``limits.routes``: body bounds for the request paths matching *pattern* (a glob)."""
+
+    pattern: str
+    max_body: int | None = None
+    max_items: int | None = None
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Limits:
     max_body: int = 20 * 1024 * 1024
@@ -65,6 +74,15 @@ class Limits:
     max_event: int = 16 * 1024 * 1024  # one upstream stream event -> error event, 502 row
     write_timeout: float = 300.0  # a caller that reads nothing of its stream this long: 499
     max_header_bytes: int = 64 * 1024  # a request's header names and values together -> 431
+    #: Tighter (or looser) ``max_body`` and ``max_items`` per request path, first match wins.
+    routes: tuple[RouteLimits, ...] = ()
+
+    def body_bounds(self, path: str) -> tuple[int, int]:
+        """(max_body, max_items) for a request to *path*."""
+        for route in self.routes:
+            if fnmatch.fnmatchcase(path, route.pattern):
+                return (route.max_body or self.max_body, route.max_items or self.max_items)
+        return self.max_body, self.max_items
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -6,8 +6,19 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from .model import Admin, Capture, Database, Limits, Listen, Log, Shutdown, State, Tracing
-from .readers import Reader
+from .model import (
+    Admin,
+    Capture,
+    Database,
+    Limits,
+    Listen,
+    Log,
+    RouteLimits,
+    Shutdown,
+    State,
+    Tracing,
+)
+from .readers import Reader, join, kind_of
 
 _POSTGRES_SCHEMES = ("postgresql://", "postgres://")
 _REDIS_SCHEMES = ("redis://", "rediss://", "unix://")
@@ -75,7 +86,27 @@ def limits(r: Reader, m: dict[str, Any]) -> Limits:
         "body_timeout": r.duration,
         "sessions": lambda v, p: r.integer(v, p, 1),
         "max_response": r.size, "max_event": r.size, "write_timeout": r.duration,
-        "max_header_bytes": r.size})
+        "max_header_bytes": r.size, "routes": lambda v, p: _route_limits(r, v, p)})
+
+
+def _route_limits(r: Reader, value: Any, path: str) -> tuple[RouteLimits, ...] | None:
+    """``limits.routes``: a mapping of request path globs to their ``max_body``/``max_items``."""
+    if not isinstance(value, dict):
+        r.error(path, f"expected a mapping of request paths, got {kind_of(value)}")
+        return None
+    out = []
+    for pattern, raw in value.items():
+        where = join(path, str(pattern))
+        if not isinstance(pattern, str) or not pattern.startswith("/"):
+            r.error(where, "expected a request path (or glob) starting with /")
+            continue
+        m = r.mapping(raw, where, ("max_body", "max_items"))
+        if m is None:
+            continue
+        out.append(RouteLimits(
+            pattern, max_body=r.field(m, where, "max_body", r.size, None),
+            max_items=r.field(m, where, "max_items", lambda v, p: r.integer(v, p, 1), None)))
+    return tuple(out)
 
 
 def shutdown(r: Reader, m: dict[str, Any]) -> Shutdown:

@@ -101,11 +101,12 @@ def check_header_bytes(request: web.Request, limit: int) -> None:
 
 
 async def read_body(request: web.Request, limits: Limits) -> bytes:
-    """The whole body; `RequestTooLarge` as soon as it passes ``limits.max_body`` bytes,
+    """The whole body; `RequestTooLarge` as soon as it passes ``limits.max_body`` bytes (or
+    its path's, ``limits.routes``),
     `RequestTimeout` when it has not all arrived within ``limits.body_timeout``,
     `InvalidRequest` when its framing or encoding is broken, `RequestTooLarge` when it has
     more items than ``limits.max_items`` (`check_items`)."""
-    limit = limits.max_body
+    limit, max_items = limits.body_bounds(request.path)
     length = request.content_length
     if length is not None and length > limit:
         raise RequestTooLarge(f"request body of {length} bytes is over the {limit} byte limit")
@@ -120,11 +121,11 @@ async def read_body(request: web.Request, limits: Limits) -> bytes:
                              f"{limits.body_timeout:g}s") from None
     except RequestPayloadError as exc:  # broken framing or encoding; see coderouter.protocol
         raise InvalidRequest(f"request body is malformed: {exc}") from None
-    check_items(body, limits.max_items)
+    check_items(body, max_items)
     return body
 
 
-def check_items(body: bytes, limit: int) -> None:
+def check_items(body: bytes | str, limit: int) -> None:
     """`RequestTooLarge` when *body* has more than *limit* commas, before it is parsed.
 
     Parsing and scanning cost per JSON value, not per byte: 19 MiB of ``0,`` is ten million
@@ -132,9 +133,13 @@ def check_items(body: bytes, limit: int) -> None:
     so the commas bound the values (strings' own commas make it an upper bound), counted at
     C speed; a body shorter than *limit* bytes cannot pass it.
     """
-    if len(body) > limit and (commas := body.count(b",")) > limit:
+    if len(body) > limit and (commas := _commas(body)) > limit:
         raise RequestTooLarge(f"request body has {commas} array items and object members "
                               f"(commas), over the {limit} limit")
+
+
+def _commas(body: bytes | str) -> int:
+    return body.count(b",") if isinstance(body, bytes) else body.count(",")
 
 
 async def _read_capped(request: web.Request, limit: int) -> bytes:

@@ -93,10 +93,15 @@ class _Connection:
     async def serve(self, text: str) -> None:
         """Answer one frame: its events, or an error frame."""
         self.frames += 1
+        limits = self.template.app[GATEWAY].holder.current.limits
         try:
+            handlers.check_items(text, limits.body_bounds(self.template.path)[1])
             frame = orjson.loads(text)
         except orjson.JSONDecodeError as exc:
             await self.refuse(InvalidRequest(f"frame is not valid JSON: {exc}"))
+            return
+        except GatewayError as exc:  # more items than limits.max_items: never parsed
+            await self.refuse(exc)
             return
         try:
             payload, generate = self.history.request(frame)
@@ -122,7 +127,7 @@ class _Connection:
     async def _relay(self, payload: dict[str, Any]) -> None:
         """One request through the ordinary relay, its stream written as frames."""
         request = self.template.clone()
-        limit = request.app[GATEWAY].holder.current.limits.max_body
+        limit = request.app[GATEWAY].holder.current.limits.body_bounds(request.path)[0]
         body = orjson.dumps(payload)
         if len(body) > limit:
             raise RequestTooLarge(f"request of {len(body)} bytes is over the {limit} byte "

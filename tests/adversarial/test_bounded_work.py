@@ -15,9 +15,13 @@ import tracemalloc
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import aiohttp
 import orjson
 import pytest
+import yaml
 
+from coderouter.config import parse
+from coderouter.errors import ConfigError
 from tests.conftest import ALICE, Running, StartGateway, base_config
 from tests.fakes import FakeUpstream
 
@@ -112,3 +116,46 @@ async def test_max_items_is_configurable(
     assert body.count(b",") == items
     got, _ = await asyncio.to_thread(post, gateway, "/v1/chat/completions", body)
     assert got == status
+
+
+async def test_routes_have_their_own_bounds(
+        start_gateway: StartGateway, upstream: FakeUpstream, tmp_path: Path) -> None:
+    """``limits.routes``: the first glob matching the path gives its max_body and max_items;
+    other routes keep the defaults."""
+    config = base_config(upstream.url, tmp_path)
+    config["limits"] = {"routes": {"/v1/embeddings": {"max_body": "1KiB"},
+                                   "/v1/chat/*": {"max_items": 10}}}
+    gateway = await start_gateway(config)
+    many = orjson.dumps({"model": "smart", "messages": [{"role": "user", "content": "hi"}],
+                         "metadata": {f"k{i}": "v" for i in range(20)}})
+    big = orjson.dumps({"model": "smart", "input": "x" * 2000})
+    assert (await asyncio.to_thread(post, gateway, "/v1/chat/completions", many))[0] == 413
+    assert (await asyncio.to_thread(post, gateway, "/v1/responses", many))[0] != 413
+    assert (await asyncio.to_thread(post, gateway, "/v1/embeddings", big))[0] == 413
+    assert (await asyncio.to_thread(post, gateway, "/v1/completions", big))[0] != 413
+
+
+async def test_a_websocket_frame_of_tiny_items_is_refused_before_parsing(
+        start_gateway: StartGateway, upstream: FakeUpstream, tmp_path: Path) -> None:
+    config = base_config(upstream.url, tmp_path)
+    config["limits"] = {"max_items": 1000}
+    gateway = await start_gateway(config)
+    frame = ('{"type":"response.create","model":"smart","input":"hi","x":['
+             + "0," * 5000 + "0]}")
+    async with aiohttp.ClientSession() as http, http.ws_connect(
+            gateway.url + "/v1/responses", headers={"Authorization": f"Bearer {ALICE}"}) as ws:
+        await ws.send_str(frame)
+        refused = orjson.loads((await ws.receive()).data)
+    assert (refused["type"], refused["status"]) == ("error", 413)
+    assert "1000" in refused["error"]["message"]
+
+
+def test_route_bounds_are_checked_at_load(tmp_path: Path) -> None:
+    config = base_config("http://127.0.0.1:9/v1", tmp_path)
+    config["limits"] = {"routes": {"v1/chat": {"max_items": 5},
+                                   "/v1/embeddings": {"max_items": 0, "size": 1}}}
+    with pytest.raises(ConfigError) as caught:
+        parse(yaml.safe_dump(config))
+    assert sorted(path for path, _ in caught.value.problems) == [
+        "limits.routes./v1/embeddings.max_items", "limits.routes./v1/embeddings.size",
+        "limits.routes.v1/chat"]
