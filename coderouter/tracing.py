@@ -8,7 +8,9 @@ The request's span (kind SERVER) follows OpenTelemetry's GenAI conventions:
 ``gen_ai.request.model`` (the name asked for), ``gen_ai.response.model`` (the upstream model
 that answered), ``gen_ai.usage.input_tokens`` and ``output_tokens`` (as in the usage row). It
 continues the caller's trace when the request carries a W3C ``traceparent``. Each upstream
-attempt is a CLIENT span under it, failed ones with ``error.type`` and an error status. Spans
+attempt is a CLIENT span under it, failed ones with ``error.type`` and an error status; its
+upstream gets the attempt span's ``traceparent``, so a traced upstream (vLLM, another gateway)
+joins the trace. Spans
 are batched and exported over OTLP/HTTP (protobuf) in the SDK's own thread.
 """
 
@@ -86,11 +88,13 @@ class Tracing:
 class RequestTrace:
     """One request's span, and its attempts' spans under it."""
 
-    __slots__ = ("context", "op", "span", "tracing")
+    __slots__ = ("context", "op", "span", "tracing", "upstream")
 
     def __init__(self, tracing: Tracing, span: Span, op: str) -> None:
         self.tracing, self.span, self.op = tracing, span, op
         self.context = set_span_in_context(span)
+        #: The current attempt's ``traceparent``, sent to its upstream.
+        self.upstream: dict[str, str] = {}
 
     @contextlib.contextmanager
     def attempt(self, target: Target, kind: str) -> Iterator[None]:
@@ -102,6 +106,8 @@ class RequestTrace:
                         "gen_ai.request.model": target.model,
                         "coderouter.channel": target.channel.name,
                         "coderouter.attempt": kind})
+        self.upstream = {}
+        _PROPAGATOR.inject(self.upstream, context=set_span_in_context(span))
         try:
             yield
         except BaseException as exc:

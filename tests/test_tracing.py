@@ -100,6 +100,7 @@ async def test_a_request_and_its_attempts_arrive_as_spans_in_the_callers_trace(
         "gen_ai.request.model": "upstream-model", "coderouter.channel": "up",
         "coderouter.attempt": "failover"})
     assert answered.status_code != ERROR
+    assert upstream.seen[-1].headers["traceparent"] == f"00-{TRACE_ID}-{answered.span_id}-01"
     assert receiver.requests[0]["x-collector-auth"] == "collector-secret"
     assert receiver.requests[0]["Content-Type"] == "application/x-protobuf"
     await gateway.stop()

@@ -41,6 +41,8 @@ class Call:
     stream: bool
     caller_headers: Iterable[tuple[str, str]]
     request_id: str
+    #: W3C trace context of the attempt's span (``traceparent``), when tracing is on.
+    trace_headers: Mapping[str, str] | None = None
 
 
 class Kind:
@@ -126,6 +128,8 @@ class Kind:
         self.authorize(out, call.key)
         out["Content-Type"] = "application/json"
         out["X-Request-Id"] = call.request_id
+        if call.trace_headers:
+            out.update(call.trace_headers)
         out.update(channel.headers)
         return out
 

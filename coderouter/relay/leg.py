@@ -177,7 +177,8 @@ class Leg:
                     model=self.model, body=body, data=data, key=key,
                     query=ex.request.query_string if self.keeps_query else "",
                     stream=ex.stream, caller_headers=ex.request.headers.items(),
-                    request_id=ex.record.request_id)
+                    request_id=ex.record.request_id,
+                    trace_headers=ex.trace.upstream if ex.trace is not None else None)
 
     # the way back
 
