@@ -18,9 +18,7 @@ def quotas_for(config: Config, store: UsageStore, health: Health,
                current: Callable[[], Config], clock: Callable[[], float] = time.time) -> Quotas:
     """Redis when ``state.redis`` is set (it also shares *health*'s cooldowns and pins), else
     this process's memory; both rebuilt from *store*'s usage table."""
-    source = table_source(store)
     if config.state.redis is None:
-        return MemoryQuotas(source, clock)
+        return MemoryQuotas(table_source(store), clock)
     from .redis import SharedLimiter  # needs the redis extra
-    return SharedLimiter(config.state, seed_source=source, flush_rows=store.flush,
-                         config=current, health=health, clock=clock)
+    return SharedLimiter(config.state, store=store, config=current, health=health, clock=clock)

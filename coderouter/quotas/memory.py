@@ -281,6 +281,16 @@ class Limiter:
             bucket.start = query.since
             bucket.tokens, bucket.requests, bucket.cost = total.tokens, total.requests, total.cost
 
+    def forget_usage(self) -> None:
+        """Empty every period and window before seeding them all anew (requests in flight keep
+        their reservations)."""
+        for counters in self._counters.values():
+            for entry in counters.values():
+                for bucket in entry.buckets:
+                    bucket.start = math.nan
+                entry.requests.clear()
+                entry.tokens.clear()
+
     def count(self, names: list[tuple[Scope, str]], *, tokens: int, cost: float,
               at: float) -> None:
         """Add one finished request's usage (settled at *at*) to the counters of *names*."""

@@ -9,8 +9,9 @@ start, or restarted without persistence) one process rebuilds the counters from 
 table while the others wait.
 
 Redis unreachable: with ``on_state_failure: closed`` requests are refused with 503; with
-``open`` they are admitted against this process's own `Limiter` (rebuilt from the usage
-table when Redis failed) and their usage is added to Redis when it answers again.
+``open`` they are admitted against this process's own counters (`redis_fallback`: rebuilt
+before any fallback admission from the usage table, what this process settled since and its
+requests in flight) and their usage is added to Redis when it answers again.
 
 Cooldowns and session pins go through Redis too (`coderouter.quotas.redis_cooldowns`).
 Needs the ``redis`` extra (redis.asyncio).
@@ -32,9 +33,9 @@ from typing import Any
 from ..config import Config, State, Token
 from ..errors import StorageUnavailable
 from ..routing import Health
-from ..usage import Totals
-from .memory import Limiter, Reservation
-from .model import INDEX, Calendar, SeedQuery, SeedSource, limits_of
+from ..usage import Totals, UsageStore
+from .memory import Reservation
+from .model import INDEX, Calendar, SeedQuery, limits_of, seed_plan, table_source
 from .protocol import SharedHealth
 from .redis_answers import (
     headers_of,
@@ -45,6 +46,7 @@ from .redis_answers import (
     start_arg,
 )
 from .redis_cooldowns import SharedCooldowns
+from .redis_fallback import Fallback, names_of
 from .redis_scripts import ADMIT, SETTLE
 
 log = logging.getLogger("coderouter.state")
@@ -78,13 +80,19 @@ class _Settlement:
 class SharedReservation:
     """A request admitted in Redis, until `settle` (sent in the background) is called."""
 
-    __slots__ = ("_id", "_limiter", "_scopes", "_settled", "headers")
+    __slots__ = ("_id", "_limiter", "_settled", "cost", "headers", "local", "names", "scopes",
+                 "tokens")
 
     def __init__(self, limiter: SharedLimiter, rid: str, scopes: tuple[str, ...],
-                 headers: dict[str, str]) -> None:
+                 headers: dict[str, str], tokens: int, cost: float) -> None:
         self._limiter = limiter
         self._id = rid
-        self._scopes = scopes
+        self.scopes = scopes
+        self.names = names_of(scopes)
+        #: What it asked to reserve (Redis may have reserved less): held during an outage.
+        self.tokens = tokens
+        self.cost = cost
+        self.local: Reservation | None = None
         self._settled = False
         self.headers = headers
 
@@ -99,9 +107,11 @@ class SharedReservation:
         self._settled = True
         limiter = self._limiter
         limiter.live.pop(self._id, None)
-        limiter.settle(_Settlement(
-            self._id, self._scopes, max(0, int(tokens)), max(0.0, float(cost)), forwarded,
-            limiter.clock()))
+        tokens, cost, at = max(0, int(tokens)), max(0.0, float(cost)), limiter.clock()
+        if self.local is not None:
+            self.local.settle(tokens=tokens, cost=cost, forwarded=forwarded)
+        limiter.fallback.settled(self.names, tokens, cost, forwarded, at)
+        limiter.settle(_Settlement(self._id, self.scopes, tokens, cost, forwarded, at))
 
 
 class _LocalReservation:
@@ -125,28 +135,29 @@ class _LocalReservation:
             return
         self._inner.settle(tokens=tokens, cost=cost, forwarded=forwarded)
         limiter = self._limiter
-        limiter.pending.append(_Settlement(
-            f"local:{limiter.process}:{next(limiter.ids)}", self._scopes, max(0, int(tokens)),
-            max(0.0, float(cost)), forwarded, limiter.clock()))
+        tokens, cost, at = max(0, int(tokens)), max(0.0, float(cost)), limiter.clock()
+        limiter.fallback.settled(names_of(self._scopes), tokens, cost, forwarded, at)
+        limiter.pending.append(_Settlement(f"local:{limiter.process}:{next(limiter.ids)}",
+                                           self._scopes, tokens, cost, forwarded, at))
 
 
 class SharedLimiter:
     """Admission, settlement, usage reports and cooldowns in Redis (see the module doc)."""
 
-    def __init__(self, state: State, *, seed_source: SeedSource,
-                 flush_rows: Callable[[], Awaitable[None]], config: Callable[[], Config],
+    def __init__(self, state: State, *, store: UsageStore, config: Callable[[], Config],
                  health: Health, clock: Callable[[], float] = time.time) -> None:
         assert state.redis is not None
         self.state = state
         self.clock = clock
-        self.seed_source = seed_source
-        self.flush_rows = flush_rows
-        self.local = Limiter(clock)
+        self.store = store
+        self.seed_source = table_source(store)
         self.redis: Any = None
         self.process = uuid.uuid4().hex[:12]
         self.ids = itertools.count()
         #: Reservations this process holds, by id: their leases are renewed.
-        self.live: dict[str, tuple[str, ...]] = {}
+        self.live: dict[str, SharedReservation] = {}
+        #: Open mode: this process's own counters while Redis does not answer.
+        self.fallback = Fallback(store, clock, self.live.values)
         #: Settlements Redis has not taken yet (it was down), oldest first.
         self.pending: list[_Settlement] = []
         self.failures = 0
@@ -160,7 +171,6 @@ class SharedLimiter:
         self._sending = False
         self._idle = asyncio.Event()
         self._idle.set()
-        self._local_seed: asyncio.Future[None] | None = None
         self._admit_box: list[tuple[list[Any], asyncio.Future[Any]]] = []
         self._no_script: type[BaseException] = OSError
         self._errors: tuple[type[BaseException], ...] = (OSError,)
@@ -245,9 +255,9 @@ class SharedLimiter:
             self._saw_epoch(epoch)
             return
         try:
-            await self.flush_rows()
+            await self.store.flush()
             now = self.clock()
-            answers = await self.seed_source(self.local.seed_plan(now))
+            answers = await self.seed_source(seed_plan(now))
             pipe = redis.pipeline(transaction=False)
             for query, totals in answers:
                 self._seed(pipe, query, totals, now)
@@ -303,17 +313,18 @@ class SharedLimiter:
                 # the script may have run before the connection failed: take it back later
                 self.pending.append(_Settlement(rid, scopes_of(token), 0, 0.0, False,
                                                 self.clock()))
-                await self._failed_async(exc)
-        return self._fallback(token, tokens, cost)
+                self._failed(exc)
+        return await self._fallback(token, tokens, cost)
 
-    def _fallback(self, token: Token, tokens: int,
-                  cost: float) -> _LocalReservation:
+    async def _fallback(self, token: Token, tokens: int, cost: float) -> _LocalReservation:
+        """Closed mode: 503. Open mode: this process's counters, once rebuilt."""
         if self.state.on_state_failure == "closed":
             raise StorageUnavailable(
                 f"shared state is unavailable (Redis: {self.problem}); requests are refused "
                 f"until it answers again (state.on_state_failure: closed)",
                 headers={"Retry-After": "1"})
-        inner = self.local.admit(token, estimate_tokens=tokens, estimate_cost=cost)
+        await self.fallback.ready()
+        inner = self.fallback.local.admit(token, estimate_tokens=tokens, estimate_cost=cost)
         return _LocalReservation(self, inner, scopes_of(token))
 
     async def _admit_shared(self, token: Token, tokens: int, cost: float,
@@ -346,8 +357,9 @@ class SharedLimiter:
         code = int(result[0])
         headers = headers_of(limits, result[4:])
         if code == 0:
-            self.live[rid] = scopes
-            return SharedReservation(self, rid, scopes, headers)
+            reservation = self.live[rid] = SharedReservation(self, rid, scopes, headers,
+                                                             tokens, cost)
+            return reservation
         raise refusal(token, result, self._calendar)
 
     async def _run_admit(self, args: list[Any]) -> Any:
@@ -452,34 +464,16 @@ class SharedLimiter:
         self.problem = f"{type(exc).__name__}: {exc}"
         self._skip_until = time.monotonic() + _RETRY_AFTER_FAILURE
         if first and self.state.on_state_failure == "open":
-            self._local_seed = asyncio.ensure_future(self._seed_local())
+            self.fallback.outage()
         if first:
             log.error("shared state unavailable (Redis: %s); %s", self.problem,
                       "refusing requests" if self.state.on_state_failure == "closed"
                       else "admitting against this process's own counters")
 
-    async def _failed_async(self, exc: BaseException) -> None:
-        """`_failed`, then wait until this process's own counters are rebuilt (open mode)."""
-        self._failed(exc)
-        if self._local_seed is not None:
-            await asyncio.shield(self._local_seed)
-
-    async def _seed_local(self) -> None:
-        """Open mode: count from what every process wrote to the table so far, plus this
-        one's queue."""
-        with contextlib.suppress(Exception):
-            await self.flush_rows()
-        try:
-            for query, totals in await self.seed_source(self.local.seed_plan()):
-                self.local.seed(query, totals)
-        except Exception as exc:
-            log.error("could not rebuild this process's counters from the usage table (%s): "
-                      "counting from zero while Redis is unavailable", exc)
-
     def _recovered(self) -> None:
         self._skip_until = 0.0
         if self.problem is not None:
-            self._local_seed = None
+            self.fallback.recovered()
             log.warning("shared state is back (Redis answers); %d local settlements to add",
                         len(self.pending))
             self.problem = None
@@ -504,8 +498,8 @@ class SharedLimiter:
                 expiry = repr(self.clock() + self.state.lease)
                 if self.live:
                     pipe = self.redis.pipeline(transaction=False)
-                    for rid, scopes in list(self.live.items()):
-                        for scope in scopes:
+                    for rid, reservation in list(self.live.items()):
+                        for scope in reservation.scopes:
                             pipe.zadd(self._key(f"{scope}:lease"), {rid: expiry}, xx=True)
                     await pipe.execute()
                 else:
@@ -530,14 +524,15 @@ class SharedLimiter:
             try:
                 return await self._report(token)
             except self._errors as exc:
-                await self._failed_async(exc)
+                self._failed(exc)
         if self.state.on_state_failure == "closed":
             raise StorageUnavailable(f"shared state is unavailable (Redis: {self.problem})")
-        return self.local.report(token)
+        await self.fallback.ready()
+        return self.fallback.local.report(token)
 
     def admit_free(self, token: Token) -> Reservation:
         """Counting uses no quota: rpm and concurrent hold on this process's counters."""
-        return self.local.admit_free(token)
+        return self.fallback.local.admit_free(token)
 
     def shared_health(self) -> SharedHealth:
         return SharedHealth(up=self.problem is None, failures=self.failures,
