@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 import os
 import sqlite3
+import uuid
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -168,8 +169,9 @@ def redis_server() -> Iterator[Redis]:
 
 
 def redis_state(server: Redis) -> dict[str, Any]:
-    """A ``state:`` section on *server* with a prefix of its own."""
-    return {"redis": server.url, "prefix": f"t{os.getpid()}-{next(_DATABASES)}"}
+    """A ``state:`` section on *server* with a prefix of its own (random: this module is also
+    imported as ``tests.conftest``, with counters of its own)."""
+    return {"redis": server.url, "prefix": f"t{os.getpid()}-{uuid.uuid4().hex[:12]}"}
 
 
 @pytest.fixture(name="redis_state")
