@@ -11,6 +11,7 @@ import time
 from collections.abc import AsyncIterator, Callable
 from functools import partial
 from pathlib import Path
+from typing import Any
 
 from aiohttp import web
 
@@ -53,8 +54,7 @@ def create_app(holder: ConfigHolder, *, watch: bool = False,
     app = web.Application(middlewares=[handlers.errors_middleware])
     app[GATEWAY] = gateway
     if config.tracing.endpoint is not None:
-        from .tracing import Tracing  # the otel extra: imported only when tracing is on
-        gateway.tracing = Tracing(config.tracing)
+        gateway.tracing = _tracing()(config.tracing)
         app.on_cleanup.append(_stop_tracing)
     app[METRICS] = Metrics.attach(gateway)
     if app[METRICS].mirror is not None:
@@ -113,6 +113,16 @@ async def _capture_writer(app: web.Application) -> AsyncIterator[None]:
     with contextlib.suppress(asyncio.CancelledError):
         await task
     await captures.close()
+
+
+def _tracing() -> Any:
+    """`tracing.Tracing`, imported only when tracing is on (it needs the otel extra)."""
+    try:
+        from .tracing import Tracing
+    except ImportError:
+        raise RuntimeError("tracing.endpoint needs the OpenTelemetry SDK: "
+                           "pip install 'coderouter[otel]'") from None
+    return Tracing
 
 
 async def _stop_tracing(app: web.Application) -> None:

@@ -144,3 +144,24 @@ def test_no_tracing_imports_nothing_of_opentelemetry(tmp_path: Path) -> None:
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
                          check=True, env={**os.environ, "PYTHONPATH": root}, timeout=60)
     assert out.stdout.strip() == "[]"
+
+
+def test_tracing_without_the_extra_says_what_to_install(tmp_path: Path) -> None:
+    """tracing.endpoint set but the SDK missing: a clear RuntimeError, not an import trace."""
+    config = tmp_path / "config.yaml"
+    config.write_text(f"database: {{path: {tmp_path / 'usage.sqlite'}}}\n"
+                      "tracing: {endpoint: 'http://127.0.0.1:4318/v1/traces'}\n")
+    script = (
+        "import sys\n"
+        "sys.modules['opentelemetry.sdk'] = None  # as if the otel extra were not installed\n"
+        "from coderouter.app import create_app\n"
+        "from coderouter.config.reload import ConfigHolder\n"
+        "try:\n"
+        f"    create_app(ConfigHolder.from_file({str(config)!r}))\n"
+        "except RuntimeError as exc:\n"
+        "    print(exc)\n")
+    root = str(Path(__file__).parent.parent)
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                         check=True, env={**os.environ, "PYTHONPATH": root}, timeout=60)
+    assert out.stdout.strip() == \
+        "tracing.endpoint needs the OpenTelemetry SDK: pip install 'coderouter[otel]'"
