@@ -54,6 +54,8 @@ def cmd_check(args: argparse.Namespace) -> int:
     if config is None:
         return 1
     print(f"{path}: ok: {config.summary()}")
+    if config.price_catalog is not None:
+        print(f"  prices from {config.price_catalog} ({config.price_catalog_note})")
     for channel in config.channels:
         note = kind_of(channel).describe(channel)
         if note:

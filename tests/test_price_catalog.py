@@ -4,6 +4,7 @@ gateway reads (`price_catalog:`); prices written in the YAML win over it."""
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -86,6 +87,12 @@ async def test_prices_update_writes_genai_prices_and_the_gateway_bills_at_them(
                           cwd=ROOT, env=os.environ.copy())
     assert done.returncode == 0, done.stderr
     assert done.stdout.startswith(f"{catalog}: ") and "(genai-prices " in done.stdout
+    checked = subprocess.run([sys.executable, "-m", "coderouter", "check", "-c",
+                              str(config_path)], capture_output=True, text=True, timeout=60,
+                             cwd=ROOT, env=os.environ.copy())
+    assert re.fullmatch(rf"  prices from {re.escape(str(catalog))} \(genai-prices [\d.]+, "
+                        r"written \d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ, \d+ models\)",
+                        checked.stdout.splitlines()[1]), checked.stdout
     expected = float(genai_prices.calc_price(
         genai_prices.Usage(input_tokens=11, cache_read_tokens=3, output_tokens=4),
         model_ref="gpt-4o", provider_id="openai").total_price)

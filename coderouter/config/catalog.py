@@ -49,6 +49,13 @@ class Provider:
 class Catalog:
     source: str
     providers: tuple[Provider, ...]
+    written: str = ""
+
+    def describe(self) -> str:
+        """``genai-prices 0.2.5, written 2026-12-07T12:00:00Z, 2056 models``."""
+        models = sum(len(p.models) for p in self.providers)
+        return ", ".join(part for part in (self.source, self.written and f"written "
+                                           f"{self.written}", f"{models} models") if part)
 
     def price(self, base_url: str, model: str, kind_provider: str | None) -> Price | None:
         """*model*'s price at the provider whose API pattern matches *base_url*, else at the
@@ -67,7 +74,8 @@ def read_catalog(path: str) -> Catalog:
     try:
         data = orjson.loads(raw)
         return Catalog(source=str(data.get("source", "")),
-                       providers=tuple(_provider(p) for p in data["providers"]))
+                       providers=tuple(_provider(p) for p in data["providers"]),
+                       written=str(data.get("written", "")))
     except (orjson.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError,
             re.error) as exc:
         raise CatalogError(f"not a price catalog ({type(exc).__name__}: {exc}); write it "

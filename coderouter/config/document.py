@@ -107,6 +107,7 @@ def document(r: Reader, raw: Any) -> Config:
         token_groups=tuple(g for g, _ in token_groups),
         tokens=tuple(t for t, _ in tokens),
         warnings=tuple(r.warnings), price_catalog=catalog_path,
+        price_catalog_note=catalog.describe() if catalog is not None else None,
         routes=routable,
         tokens_by_sha256=_by_key(r, tokens),
         scrubber=Scrubber.from_channels(c for c, _ in channels),

@@ -302,6 +302,8 @@ class Config:
     warnings: tuple[str, ...] = ()
     #: The price catalog file (``price_catalog:``), whose prices fill in the ones not given.
     price_catalog: str | None = None
+    #: What that catalog holds (its source, when it was written, how many models).
+    price_catalog_note: str | None = None
     #: Every routable name: explicit groups, then models listed by enabled channels.
     routes: Mapping[str, ModelGroup] = field(default_factory=dict, repr=False)
     tokens_by_sha256: Mapping[bytes, Token] = field(default_factory=dict, repr=False)
