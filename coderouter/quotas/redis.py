@@ -255,9 +255,9 @@ class SharedLimiter:
             self._saw_epoch(epoch)
             return
         try:
-            await self.store.flush()
             now = self.clock()
-            answers = await self.seed_source(seed_plan(now))
+            # no row is written while the table is read: none is counted twice
+            answers = await self.store.read_flushed(lambda: self.seed_source(seed_plan(now)))
             pipe = redis.pipeline(transaction=False)
             for query, totals in answers:
                 self._seed(pipe, query, totals, now)
