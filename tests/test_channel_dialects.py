@@ -59,7 +59,7 @@ def test_responses_only_drops_chat() -> None:
                                    "responses": "only"}))
     [parsed] = config.channels
     assert parsed.responses == "only"
-    assert dialects_of(parsed) == ("embeddings", "responses")
+    assert dialects_of(parsed) == ("embeddings", "responses", "responses_compact")
     with pytest.raises(Exception, match=r"channels\[0\]\.responses: expected true, false or "
                                         r"only, got str"):
         parse(channel_config({"name": "c", "type": "openai", "base_url": "https://a",

@@ -66,13 +66,15 @@ def test_anthropic_sends_a_version_unless_the_caller_named_one() -> None:
 
 
 def test_the_responses_setting_picks_an_openai_channels_dialects() -> None:
-    """true: Chat and Responses; false: Chat only; only: Responses without Chat."""
+    """true: Chat and Responses (with its compact route); false: Chat only; only: Responses
+    without Chat."""
     def dialects(responses: Any) -> tuple[str, ...]:
         return dialects_of(Channel(name="o", type="openai", base_url="http://up",
                                    keys=("k",), responses=responses))
-    assert dialects(True) == ("chat", "completions", "embeddings", "responses")
+    assert dialects(True) == ("chat", "completions", "embeddings", "responses",
+                              "responses_compact")
     assert dialects(False) == ("chat", "completions", "embeddings")
-    assert dialects("only") == ("embeddings", "responses")
+    assert dialects("only") == ("embeddings", "responses", "responses_compact")
     assert dialects_of(Channel(name="a", type="anthropic")) == ("messages", "count_tokens")
 
 

@@ -27,7 +27,7 @@ class AzureKind(OpenAIKind):
         kept = [p for p in call.query.split("&") if p and not p.startswith("api-version=")]
         query = "&".join([*kept, f"api-version={channel.api_version}"])
         path = self.paths[call.dialect]
-        if call.dialect == "responses":
+        if call.dialect in ("responses", "responses_compact"):
             return f"{channel.base_url}/openai{path}?{query}"
         return f"{channel.base_url}/openai/deployments/{call.model}{path}?{query}"
 

@@ -31,7 +31,8 @@ class MockKind(Kind):
 
     name = "mock"
     family = "openai"
-    paths: ClassVar = {dialect: "" for dialect in OPENAI_PATHS}
+    paths: ClassVar = {dialect: "" for dialect in OPENAI_PATHS
+                       if dialect != "responses_compact"}  # served by a summary
     needs_upstream = False
     compacts = False
 

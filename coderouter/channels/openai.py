@@ -12,8 +12,10 @@ if TYPE_CHECKING:
 
 #: What an OpenAI-compatible upstream serves, and the path appended to its base_url.
 OPENAI_PATHS = {"chat": "/chat/completions", "completions": "/completions",
-                "embeddings": "/embeddings", "responses": "/responses"}
+                "embeddings": "/embeddings", "responses": "/responses",
+                "responses_compact": "/responses/compact"}
 _CHAT_DIALECTS = ("chat", "completions")
+_RESPONSES_DIALECTS = ("responses", "responses_compact")
 
 
 class OpenAIKind(Kind):
@@ -29,7 +31,7 @@ class OpenAIKind(Kind):
 
     def __init__(self) -> None:
         super().__init__()
-        self._chat_only = tuple(d for d in self._native if d != "responses")
+        self._chat_only = tuple(d for d in self._native if d not in _RESPONSES_DIALECTS)
         self._responses_only = tuple(d for d in self._native if d not in _CHAT_DIALECTS)
 
     def dialects(self, channel: Channel) -> tuple[str, ...]:

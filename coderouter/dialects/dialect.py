@@ -22,8 +22,8 @@ from .codec import Codec
 
 Json = dict[str, Any]
 #: A dialect's name: what usage rows, the relay and the channel tables call it.
-Name = Literal["chat", "completions", "embeddings", "responses", "messages", "count_tokens",
-               "gemini", "gemini_count"]
+Name = Literal["chat", "completions", "embeddings", "responses", "responses_compact",
+               "messages", "count_tokens", "gemini", "gemini_count"]
 
 #: The neutral failure kind (`ir.Failure.kind`) a gateway error ends a stream with, the same
 #: on the pass-through and the translated path.
@@ -110,6 +110,10 @@ class Dialect:
     usage_key: ClassVar[bytes] = b'"usage"'
     #: Every event repeats the running usage, so only the last one in a block is read.
     usage_repeats: ClassVar[bool] = False
+    #: Each request asks for a compaction of a conversation in this other dialect (Codex's
+    #: ``/responses/compact``): a channel without the route serves it through that dialect's
+    #: compaction (`responses.compaction.CompactRoute`).
+    compacts: ClassVar[Name | None] = None
 
     def __repr__(self) -> str:
         return f"<dialect {self.name}>"

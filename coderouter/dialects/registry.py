@@ -20,12 +20,13 @@ from .codec import Codec
 from .dialect import Dialect, Name
 from .gemini.facts import GEMINI, GEMINI_COUNT
 from .messages.facts import COUNT_TOKENS, MESSAGES
-from .responses.facts import RESPONSES
+from .responses.facts import RESPONSES, RESPONSES_COMPACT
 
 __all__ = ["CODECS", "COUNTING", "DIALECTS", "ENDPOINTS", "GEMINI_METHODS", "Name", "of_path"]
 
 DIALECTS: dict[str, Dialect] = {d.name: d for d in (
-    CHAT, COMPLETIONS, EMBEDDINGS, RESPONSES, MESSAGES, COUNT_TOKENS, GEMINI, GEMINI_COUNT)}
+    CHAT, COMPLETIONS, EMBEDDINGS, RESPONSES, RESPONSES_COMPACT, MESSAGES, COUNT_TOKENS, GEMINI,
+    GEMINI_COUNT)}
 
 #: The codec of every dialect a request in it can be translated to or from.
 CODECS: dict[str, Codec] = {d.name: d.codec for d in DIALECTS.values() if d.codec is not None}
@@ -40,6 +41,7 @@ ENDPOINTS: dict[str, Dialect] = {
     "/v1/completions": COMPLETIONS,
     "/v1/embeddings": EMBEDDINGS,
     "/v1/responses": RESPONSES,
+    "/v1/responses/compact": RESPONSES_COMPACT,
     "/v1/messages": MESSAGES,
     "/v1/messages/count_tokens": COUNT_TOKENS,
 }

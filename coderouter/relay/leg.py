@@ -80,6 +80,10 @@ def plan_for(dialect: Dialect, target: Target) -> Conversion | bool:
     native = dialects_of(target.channel)
     if dialect in native:
         return True
+    compacts = DIALECTS[dialect].compacts
+    if compacts is not None:  # a compaction route the channel lacks: through a summary
+        inner = plan_for(compacts, target)
+        return False if inner is False else _compact_route(None if inner is True else inner)
     conversion: Conversion | None = hub.bridge(dialect, native) or counting.bridge(dialect,
                                                                                    native)
     return conversion or False
@@ -112,6 +116,16 @@ def _compacting(target: Target, plan: Conversion | bool) -> Conversion | bool:
     if compactor is None:
         compactor = _COMPACTORS[inner] = compaction.Compactor(inner)
     return compactor
+
+
+_COMPACT_ROUTES: dict[Conversion | None, Conversion] = {}
+
+
+def _compact_route(inner: Conversion | None) -> Conversion:
+    route = _COMPACT_ROUTES.get(inner)
+    if route is None:
+        route = _COMPACT_ROUTES[inner] = compaction.CompactRoute(inner)
+    return route
 
 
 class Leg:

@@ -23,7 +23,7 @@ from typing import Any, Protocol
 
 import orjson
 
-from ...errors import GatewayError
+from ...errors import GatewayError, UpstreamError
 from .. import framing
 from ..envelope import Sealer, sealer
 from .items import CODEX_ERROR_CODES, envelope, failed_event
@@ -295,3 +295,73 @@ class CompactionStream:
         code = code if code in CODEX_ERROR_CODES else "server_error"
         return self._event("response.failed", response=self._response(
             "failed", error={"code": code, "message": message}))
+
+
+#: The most text of the user messages a ``/responses/compact`` answer keeps before its
+#: compaction item (about 20k tokens, as Codex keeps when it compacts itself).
+KEPT_USER_CHARS = 80_000
+
+
+def kept_user_messages(items: list[Any]) -> list[Json]:
+    """The latest user messages of *items* within `KEPT_USER_CHARS`, in their order."""
+    kept: list[Json] = []
+    size = 0
+    for item in reversed(items):
+        if not isinstance(item, dict) or item.get("role") != "user" \
+                or item.get("type", "message") != "message":
+            continue
+        size += len(orjson.dumps(item.get("content")))
+        if size > KEPT_USER_CHARS and kept:
+            break
+        kept.append(item)
+    return kept[::-1]
+
+
+class CompactRoute:
+    """A relay Conversion serving ``POST /responses/compact`` (older Codex) from a channel
+    without that route: the request as a compaction_trigger request through a `Compactor`
+    over *inner* (None: the channel speaks Responses itself), answered as the route answers,
+    ``{"object": "response.compaction", "output": [kept user messages..., compaction item]}``."""
+
+    __slots__ = ("_compactor", "upstream")
+
+    def __init__(self, inner: _Conversion | None) -> None:
+        self._compactor = Compactor(inner)
+        self.upstream = self._compactor.upstream
+
+    def translate(self, payload: Json, prompt_tokens: int = 0) -> CompactAnswer:
+        items = payload.get("input")
+        history = list(items) if isinstance(items, list) else [] if items is None \
+            else [user_message(str(items))]
+        asked = {**payload, "input": [*history, {"type": TRIGGER}], "stream": False}
+        return CompactAnswer(self._compactor.translate(asked, prompt_tokens),
+                             kept_user_messages(history))
+
+
+class CompactAnswer:
+    """One ``/responses/compact`` request across a `CompactRoute` (a relay Translation)."""
+
+    __slots__ = ("_compaction", "_kept", "upstream")
+
+    def __init__(self, compaction: Compaction, kept: list[Json]) -> None:
+        self._compaction = compaction
+        self._kept = kept
+        self.upstream = compaction.upstream
+
+    def request(self, model: str, bound: str = "") -> Json:
+        return self._compaction.request(model, bound)
+
+    def response(self, body: Json) -> Json:
+        answer = self._compaction.response(body)
+        output = answer.get("output") or []
+        if answer.get("status") != "completed" or not output:
+            raise UpstreamError("the upstream wrote no summary")
+        return {"id": answer.get("id"), "object": "response.compaction",
+                "created_at": answer.get("created_at"), "output": [*self._kept, *output],
+                "usage": answer.get("usage")}
+
+    def stream(self) -> CompactionStream:
+        return self._compaction.stream()
+
+    def error(self, status: int, body: bytes) -> bytes:
+        return self._compaction.error(status, body)

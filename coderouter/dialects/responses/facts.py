@@ -8,14 +8,14 @@ from ...errors import GatewayError
 from .. import ir
 from ..chat.facts import OpenAIDialect, names_effort
 from ..codec import Codec
-from ..dialect import Json, content_parts, conversation_of, positive, tool_types
+from ..dialect import Json, Name, content_parts, conversation_of, positive, tool_types
 from ..envelope import sealer
 from . import CODEC, compaction
 from .items import decode_usage, failed_event
 
 
 class Responses(OpenAIDialect):
-    name = "responses"
+    name: ClassVar[Name] = "responses"
     issuer = "responses"
     codec: ClassVar[Codec | None] = CODEC
     terminal = (b"response.completed", b"response.incomplete", b"response.failed")
@@ -72,4 +72,20 @@ class Responses(OpenAIDialect):
         return failed_event(error.message, error.code)
 
 
+class ResponsesCompact(Responses):
+    """``POST /responses/compact`` (older Codex): a Responses request whose answer is a
+    whole JSON ``response.compaction`` with the compacted history as ``output``."""
+
+    name: ClassVar[Name] = "responses_compact"
+    codec: ClassVar[Codec | None] = None
+    compacts = "responses"
+
+    def asks_compaction(self, payload: Json) -> bool:
+        return False  # every request does: the route, not the payload, says so
+
+    def takes_cache_key(self, base_url: str) -> bool:
+        return False  # the route takes only what Codex sends it
+
+
 RESPONSES = Responses()
+RESPONSES_COMPACT = ResponsesCompact()
