@@ -9,17 +9,13 @@ import aiohttp
 import orjson
 import pytest
 
+from tests import test_compaction
 from tests.conftest import ALICE, Running
-from tests.test_compaction import (  # noqa: F401  (fixtures)
-    HISTORY,
-    KINDS,
-    SHELL,
-    Upstreams,
-    asked_for_summary,
-    gateway,
-    opened,
-    upstreams,
-)
+from tests.test_compaction import HISTORY, KINDS, SHELL, Upstreams, asked_for_summary, opened
+
+#: test_compaction's gateway: a channel of every kind, a group per kind
+upstreams = test_compaction.upstreams
+gateway = test_compaction.gateway
 
 COMPACTED = {"id": "resp_c1", "object": "response.compaction", "created_at": 1,
              "output": [HISTORY[1], {"type": "compaction", "id": "cmp_1",
