@@ -117,3 +117,22 @@ async def test_close_flushes_everything(tmp_path: Path) -> None:
         writer.add(record(n))
     await writer.close()
     assert len(stored(tmp_path / "u.sqlite")) == 500
+
+
+async def test_read_flushed_sees_exactly_the_rows_added_before_it(tmp_path: Path) -> None:
+    """`read_flushed` writes the queue, then reads before any later row is written, even with
+    a full batch waking the writer meanwhile; the later rows are written after it."""
+    writer = UsageWriter(str(tmp_path / "u.sqlite"), batch=5, interval=0.01)
+    await writer.open()
+    for n in range(3):
+        writer.add(record(n))
+
+    async def read() -> int:
+        for n in range(3, 13):  # two full batches while the read is under way
+            writer.add(record(n))
+        await asyncio.sleep(0.1)
+        rows = await writer.fetch("SELECT count(*) FROM usage", ())
+        return int(rows[0][0])
+    assert await writer.read_flushed(read) == 3
+    await writer.close()
+    assert len(stored(tmp_path / "u.sqlite")) == 13
