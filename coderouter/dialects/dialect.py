@@ -87,6 +87,17 @@ def conversation_of(system: Any, turns: Any) -> tuple[Any, list[Any]]:
     return system, said
 
 
+def system_of(system: Any, turns: Any) -> Any:
+    """The system prompt as sent: *system*, else a leading system or developer turn (read
+    without walking the conversation: a request's background check stays O(1))."""
+    if system is not None or not isinstance(turns, list) or not turns:
+        return system
+    first = turns[0]
+    if isinstance(first, dict) and first.get("role") in ("system", "developer"):
+        return first.get("content")
+    return None
+
+
 class Dialect:
     """One wire dialect's facts; the defaults are those of a dialect that says nothing."""
 
@@ -153,6 +164,10 @@ class Dialect:
         """(system prompt, the content of each user message) as sent, which a session
         without an id is derived from."""
         return None, []
+
+    def system_prompt(self, payload: Json) -> Any:
+        """The system prompt as sent, cheaply (`system_of`); None when there is none."""
+        return None
 
     def unseal(self, payload: Json) -> Json:
         """*payload* with the state the gateway sealed into an earlier answer opened."""

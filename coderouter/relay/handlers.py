@@ -287,7 +287,7 @@ def _exchange(request: web.Request, config: Config, token: Token, facts: Facts,
     rule = first_rule(route, traits(facts, payload, prompt, record.client)) \
         if route.rules else None
     record.rule = rule.name if rule is not None else None
-    record.background = int(is_background(model, facts.conversation(payload)[0]))
+    record.background = int(is_background(model, facts.system_prompt(payload)))
     return Exchange(request=request, dialect=facts.name, payload=payload, route=route,
                     record=record, scrubber=config.scrubber, limits=config.limits,
                     raw=body if raw else None, prompt_estimate=prompt,

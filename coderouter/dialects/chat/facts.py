@@ -11,7 +11,15 @@ import orjson
 from ...errors import GatewayError, Kind
 from .. import ir
 from ..codec import Codec
-from ..dialect import Dialect, Json, content_parts, conversation_of, positive, tool_types
+from ..dialect import (
+    Dialect,
+    Json,
+    content_parts,
+    conversation_of,
+    positive,
+    system_of,
+    tool_types,
+)
 from . import CODEC
 from .response import decode_usage
 
@@ -97,6 +105,9 @@ class Chat(OpenAIDialect):
 
     def conversation(self, payload: Json) -> tuple[Any, list[Any]]:
         return conversation_of(None, payload.get("messages"))
+
+    def system_prompt(self, payload: Json) -> Any:
+        return system_of(None, payload.get("messages"))
 
     def drop_reasoning(self, body: Json) -> None:
         for key in ("reasoning_effort", "reasoning", "thinking"):

@@ -57,6 +57,9 @@ class GeminiDialect(Dialect):
     def conversation(self, payload: Json) -> tuple[Any, list[Any]]:
         return conversation_of(payload.get("systemInstruction") or None, payload.get("contents"))
 
+    def system_prompt(self, payload: Json) -> Any:
+        return payload.get("systemInstruction") or None
+
     def error_body(self, error: GatewayError) -> bytes:
         """Google's ``{"error": {code, message, status}}``."""
         return error_body(error.status, error.message)

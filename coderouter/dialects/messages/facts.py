@@ -66,6 +66,9 @@ class AnthropicDialect(Dialect):
     def conversation(self, payload: Json) -> tuple[Any, list[Any]]:
         return conversation_of(payload.get("system") or None, payload.get("messages"))
 
+    def system_prompt(self, payload: Json) -> Any:
+        return payload.get("system") or None
+
     def error_body(self, error: GatewayError) -> bytes:
         """``{"type": "error", "error": {type, message}}``, Anthropic's shape."""
         return dumps({"type": "error", "error": {"type": ANTHROPIC_TYPES[error.kind],

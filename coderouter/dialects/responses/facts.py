@@ -8,7 +8,15 @@ from ...errors import GatewayError
 from .. import ir
 from ..chat.facts import OpenAIDialect, names_effort
 from ..codec import Codec
-from ..dialect import Json, Name, content_parts, conversation_of, positive, tool_types
+from ..dialect import (
+    Json,
+    Name,
+    content_parts,
+    conversation_of,
+    positive,
+    system_of,
+    tool_types,
+)
 from ..envelope import sealer
 from . import CODEC, compaction
 from .items import decode_usage, failed_event
@@ -44,6 +52,9 @@ class Responses(OpenAIDialect):
 
     def conversation(self, payload: Json) -> tuple[Any, list[Any]]:
         return conversation_of(payload.get("instructions") or None, payload.get("input"))
+
+    def system_prompt(self, payload: Json) -> Any:
+        return system_of(payload.get("instructions") or None, payload.get("input"))
 
     def unseal(self, payload: Json) -> Json:
         """Codex's compacted history: the summaries the gateway sealed, opened."""
