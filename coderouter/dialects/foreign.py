@@ -56,7 +56,8 @@ class _Restorer:
             if key in _SLOTS and isinstance(item, str) and item.startswith(TAG):
                 state = self._state(item)
                 if state is None:
-                    if obj.get("type") in _HOLDERS:
+                    kind = obj.get("type")
+                    if isinstance(kind, str) and kind in _HOLDERS:
                         return _DROP
                     continue  # a signature on a part that stands without it
                 restored = state

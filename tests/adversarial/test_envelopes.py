@@ -130,3 +130,23 @@ async def test_no_one_reads_what_an_envelope_holds(
     assert OPENAI_STATE.encode() not in sealed and b"private plan" not in sealed
     with pytest.raises(zlib.error):
         zlib.decompress(sealed)
+
+
+async def test_forged_or_odd_envelopes_on_a_pass_through_are_dropped(
+        start_gateway: StartGateway, make_upstream: MakeUpstream,
+        anthropic_upstream: FakeAnthropic, tmp_path: Path) -> None:
+    """Strings that merely look like envelopes (a forged MAC, a block whose type is a list)
+    never reach the upstream, and are no 500."""
+    gpt, gpt2 = await make_upstream(), await make_upstream()
+    gateway = await start_gateway(config(gpt, gpt2, anthropic_upstream, tmp_path))
+    forged = "crenv1.AAAA.AAAAAAAAAAAAAAAAAAAAAA"
+    await messages(gateway, ALICE, {"model": "claude", "max_tokens": 5, "messages": [
+        ASK, {"role": "assistant", "content": [
+            {"type": "thinking", "thinking": "x", "signature": forged},
+            {"type": ["thinking"], "signature": forged, "text": "kept"},
+            {"type": "text", "text": "Sunny."}]},
+        {"role": "user", "content": "thanks"}]})
+    sent = anthropic_upstream.seen[-1]
+    assert b"crenv1" not in sent.body
+    assert sent.json["messages"][1]["content"] == [
+        {"type": ["thinking"], "text": "kept"}, {"type": "text", "text": "Sunny."}]

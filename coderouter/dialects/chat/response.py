@@ -31,7 +31,7 @@ def _finish(reason: Any, has_tool_calls: bool) -> ir.FinishReason:
     """Tool calls win over the plain "stop" some servers send with them."""
     if has_tool_calls and reason in (None, "stop"):
         return "tool_calls"
-    return _FINISH_IN.get(reason or "stop", "stop")
+    return _FINISH_IN.get(reason, "stop") if isinstance(reason, str) else "stop"
 
 
 def decode_usage(raw: Any) -> ir.Usage | None:

@@ -7,7 +7,7 @@ from dataclasses import replace
 from typing import Any
 
 from .. import ir
-from ..wire import Json, count, need_dict, need_list
+from ..wire import Json, count, need_dict, need_list, typed
 from .request import _decode_content, _encode_block
 
 _STOP_IN: dict[str, ir.FinishReason] = {
@@ -71,7 +71,8 @@ def decode_response(body: dict[str, Any]) -> ir.Response:
     stop = body.get("stop_sequence")
     return ir.Response(id=str(body.get("id") or uuid.uuid4().hex),
                        model=str(body.get("model") or ""), parts=parts,
-                       finish=_STOP_IN.get(body.get("stop_reason") or "end_turn", "stop"),
+                       finish=_STOP_IN.get(typed(body.get("stop_reason"), str, "end_turn"),
+                                           "stop"),
                        usage=decode_usage(body.get("usage")),
                        stop_sequence=stop if isinstance(stop, str) else None)
 

@@ -100,7 +100,7 @@ class MessagesStreamDecoder:
 
     def _on_message_delta(self, obj: Json) -> list[ir.Event]:
         delta = typed(obj.get("delta"), dict, {})
-        if delta.get("stop_reason"):
+        if isinstance(delta.get("stop_reason"), str):
             self._stop = _STOP_IN.get(delta["stop_reason"], "stop")
         if isinstance(delta.get("stop_sequence"), str):
             self._stop_sequence = delta["stop_sequence"]
