@@ -8,7 +8,7 @@ Adding a usage column takes two lines:
 
 1. append ``AddColumn("session", "text")`` to `MIGRATIONS` (never edit or reorder a released
    entry: its version is its position);
-2. add the field, with a default, at the end of `coderouter.usage.Record`.
+2. add the field, with a default, at the end of `coderouter.usage.record.Record`.
 
 Rows written before the migration get the column's default (NULL unless *default* is given).
 """
