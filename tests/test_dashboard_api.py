@@ -352,11 +352,17 @@ async def test_alerts_name_cooling_targets_full_quotas_and_a_failed_reload(
     assert {k: quota[k] for k in ("kind", "scope", "name", "period", "fullness")} == {
         "kind": "quota", "scope": "token", "name": "dave", "period": "day", "fullness": 1.0}
     assert dave.encode() not in raw
+    upstream.then(status=429, headers={"Retry-After": "120"})  # up's only key cools
+    assert await chat(gateway.url, ALICE) == 502
+    _, body, _ = await get(gateway.url + "/admin/alerts", ADMIN)
+    keys = [a for a in body["alerts"] if a["kind"] == "keys"]
+    assert [(a["channel"], a["keys"]) for a in keys] == [("up", 1)]
+    assert body["now"] + 110 < keys[0]["until"] <= body["now"] + 120
     gateway.config_path.write_text(yaml.safe_dump(config))
     gateway.state.holder.reload("test")  # the same config as before: unchanged, not failed
     gateway.state.health.succeeded(gateway.state.holder.current.routes["flaky"].targets[0])
     _, body, _ = await get(gateway.url + "/admin/alerts", ADMIN)
-    assert [a["kind"] for a in body["alerts"]] == ["quota"]
+    assert [a["kind"] for a in body["alerts"]] == ["keys", "quota"]
 
 
 async def test_channels_count_requests_and_streams_in_flight(

@@ -106,6 +106,12 @@
           h("strong", null, `${a.channel} → ${a.model}`), " cooling down, back in ",
           h("span", {class: "countdown", "data-until": a.until}, ""));
       }
+      if (a.kind === "keys") {
+        return h("div", {class: "alert bad", "data-kind": "keys", "data-channel": a.channel,
+                         "data-until": a.until},
+          h("strong", null, a.channel), ` every key (${a.keys}) cooling down, first back in `,
+          h("span", {class: "countdown", "data-until": a.until}, ""));
+      }
       const full = a.fullness >= 1;
       return h("div", {class: `alert ${full ? "bad" : "warn"}`, "data-kind": "quota",
                        "data-scope": a.scope, "data-name": a.name, "data-period": a.period},
