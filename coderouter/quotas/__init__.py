@@ -20,5 +20,5 @@ def quotas_for(config: Config, store: UsageStore, health: Health,
     this process's memory; both rebuilt from *store*'s usage table."""
     if config.state.redis is None:
         return MemoryQuotas(table_source(store), clock)
-    from .redis import SharedLimiter  # needs the redis extra
-    return SharedLimiter(config.state, store=store, config=current, health=health, clock=clock)
+    from .redis import RedisQuotas  # needs the redis extra
+    return RedisQuotas(config.state, store=store, config=current, health=health, clock=clock)

@@ -1,6 +1,6 @@
 """Quotas, rate limits, reservations and cooldowns shared by every process through Redis.
 
-`SharedLimiter` admits a request with one Lua script (every quota and rate limit of the
+`RedisQuotas` admits a request with one Lua script (every quota and rate limit of the
 token and its group checked, the estimate reserved, the rate-limit headers computed, all
 atomically) and settles it with another, run in the background so the caller never waits for
 it. Each process renews the leases of its reservations; those of a process that died expire
@@ -83,7 +83,7 @@ class SharedReservation:
     __slots__ = ("_id", "_limiter", "_settled", "cost", "headers", "local", "names", "scopes",
                  "tokens")
 
-    def __init__(self, limiter: SharedLimiter, rid: str, scopes: tuple[str, ...],
+    def __init__(self, limiter: RedisQuotas, rid: str, scopes: tuple[str, ...],
                  headers: dict[str, str], tokens: int, cost: float) -> None:
         self._limiter = limiter
         self._id = rid
@@ -119,7 +119,7 @@ class _LocalReservation:
 
     __slots__ = ("_inner", "_limiter", "_scopes", "headers")
 
-    def __init__(self, limiter: SharedLimiter, inner: Reservation,
+    def __init__(self, limiter: RedisQuotas, inner: Reservation,
                  scopes: tuple[str, ...]) -> None:
         self._limiter = limiter
         self._inner = inner
@@ -141,7 +141,7 @@ class _LocalReservation:
                                            self._scopes, tokens, cost, forwarded, at))
 
 
-class SharedLimiter:
+class RedisQuotas:
     """Admission, settlement, usage reports and cooldowns in Redis (see the module doc)."""
 
     def __init__(self, state: State, *, store: UsageStore, config: Callable[[], Config],
