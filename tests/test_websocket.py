@@ -10,6 +10,7 @@ import aiohttp
 import orjson
 import pytest
 
+from coderouter.dialects.responses import socket
 from tests import fakes
 from tests.conftest import (
     ALICE,
@@ -168,3 +169,55 @@ async def test_stopping_gateway_closes_the_socket(gateway: Running) -> None:
         await asyncio.wait_for(gateway.stop(), 30)
         message = await asyncio.wait_for(ws.receive(), 10)
         assert message.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED)
+
+
+def test_history_keeps_the_last_responses() -> None:
+    """A connection continues any of its last `KEPT` completed responses, not older ones."""
+    history = socket.History()
+    for n in range(socket.KEPT + 1):
+        history.answered(f"resp_{n}", {"input": [user(str(n))]}, [{"type": "message", "n": n}])
+    with pytest.raises(socket.UnknownResponse):
+        history.request(create("m", [], previous_response_id="resp_0"))
+    payload, generate = history.request(create("m", [user("next")],
+                                               previous_response_id="resp_1"))
+    assert generate and payload["input"] == [user("1"), {"type": "message", "n": 1},
+                                             user("next")]
+    assert payload["stream"] is True and "client_metadata" not in payload
+
+
+async def test_binary_frames_and_oversized_requests_are_error_frames(
+        start_gateway: StartGateway, upstream: FakeUpstream, tmp_path: Path) -> None:
+    config = base_config(upstream.url, tmp_path)
+    config["limits"] = {"max_body": 4096}
+    gateway = await start_gateway(config)
+    async with aiohttp.ClientSession() as http, http.ws_connect(
+            gateway.url + "/v1/responses", headers=AUTH) as ws:
+        await ws.send_bytes(b"{}")
+        binary = orjson.loads((await ws.receive()).data)
+        assert (binary["status"], binary["error"]["code"]) == (400, "invalid_request")
+        first = await answer(ws, create("smart", [user("x" * 3000)]))
+        rid = first[-1]["response"]["id"]
+        [big] = await answer(ws, create("smart", [user("y" * 3000)], previous_response_id=rid))
+        assert (big["status"], big["error"]["code"]) == (413, "request_too_large")
+        done = await answer(ws, create("smart", [user("z")], previous_response_id=rid))
+        assert done[-1]["type"] == "response.completed"
+    assert [r["status"] for r in await gateway.rows()] == [200, 200]
+
+
+async def test_caller_leaving_mid_stream_is_a_499_row(gateway: Running,
+                                                      upstream: FakeUpstream) -> None:
+    """A caller whose connection drops mid-answer: the row says so (a clean close frame
+    waits for the answer being written, which then ends as a 200)."""
+    upstream.then(chunk_delay=0.3)
+    async with aiohttp.ClientSession() as http:
+        ws = await http.ws_connect(gateway.url + "/v1/responses", headers=AUTH)
+        await ws.send_str(orjson.dumps(create("smart", [user("x")])).decode())
+        first = orjson.loads((await asyncio.wait_for(ws.receive(), 10)).data)
+        assert first["type"] == "response.created"
+        ws._response.connection.transport.abort()  # type: ignore[union-attr]
+    for _ in range(100):
+        rows = await gateway.rows()
+        if rows:
+            break
+        await asyncio.sleep(0.05)
+    assert [(r["status"], r["error"]) for r in rows] == [(499, "client disconnected")]

@@ -10,6 +10,7 @@ response) is `dialects.responses.socket`'s.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import weakref
 from typing import Any
@@ -63,6 +64,8 @@ async def responses_socket(request: web.Request) -> web.StreamResponse:
                 await connection.serve(message.data)
             elif message.type == WSMsgType.BINARY:
                 await connection.refuse(InvalidRequest("frames must be JSON text"))
+    except ConnectionResetError:
+        pass  # the caller left while a frame was answered: its row says so
     finally:
         log.info("responses websocket from %s closed after %d frames", request.remote,
                  connection.frames)
@@ -111,6 +114,11 @@ class _Connection:
                 await self._warm_up(payload)
         except GatewayError as exc:
             await self.refuse(exc)
+        except (ConnectionResetError, asyncio.CancelledError):
+            raise
+        except Exception:  # the relay recorded it (500); the socket serves on
+            log.exception("responses websocket frame failed")
+            await self.refuse(GatewayError("internal error"))
 
     async def _warm_up(self, payload: dict[str, Any]) -> None:
         """A frame that asks for no answer: the model is checked, no upstream called."""
