@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import aiohttp
@@ -54,3 +55,47 @@ async def test_channel_goes_through_the_proxy_from_the_environment(
     [seen] = upstream.seen
     assert seen.headers["Host"] == "upstream.invalid"
     assert seen.path == "/v1/chat/completions"
+
+
+async def test_a_kept_alive_connection_the_upstream_dropped_is_replaced_not_failed(
+        start_gateway: StartGateway, tmp_path: Path) -> None:
+    """An upstream that closes a kept-alive connection as the next request arrives (its idle
+    timeout racing ours): the request goes once more on a new connection, in the same
+    attempt, and the key is not cooled down."""
+    answer = (b'{"id":"c","object":"chat.completion","model":"m","choices":[{"index":0,'
+              b'"message":{"role":"assistant","content":"hi"},"finish_reason":"stop"}],'
+              b'"usage":{"prompt_tokens":3,"completion_tokens":1,"total_tokens":4}}')
+    connections = []
+
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        connections.append(writer)
+        served = 0
+        while True:
+            head = await reader.readuntil(b"\r\n\r\n")
+            length = int(head.lower().split(b"content-length: ", 1)[1].split(b"\r\n")[0])
+            await reader.readexactly(length)
+            if served:  # the second request on this connection: drop it unanswered
+                writer.close()
+                return
+            served += 1
+            writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+                         b"Content-Length: %d\r\n\r\n%s" % (len(answer), answer))
+            await writer.drain()
+
+    server = await asyncio.start_server(serve, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        gateway = await start_gateway(base_config(f"http://127.0.0.1:{port}/v1", tmp_path))
+        async with aiohttp.ClientSession() as http:
+            for _ in range(2):
+                async with http.post(gateway.url + "/v1/chat/completions",
+                                     json={"model": "smart"},
+                                     headers={"Authorization": f"Bearer {ALICE}"}) as resp:
+                    assert resp.status == 200
+        rows = await gateway.rows()
+        assert [(r["status"], r["attempts"], r["error"]) for r in rows] == \
+            [(200, 1, None), (200, 1, None)]
+        assert len(connections) == 2
+    finally:
+        server.close()
+        await server.wait_closed()

@@ -12,7 +12,6 @@ from collections.abc import Awaitable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
-import aiohttp
 from multidict import CIMultiDict
 
 from .forwarding import NEVER, policy
@@ -136,7 +135,5 @@ class Kind:
     def send(self, pools: Pools, call: Call) -> Awaitable[Response]:
         """POST *call* on its channel's pool; await it for the upstream's response head."""
         channel = call.channel
-        return pools.post(channel, self.url(call), data=call.data, headers=self.headers(call),
-                          allow_redirects=False,  # a redirect would re-send the key elsewhere
-                          timeout=aiohttp.ClientTimeout(
-                              total=None, sock_connect=channel.timeout.connect))
+        return pools.post(channel, self.url(call), call.data, self.headers(call),
+                          channel.timeout.connect)  # redirects are never followed

@@ -11,7 +11,9 @@ from collections.abc import Iterable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import urlsplit
 
-import aiohttp
+from multidict import CIMultiDict
+
+from .lean import LeanResponse, Pool
 
 if TYPE_CHECKING:
     from ..config import Channel
@@ -58,7 +60,7 @@ def proxy_for(base_url: str) -> str | None:
 
 
 class Pools:
-    """One aiohttp ClientSession (a keep-alive pool) per channel name.
+    """One keep-alive `lean.Pool` per channel name.
 
     Requests hold a `lease` on their channel's pool while they use it. A reload that removes
     or disables a channel `retain`s only the live channels: the pool of a dropped one closes
@@ -70,32 +72,26 @@ class Pools:
 
     def __init__(self, limit: int = 2048) -> None:
         self.limit = limit
-        self._sessions: dict[str, aiohttp.ClientSession] = {}
+        self._sessions: dict[str, Pool] = {}
         self._leases: Counter[str] = Counter()
         self._retiring: set[str] = set()
         self._closing: set[asyncio.Task[None]] = set()
         self._proxies: dict[str, str | None] = {}
 
-    def session(self, channel: Channel) -> aiohttp.ClientSession:
+    def session(self, channel: Channel) -> Pool:
         session = self._sessions.get(channel.name)
         if session is None or session.closed:
-            connector = aiohttp.TCPConnector(
-                limit=self.limit, limit_per_host=0, keepalive_timeout=60, ttl_dns_cache=300)
-            session = aiohttp.ClientSession(
-                connector=connector, trust_env=False, cookie_jar=aiohttp.DummyCookieJar(),
-                # no total cap: streams run long; connect and first-byte limits are set per
-                # request from the live config, so a reload changes them at once
-                timeout=aiohttp.ClientTimeout(total=None),
-                skip_auto_headers=("User-Agent",))
-            self._sessions[channel.name] = session
+            session = self._sessions[channel.name] = Pool(self.limit)
         return session
 
-    def post(self, channel: Channel, url: str, **options: Any) -> Any:
-        """POST on *channel*'s pool, through its proxy if it has one; await or `async with`."""
+    async def post(self, channel: Channel, url: str, data: bytes, headers: CIMultiDict[str],
+                   connect_timeout: float | None) -> LeanResponse:
+        """POST on *channel*'s pool, through its proxy if it has one; the answer's head."""
         base = channel.base_url
         if base not in self._proxies:
             self._proxies[base] = proxy_for(base)
-        return self.session(channel).post(url, proxy=self._proxies[base], **options)
+        return await self.session(channel).post(url, data, headers, connect_timeout,
+                                                self._proxies[base])
 
     @contextlib.contextmanager
     def lease(self, name: str) -> Iterator[None]:
@@ -134,5 +130,5 @@ class Pools:
         sessions, self._sessions = list(self._sessions.values()), {}
         await asyncio.gather(*(s.close() for s in sessions), *self._closing)
 
-    def names(self) -> Mapping[str, aiohttp.ClientSession]:
+    def names(self) -> Mapping[str, Pool]:
         return self._sessions
