@@ -204,20 +204,25 @@ async def test_binary_frames_and_oversized_requests_are_error_frames(
     assert [r["status"] for r in await gateway.rows()] == [200, 200]
 
 
-async def test_caller_leaving_mid_stream_is_a_499_row(gateway: Running,
-                                                      upstream: FakeUpstream) -> None:
-    """A caller whose connection drops mid-answer: the row says so (a clean close frame
-    waits for the answer being written, which then ends as a 200)."""
+@pytest.mark.parametrize("leave", ["close", "drop"])
+async def test_caller_leaving_mid_stream_is_a_499_row(gateway: Running, upstream: FakeUpstream,
+                                                      leave: str) -> None:
+    """A caller that closes the socket (or whose connection drops) mid-answer: the answer
+    ends there and its row says so."""
     upstream.then(chunk_delay=0.3)
     async with aiohttp.ClientSession() as http:
         ws = await http.ws_connect(gateway.url + "/v1/responses", headers=AUTH)
         await ws.send_str(orjson.dumps(create("smart", [user("x")])).decode())
         first = orjson.loads((await asyncio.wait_for(ws.receive(), 10)).data)
         assert first["type"] == "response.created"
-        ws._response.connection.transport.abort()  # type: ignore[union-attr]
+        if leave == "close":
+            await ws.close()
+        else:
+            ws._response.connection.transport.abort()  # type: ignore[union-attr]
     for _ in range(100):
         rows = await gateway.rows()
         if rows:
             break
         await asyncio.sleep(0.05)
     assert [(r["status"], r["error"]) for r in rows] == [(499, "client disconnected")]
+    assert upstream.cancelled == 1  # the upstream's answer was not waited for

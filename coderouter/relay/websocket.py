@@ -11,6 +11,7 @@ response) is `dialects.responses.socket`'s.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import weakref
 from typing import Any
@@ -29,6 +30,8 @@ from .stream import STREAM_SINK
 
 log = logging.getLogger("coderouter.relay.websocket")
 
+#: Frames read ahead of the one being answered (Codex sends one at a time).
+_QUEUED = 8
 _SOCKETS: web.AppKey[weakref.WeakSet[web.WebSocketResponse]] = web.AppKey("websockets")
 #: Upgrade headers a frame's request does without: the WebSocket's own, and the beta that
 #: asked for it (an upstream spoken to over HTTP must not read it).
@@ -58,15 +61,20 @@ async def responses_socket(request: web.Request) -> web.StreamResponse:
     await socket.prepare(request)
     request.app[_SOCKETS].add(socket)
     connection = _Connection(template, socket)
-    try:
+    frames: asyncio.Queue[str | None] = asyncio.Queue(_QUEUED)
+    worker = asyncio.create_task(connection.work(frames))
+    try:  # read on while a frame is answered: pings get their pongs, a close is seen
         async for message in socket:
+            if worker.done():
+                break
             if message.type == WSMsgType.TEXT:
-                await connection.serve(message.data)
+                await frames.put(message.data)
             elif message.type == WSMsgType.BINARY:
-                await connection.refuse(InvalidRequest("frames must be JSON text"))
-    except ConnectionResetError:
-        pass  # the caller left while a frame was answered: its row says so
+                await frames.put(None)
     finally:
+        worker.cancel()  # the caller left: a frame still answered ends as a 499 row
+        with contextlib.suppress(asyncio.CancelledError):
+            await worker
         log.info("responses websocket from %s closed after %d frames", request.remote,
                  connection.frames)
     return socket
@@ -92,6 +100,18 @@ class _Connection:
         self.socket = socket
         self.history = History()
         self.frames = 0
+
+    async def work(self, frames: asyncio.Queue[str | None]) -> None:
+        """Answer the frames in the order they came, one at a time."""
+        try:
+            while True:
+                text = await frames.get()
+                if text is None:
+                    await self.refuse(InvalidRequest("frames must be JSON text"))
+                else:
+                    await self.serve(text)
+        except ConnectionResetError:
+            return  # the caller left while a frame was answered: its row says so
 
     async def serve(self, text: str) -> None:
         """Answer one frame: its events, or an error frame."""
