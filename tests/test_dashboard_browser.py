@@ -101,7 +101,9 @@ def served() -> Iterator[Served]:
              "keys": CHANNEL_KEYS}],
         "model_groups": [
             {"name": "smart", "targets": [{"channel": "mock", "model": "mock-1"}],
-             "price": {"input": 1.0, "output": 2.0}},
+             "price": {"input": 1.0, "output": 2.0},
+             "rules": [{"name": "long", "when": {"prompt_tokens_over": 100_000},
+                        "targets": [{"channel": "mock", "model": "mock-long"}]}]},
             {"name": "flaky", "cooldown": "1h", "targets": [
                 {"channel": "dead", "model": "dead-model", "priority": 0},
                 {"channel": "mock", "model": "mock-1", "priority": 1}]}],
@@ -341,7 +343,15 @@ def test_dashboard_channels_quotas_requests_config(served: Served,
     assert attrs(browser, dead, "data-state", "data-model") == [["cooling", "dead-model"]]
     assert text(browser, f"{dead} .state").startswith("cooling until ")
     assert attrs(browser, f"{dead} .chip", "text") == [["#0 ready"], ["#1 ready"]]
-    mock = "[data-group=smart] tr.target[data-channel=mock]"
+    # the request that failed over from dead counts on dead, with its error
+    cells = [t for (t,) in attrs(browser, f"{dead} td", "text")]
+    assert cells[4:6] == ["1", "100.0%"], cells
+    assert " 502: upstream connection failed: ClientConnectorError" in cells[-1], cells
+    long = "[data-group=smart] tr.target[data-rule=long]"
+    assert attrs(browser, long, "data-channel", "data-model", "data-state") == [
+        ["mock", "mock-long", "healthy"]]
+    assert text(browser, "[data-group=smart] h4.rule") == "rule long"
+    mock = "[data-group=smart] tr.target[data-channel=mock]:not([data-rule])"
     assert attrs(browser, mock, "data-state") == [["healthy"]]
 
     rows = served.rows()
