@@ -31,7 +31,7 @@ _CLAUSES = {"ClauseEquals": ("equals", "equals"), "ClauseStartsWith": ("starts_w
 
 def catalog_from(providers: list[Any], version: str) -> dict[str, Any]:
     """The catalog document of genai-prices' *providers*: each model's standard token price
-    (a time-of-day discount is not applied; prompt-length tiers are kept)."""
+    (of time-of-day prices, the one in force most of the day; prompt-length tiers kept)."""
     return {
         "source": f"genai-prices {version}",
         "written": dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
@@ -51,6 +51,13 @@ def _model(model: Any) -> dict[str, Any] | None:
     if "input" not in price or "output" not in price:
         return None
     tiers = _tiers(prices)
+    # a provider without cache-write prices bills writes as input, as genai-prices does (our
+    # YAML default of 1.25x and 2x input is Anthropic's)
+    missing = [w for w in ("cache_write_5m", "cache_write_1h") if w not in price]
+    for rates in (price, *tiers):
+        if "input" in rates:
+            for write in missing:
+                rates[write] = rates.get("cache_write_5m", rates["input"])
     return {"id": model.id, "match": _clause(model.match),
             "price": {**price, "tiers": tiers} if tiers else price}
 
@@ -66,16 +73,18 @@ def _tiers(prices: Any) -> list[dict[str, Any]]:
 
 
 def _standing(conditional: list[Any]) -> Any:
-    """Of conditional prices, the one in force now (the last whose start date has passed),
-    or a time-of-day rate when it is dearer: a discount hour is not billed as the rule."""
-    now = dt.datetime.now(dt.UTC)
-    hours = [c.prices for c in conditional if type(c.constraint).__name__ ==
-             "TimeOfDateConstraint"]
-    dated = [c for c in conditional if type(c.constraint).__name__ != "TimeOfDateConstraint"]
-    standing = next((c.prices for c in reversed(dated)
-                     if c.constraint is None or c.constraint.active(now)),
-                    conditional[0].prices)
-    return max([standing, *hours], key=lambda p: _number(getattr(p, "input_mtok", None)) or 0)
+    """Of conditional prices, the one in force for most of today (UTC), as genai-prices
+    picks them (the last whose condition holds, else the first): a rate for a few hours
+    (DeepSeek's peak or off-peak) is not billed as the rule."""
+    today = dt.datetime.now(dt.UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    minutes: dict[int, int] = {}
+    for minute in range(0, 24 * 60, 5):
+        moment = today + dt.timedelta(minutes=minute)
+        chosen = next((i for i in reversed(range(len(conditional)))
+                       if conditional[i].constraint is None
+                       or conditional[i].constraint.active(moment)), 0)
+        minutes[chosen] = minutes.get(chosen, 0) + 5
+    return conditional[max(minutes, key=lambda i: minutes[i])].prices
 
 
 def _number(value: Any) -> float | None:

@@ -144,3 +144,32 @@ def test_catalog_tiers_bill_as_genai_prices_does(tmp_path: Path) -> None:
             provider_id="anthropic").total_price
         assert price.cost(prompt, 500, prompt // 2, prompt // 10) == pytest.approx(
             float(theirs))
+
+
+def test_the_catalog_bills_as_genai_prices_for_every_model_of_the_main_providers(
+        tmp_path: Path) -> None:
+    """Every model of Anthropic, OpenAI, Google, Mistral and xAI (those without time-of-day
+    prices), below and above a long-context tier, with cache reads and writes."""
+    genai_prices = pytest.importorskip("genai_prices")
+    from coderouter.prices_cli import catalog_from
+
+    document = catalog_from(list(genai_prices.data.providers), genai_prices.__version__)
+    catalog = read_catalog(written(tmp_path, document))
+    compared = 0
+    for provider in genai_prices.data.providers:
+        if provider.id not in ("anthropic", "openai", "google", "mistral", "x-ai"):
+            continue
+        for model in provider.models:
+            price = catalog.price("", model.id, provider.id)
+            if price is None or isinstance(model.prices, list):
+                continue
+            for prompt in (1_000, 250_000):
+                usage = genai_prices.Usage(input_tokens=prompt, output_tokens=500,
+                                           cache_read_tokens=prompt // 2,
+                                           cache_write_tokens=prompt // 10)
+                theirs = genai_prices.calc_price(usage, model_ref=model.id,
+                                                 provider_id=provider.id).total_price
+                assert price.cost(prompt, 500, prompt // 2, prompt // 10) == pytest.approx(
+                    float(theirs)), (provider.id, model.id, prompt)
+                compared += 1
+    assert compared > 300
