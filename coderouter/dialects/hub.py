@@ -162,6 +162,8 @@ class Translation:
 
     def response(self, body: Json) -> Json:
         """The caller's answer for the upstream's *body*."""
+        if not isinstance(body, dict):
+            raise UpstreamError("upstream answer cannot be translated: not a JSON object")
         try:
             answer = self._bridge._upstream.decode_response(body)
         except CodecError as exc:

@@ -133,8 +133,9 @@ class ChatStreamDecoder:
         """The upstream's tool-call index, inferred from the id when a server omits it."""
         if isinstance(call.get("index"), int):
             return int(call["index"])
-        if call.get("id") in self._tool_ids:
-            return self._tool_ids[call["id"]]
+        call_id = call.get("id")
+        if isinstance(call_id, str) and call_id in self._tool_ids:
+            return self._tool_ids[call_id]
         if call.get("id") or not self._tools:
             return len(self._tools)
         return max(self._tools)

@@ -16,6 +16,12 @@ _CHARS_PER_TOKEN = 4
 # Streams
 
 
+def _block_index(obj: Json) -> int:
+    """An event's block ``index``; one that is not an integer counts as 0."""
+    index = obj.get("index")
+    return index if isinstance(index, int) and not isinstance(index, bool) else 0
+
+
 class MessagesStreamDecoder:
     """Messages SSE events in, neutral events out."""
 
@@ -73,14 +79,14 @@ class MessagesStreamDecoder:
             initial = dumps(block["input"]) if block.get("input") else ""
         else:
             return []  # server tool blocks: not part of the neutral answer
-        self._parts[int(obj.get("index") or 0)] = index
+        self._parts[_block_index(obj)] = index
         out: list[ir.Event] = [ir.PartStart(index, part)]
         if initial:
             out.append(ir.PartDelta(index, initial))
         return out
 
     def _on_block_delta(self, obj: Json) -> list[ir.Event]:
-        index = self._parts.get(int(obj.get("index") or 0))
+        index = self._parts.get(_block_index(obj))
         delta = obj.get("delta")
         if index is None or not isinstance(delta, dict):
             return []
@@ -95,7 +101,7 @@ class MessagesStreamDecoder:
         return []
 
     def _on_block_stop(self, obj: Json) -> list[ir.Event]:
-        index = self._parts.get(int(obj.get("index") or 0))
+        index = self._parts.get(_block_index(obj))
         return [ir.PartEnd(index)] if index is not None else []
 
     def _on_message_delta(self, obj: Json) -> list[ir.Event]:
