@@ -131,10 +131,11 @@ async def test_a_redis_outage_lets_no_more_through_than_the_quota(
         200: QUOTA, 429: 21 - (QUOTA - USED)}
 
 
+@pytest.mark.parametrize("how", ["kill", "pause"])
 async def test_requests_in_flight_when_redis_fails_still_count(
         start_gateway: StartGateway, upstream: FakeUpstream, tmp_path: Path, big_table: Path,
-        own_redis: Redis) -> None:
-    """3 of alice's requests are at the upstream when Redis is killed: with 6 used, 1 more
+        own_redis: Redis, how: str) -> None:
+    """3 of alice's requests are at the upstream when Redis goes away: with 6 used, 1 more
     is admitted, not 4."""
     gateway = await start_gateway(outage_config(upstream, tmp_path, big_table, own_redis))
     hold = asyncio.Event()
@@ -145,7 +146,7 @@ async def test_requests_in_flight_when_redis_fails_still_count(
         async def at_upstream(count: int) -> bool:
             return upstream.in_flight == count
         await until(lambda: at_upstream(3), "3 requests at the upstream")
-        fail(own_redis, "kill")
+        fail(own_redis, how)
         later = await spaced(http, gateway.url, 10)
 
         async def decided() -> bool:
