@@ -69,7 +69,8 @@ def _plain(value: Any) -> str:
     if isinstance(value, float):
         return f"{value:.1f}"
     text = str(value)
-    if any(c.isspace() or not c.isprintable() or c == '"' for c in text):
+    # every whitespace but the plain space is unprintable: one scan, not one per character
+    if not text.isprintable() or " " in text or '"' in text:
         return orjson.dumps(text).decode()
     return text
 
