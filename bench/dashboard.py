@@ -86,7 +86,9 @@ def fill(path: Path, rows: int, now: float, seed: int = 1) -> None:
                    "ttfb_ms": None if failed else rng.uniform(50, 2000), "attempts": 1,
                    "error": "upstream answered 502" if failed else None,
                    "client_ip": "127.0.0.1", "session": f"session-{i % 5000}",
-                   "client": ("claude-code", "codex", "sdk")[i % 3], "rule": None}
+                   "client": ("claude-code", "codex", "sdk")[i % 3], "rule": None,
+                   "cache_write_5m_tokens": 0, "cache_write_1h_tokens": prompt // 5,
+                   "background": int(i % 10 == 0)}
             batch.append(tuple(row[c] for c in COLUMNS))
             if len(batch) == 50_000:
                 db.executemany(insert, batch)

@@ -48,7 +48,8 @@ def test_usage_passes_when_the_caller_asked() -> None:
 
 
 def test_anthropic_usage_adds_cache_tokens_to_the_prompt() -> None:
-    """message_start gives input and cache tokens, message_delta the output."""
+    """message_start gives input and cache tokens, message_delta the output; a cache write
+    without its 5-minute/1-hour parts is a 5-minute write (Anthropic's default lifetime)."""
     meter = StreamMeter("messages")
     meter.feed(b'event: message_start\ndata: {"type":"message_start","message":{"usage":'
                b'{"input_tokens":10,"cache_creation_input_tokens":20,'
@@ -57,7 +58,7 @@ def test_anthropic_usage_adds_cache_tokens_to_the_prompt() -> None:
                b'"usage":{"output_tokens":42}}\n\n')
     assert not meter.done
     meter.feed(b'event: message_stop\ndata: {"type":"message_stop"}\n\n')
-    assert meter.usage == Usage(130, 42, 100)
+    assert meter.usage == Usage(130, 42, 100, write_5m=20)
     assert meter.done
 
 
