@@ -2,7 +2,7 @@
 property-based, against the real `coderouter serve` process and the real fake upstreams.
 
 Hypothesis takes a real answer of each upstream dialect (Chat, Messages, Responses, Gemini;
-whole bodies, and Chat and Messages stream events) and replaces one part of it by an
+whole bodies and stream events) and replaces one part of it by an
 arbitrary value or removes it; the upstream answers that to a caller of another dialect.
 No answer may be a 500, no stream may end in the relay's internal failure, and the process
 stays up.
@@ -86,6 +86,30 @@ GEMINI = {"candidates": [{"index": 0, "finishReason": "STOP", "content": {
     {"text": "Let me look."}]}}],
     "usageMetadata": {"promptTokenCount": 5, "candidatesTokenCount": 7, "totalTokenCount": 12},
     "modelVersion": "gemini-2.5-flash", "responseId": "r1"}
+RESPONSE_EVENTS = [
+    {"type": "response.created", "response": {"id": "resp_1", "model": "m",
+                                              "status": "in_progress", "output": []}},
+    {"type": "response.output_item.added", "output_index": 0,
+     "item": {"type": "reasoning", "id": "rs_1", "summary": []}},
+    {"type": "response.reasoning_summary_text.delta", "output_index": 0, "summary_index": 0,
+     "delta": "Think."},
+    {"type": "response.output_item.done", "output_index": 0, "item": RESPONSE["output"][0]},
+    {"type": "response.output_item.added", "output_index": 1, "item": {
+        "type": "function_call", "id": "fc_1", "call_id": "call_1", "name": "get_weather",
+        "arguments": ""}},
+    {"type": "response.function_call_arguments.delta", "output_index": 1,
+     "delta": '{"location": "Paris"}'},
+    {"type": "response.output_item.done", "output_index": 1, "item": RESPONSE["output"][2]},
+    {"type": "response.completed", "response": RESPONSE}]
+GEMINI_CHUNKS = [
+    {"candidates": [{"index": 0, "content": {"role": "model", "parts": [
+        {"text": "Think.", "thought": True}]}}],
+     "usageMetadata": {"promptTokenCount": 5, "totalTokenCount": 5}},
+    {"candidates": [{"index": 0, "finishReason": "STOP", "content": {"role": "model", "parts": [
+        {"functionCall": {"name": "get_weather", "args": {"location": "Paris"}},
+         "thoughtSignature": "c2ln"}]}}],
+     "usageMetadata": {"promptTokenCount": 5, "candidatesTokenCount": 7,
+                       "totalTokenCount": 12}}]
 ASK = [{"role": "user", "content": "Weather in Paris?"}]
 TOOL = {"type": "function", "function": {"name": "get_weather", "parameters": {
     "type": "object", "properties": {"location": {"type": "string"}}}}}
@@ -100,18 +124,23 @@ CALLS: dict[str, tuple[str, str, dict[str, Any]]] = {
         "model": "claude", "messages": ASK, "tools": [TOOL], "stream": True}),
     "responses": ("responses", "/v1/messages", {"model": "gpt", "max_tokens": 50,
                                                 "messages": ASK}),
+    "responses-stream": ("responses", "/v1/messages", {"model": "gpt", "max_tokens": 50,
+                                                       "messages": ASK, "stream": True}),
     "gemini": ("gemini", "/v1/chat/completions", {"model": "gem", "messages": ASK}),
+    "gemini-stream": ("gemini", "/v1/chat/completions", {"model": "gem", "messages": ASK,
+                                                         "stream": True}),
 }
 BASES: dict[str, Any] = {"chat": CHAT, "chat-stream": CHAT_CHUNKS, "messages": MESSAGE,
                          "messages-stream": MESSAGE_EVENTS, "responses": RESPONSE,
-                         "gemini": GEMINI}
+                         "responses-stream": RESPONSE_EVENTS, "gemini": GEMINI,
+                         "gemini-stream": GEMINI_CHUNKS}
 
 
 def answer_bytes(case: str, value: Any) -> bytes:
-    if case == "chat-stream":
+    if case.endswith("-stream"):
         chunks = value if isinstance(value, list) else [value]
         return b"".join(b"data: " + orjson.dumps(c) + b"\n\n" for c in chunks) \
-            + b"data: [DONE]\n\n"
+            + (b"data: [DONE]\n\n" if case == "chat-stream" else b"")
     return orjson.dumps(value)
 
 
@@ -154,6 +183,9 @@ async def test_no_upstream_answer_is_a_500(
             anthropic_upstream.then(events=message_events(value))
         elif upstream == "messages":
             anthropic_upstream.then(body=answer_bytes(case, value))
+        elif case == "gemini-stream":
+            gemini.then(events=[answer_bytes(case, [chunk]) for chunk in
+                                (value if isinstance(value, list) else [value])])
         else:
             gemini.then(body=answer_bytes(case, value))
 
