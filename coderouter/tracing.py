@@ -4,14 +4,14 @@ Imported only when the config names an endpoint (it needs the ``otel`` extra: th
 OpenTelemetry SDK and its OTLP/HTTP exporter), so a gateway without tracing pays nothing.
 
 The request's span (kind SERVER) follows OpenTelemetry's GenAI conventions:
-``gen_ai.operation.name``, ``gen_ai.provider.name`` (of the channel that answered),
-``gen_ai.request.model`` (the name asked for), ``gen_ai.response.model`` (the upstream model
-that answered), ``gen_ai.usage.input_tokens`` and ``output_tokens`` (as in the usage row). It
-continues the caller's trace when the request carries a W3C ``traceparent``. Each upstream
-attempt is a CLIENT span under it, failed ones with ``error.type`` and an error status; its
-upstream gets the attempt span's ``traceparent``, so a traced upstream (vLLM, another gateway)
-joins the trace. Spans
-are batched and exported over OTLP/HTTP (protobuf) in the SDK's own thread.
+``gen_ai.operation.name`` (its dialect's `operation`), ``gen_ai.provider.name`` (of the
+channel that answered), ``gen_ai.request.model`` (the name asked for),
+``gen_ai.response.model`` (the upstream model that answered), ``gen_ai.usage.input_tokens``
+and ``output_tokens`` (as in the usage row). It continues the caller's trace when the request
+carries a W3C ``traceparent``. Each upstream attempt is a CLIENT span under it, failed ones
+with ``error.type`` and an error status; its upstream gets the attempt span's
+``traceparent``, so a traced upstream (vLLM, another gateway) joins the trace. Spans are
+batched and exported over OTLP/HTTP (protobuf) in the SDK's own thread.
 """
 
 from __future__ import annotations
@@ -41,17 +41,6 @@ _PROPAGATOR = TraceContextTextMapPropagator()
 EXPORT_TIMEOUT = 3.0
 
 
-def operation(path: str) -> str:
-    """``gen_ai.operation.name`` of an endpoint *path*."""
-    if path.endswith("/completions") and not path.endswith("/chat/completions"):
-        return "text_completion"
-    if path.endswith(("generateContent", "streamGenerateContent")):
-        return "generate_content"
-    if "count" in path.lower():
-        return "count_tokens"
-    return "chat"
-
-
 def provider(channel: Channel) -> str:
     """``gen_ai.provider.name`` of *channel*'s kind."""
     kind = kind_of(channel)
@@ -71,9 +60,9 @@ class Tracing:
             timeout=EXPORT_TIMEOUT)))
         self.tracer = self.provider.get_tracer("coderouter")
 
-    def request(self, headers: Mapping[str, str], path: str) -> RequestTrace:
-        """The span of a request just arrived on *path*, in the caller's trace if any."""
-        op = operation(path)
+    def request(self, headers: Mapping[str, str], path: str, op: str) -> RequestTrace:
+        """The span of a request just arrived on *path*, in the caller's trace if any; *op* is
+        its dialect's ``gen_ai.operation.name``."""
         span = self.tracer.start_span(
             op, context=_PROPAGATOR.extract(headers), kind=SpanKind.SERVER,
             attributes={"gen_ai.operation.name": op, "http.request.method": "POST",

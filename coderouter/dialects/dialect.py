@@ -104,6 +104,8 @@ class Dialect:
     name: ClassVar[Name]
     #: The family of APIs it belongs to: which caller headers pass (`channels.forwarding`).
     family: ClassVar[str]
+    #: Its ``gen_ai.operation.name`` in OpenTelemetry's GenAI conventions (`tracing`).
+    operation: ClassVar[str] = "chat"
     #: Its codec, when requests in it can be translated (None: pass-through only).
     codec: ClassVar[Codec | None] = None
     #: Whose opaque state (`ir.Opaque.issuer`) its upstreams read back; None: none.

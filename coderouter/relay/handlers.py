@@ -204,7 +204,8 @@ async def relay(request: web.Request, *, dialect: Dialect | None = None,
                     client=client_name(request.headers.get("User-Agent")))
     exchange: Exchange | None = None
     admission: Admission | None = None
-    trace = gw.tracing.request(request.headers, request.path) if gw.tracing else None
+    trace = gw.tracing.request(request.headers, request.path, facts.operation) \
+        if gw.tracing else None
     try:
         if body is None:
             body = await read_body(request, config.limits)

@@ -128,6 +128,7 @@ class Completions(OpenAIDialect):
     """``/v1/completions``: passed through to OpenAI-compatible channels, never translated."""
 
     name = "completions"
+    operation = "text_completion"
     injects_usage = True
     terminal = (b"data: [DONE]", b"data:[DONE]")
 
@@ -139,6 +140,7 @@ class Embeddings(OpenAIDialect):
     """``/v1/embeddings``: passed through to OpenAI-compatible channels, never translated."""
 
     name = "embeddings"
+    operation = "embeddings"
 
     def conversation(self, payload: Json) -> tuple[Any, list[Any]]:
         return conversation_of(None, payload.get("input"))

@@ -71,6 +71,7 @@ class GeminiDialect(Dialect):
 
 class Gemini(GeminiDialect):
     name = "gemini"
+    operation = "generate_content"
     codec: ClassVar[Codec | None] = CODEC
     terminal = (b'"finishReason"',)
     usage_key = b'"usageMetadata"'
@@ -97,6 +98,7 @@ class GeminiCount(GeminiDialect):
     """``countTokens``: uses no tokens, so its usage is zero, never estimated."""
 
     name = "gemini_count"
+    operation = "count_tokens"
     counting = True
 
     def body_usage(self, body: Json) -> ir.Usage | None:

@@ -104,6 +104,7 @@ class CountTokens(AnthropicDialect):
     """``/v1/messages/count_tokens``: uses no tokens, so its usage is zero, never estimated."""
 
     name = "count_tokens"
+    operation = "count_tokens"
     counting = True
 
     def body_usage(self, body: Json) -> ir.Usage | None:
