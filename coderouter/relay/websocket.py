@@ -56,8 +56,8 @@ async def responses_socket(request: web.Request) -> web.StreamResponse:
     headers = {k: v for k, v in request.headers.items()
                if k.lower() not in _SOCKET_ONLY and not k.lower().startswith("sec-websocket")}
     template = request.clone(method="POST", headers=headers)
-    socket = web.WebSocketResponse(max_msg_size=config.limits.max_body, compress=True,
-                                   autoping=True)
+    max_frame = config.limits.body_bounds(request.path)[0]  # limits.routes may set it
+    socket = web.WebSocketResponse(max_msg_size=max_frame, compress=True, autoping=True)
     await socket.prepare(request)
     request.app[_SOCKETS].add(socket)
     connection = _Connection(template, socket)
