@@ -45,6 +45,8 @@ class Agent:
     dialect: str  # the wire dialect it speaks: messages | responses | chat | gemini
     executable: Path
     prepare: Callable[[Endpoint, Task, Path, int], Launch]
+    #: A later step resumes the session (False: the CLI cannot resume one headless).
+    resumes: bool = True
 
     @property
     def installed(self) -> bool:
@@ -285,6 +287,32 @@ def kilo(dialect: str) -> Callable[[Endpoint, Task, Path, int], Launch]:
     return prepare
 
 
+#: Cline's provider id for each dialect.
+CLINE_PROVIDERS = {"chat": "openai-compatible", "responses": "openai-native",
+                   "messages": "anthropic", "gemini": "gemini"}
+
+
+def cline(dialect: str) -> Callable[[Endpoint, Task, Path, int], Launch]:
+    """Cline CLI (`cline`) with its provider for *dialect* set in its settings (as
+    ``cline auth --provider … --baseurl …`` writes them). No hub daemon: a one-shot run
+    (``--yolo``) runs in the process. Cline 3.0 resumes a session (``--id``) only in its
+    TUI, so a later step is a new session."""
+    def prepare(at: Endpoint, task: Task, home: Path, step: int) -> Launch:
+        provider = CLINE_PROVIDERS[dialect]
+        data = home / ".cline" / "data"
+        write_json(data / "settings" / "providers.json", {
+            "version": 1, "lastUsedProvider": provider, "modes": {},
+            "providers": {provider: {"settings": {
+                "provider": provider, "apiKey": at.key, "model": at.model,
+                "baseUrl": at.base_url + ("/v1" if dialect == "messages" else "")},
+                "updatedAt": "2026-01-01T00:00:00.000Z",
+                "tokenSource": "manual"}}})
+        env = {**base_env(home), "CLINE_DATA_DIR": str(data), "CLINE_LOG_ENABLED": "0",
+               "DO_NOT_TRACK": "1", "DISABLE_TELEMETRY": "1", "OTEL_SDK_DISABLED": "true"}
+        return Launch([str(NODE_BIN / "cline"), "--yolo", task.prompt(step)], env)
+    return prepare
+
+
 AGENTS = {agent.name: agent for agent in (
     Agent("claude-code", "messages", NODE_BIN / "claude", claude_code),
     *(Agent("codex" if setup == "custom" else f"codex-{setup}", "responses",
@@ -298,4 +326,6 @@ AGENTS = {agent.name: agent for agent in (
       for dialect in CONTINUE_PROVIDERS),
     *(Agent(f"kilo-{dialect}", dialect, NODE_BIN / "kilo", kilo(dialect))
       for dialect in KILO_PROVIDERS),
+    *(Agent(f"cline-{dialect}", dialect, NODE_BIN / "cline", cline(dialect), resumes=False)
+      for dialect in CLINE_PROVIDERS),
 )}

@@ -486,7 +486,7 @@ def responses_events(items: list[Any]) -> tuple[list[tuple[str, str]], bool]:
 
 def describe(action: Action) -> str:
     if isinstance(action, Call):
-        return f"call {action.tool.name}"
+        return "finish" if action.tool.name in script.FINISH_TOOLS else f"call {action.tool.name}"
     return "summary" if action.text.startswith(script.SUMMARY_MARK) else "text"
 
 

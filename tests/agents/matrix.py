@@ -95,6 +95,8 @@ CASES = [
       for channel in CHANNELS),
     *(Case(f"kilo-{dialect}", channel) for dialect in ("chat", "responses", "messages", "gemini")
       for channel in CHANNELS),
+    *(Case(f"cline-{dialect}", channel) for dialect in ("chat", "responses", "messages", "gemini")
+      for channel in CHANNELS),
 ]
 
 
@@ -142,11 +144,11 @@ def judge_agent(agent: Agent, run: Run, task: Task) -> str | None:
         answers = [s.answer for s in seen]
         if agent.name != "aider":
             calls = [n for n, a in enumerate(answers) if a.startswith("call ")]
-            if not calls or "text" not in answers[calls[0] + 1:]:
+            if not calls or not {"text", "finish"} & set(answers[calls[0] + 1:]):
                 return f"{which}no tool round trip: the fake answered {answers}"
         elif "text" not in answers:
             return f"{which}the fake answered {answers}"
-        if step and not seen[0].replayed:
+        if step and agent.resumes and not seen[0].replayed:
             return f"{which}the resumed session's first request lacks the earlier steps"
     return None
 

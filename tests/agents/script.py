@@ -33,9 +33,11 @@ SUMMARY_MARK = "FAKE-SUMMARY"
 SUMMARY_ASKS = ("Context checkpoint.", "CONTEXT CHECKPOINT COMPACTION")
 
 #: Tools that write a whole file, by name, as the agents name them.
-WRITE_TOOLS = ("Write", "write_file", "write", "create_file")
+WRITE_TOOLS = ("Write", "write_file", "write", "create_file", "editor")
 PATH_KEYS = ("file_path", "filePath", "absolute_path", "path")
-CONTENT_KEYS = ("content", "contents", "file_text", "text")
+CONTENT_KEYS = ("content", "contents", "file_text", "text", "new_text")
+#: Tools an agent's run ends by (Cline's): once the file is written, the answer calls it.
+FINISH_TOOLS = ("submit_and_exit",)
 SHELL_TOOLS = ("shell", "shell_command", "exec_command", "run_shell_command", "bash", "Bash")
 
 
@@ -162,6 +164,9 @@ def decide(turn: Turn, task: Task | None) -> Action:
     if step is None:
         return Say(SIDE_TEXT)
     if answered:
+        finish = next((t for t in turn.tools if t.name in FINISH_TOOLS), None)
+        if finish is not None:
+            return Call(finish, arguments={"summary": FINAL_TEXT, "verified": True})
         return Say(FINAL_TEXT)
     if turn.tools:
         call = write_call(turn.tools, task, step)
