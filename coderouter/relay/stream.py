@@ -52,13 +52,13 @@ async def relay_stream(ex: Exchange, leg: Leg, upstream: Any, deadline: float,
             clock = _StreamClock(asyncio.get_running_loop(), gap, idle, limits.write_timeout)
             await _pump(ex, first, upstream.content.readany, meter, caller, response, clock)
         clock.stop()
-        async with asyncio.timeout(limits.write_timeout):
-            tail = caller.end(meter.flush(), meter.done)
-            if tail:
+        tail = caller.end(meter.flush(), meter.done)
+        if tail:  # a pass-through stream has usually relayed its end already: no timer then
+            async with asyncio.timeout(limits.write_timeout):
                 await response.write(tail)
-                if ex.capture is not None:
-                    ex.capture.add(tail)
-                ex.delivered = ex.delivered or ends_stream(ex.dialect, tail)
+            if ex.capture is not None:
+                ex.capture.add(tail)
+            ex.delivered = ex.delivered or ends_stream(ex.dialect, tail)
         failure: GatewayError | None = None if meter.done else \
             UpstreamError("upstream closed the stream before it was complete")
     except BaseException as exc:  # every way a stream ends is recorded (or raised again)
