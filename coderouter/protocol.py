@@ -3,32 +3,38 @@ after the head fails the handler's body read at once.
 
 aiohttp's C parser (llhttp) drops the open payload on a framing error without telling it, and
 queues a 400 for after the current request; the handler reading that body would wait for
-``limits.body_timeout``. Here the connection sets the parser's error on the body it was
-reading, so the handler answers 400 in the caller's dialect (and writes its usage row); the
-connection then closes, as its framing is lost. aiohttp's pure-Python parser already does this.
+``limits.body_timeout``. Here the connection sets the parser's error on the body of the
+request it parsed last (the one the framing error is about), even before its handler starts,
+so the handler answers 400 in the caller's dialect (and writes its usage row); the
+connection then closes, as its framing is lost. aiohttp's pure-Python parser already does
+this.
 """
 
 from __future__ import annotations
 
 import itertools
 
-from aiohttp import web
+from aiohttp import StreamReader, web
 from aiohttp.helpers import set_exception
 from aiohttp.web_protocol import RequestHandler, RequestPayloadError, _ErrInfo
 
 
 class _Connection(RequestHandler):
+    #: The body of the request parsed last (what a framing error can only be about).
+    _body: StreamReader | None = None
+
     def data_received(self, data: bytes) -> None:
         queued = len(self._messages)
         super().data_received(data)
-        request = self._current_request
-        if request is None or request.content.is_eof():
-            return
-        for message, _ in itertools.islice(self._messages, queued, None):
-            if isinstance(message, _ErrInfo):
-                set_exception(request.content, RequestPayloadError(message.message))
+        for message, payload in itertools.islice(self._messages, queued, None):
+            if not isinstance(message, _ErrInfo):
+                self._body = payload
+                continue
+            body = self._body
+            if body is not None and not body.is_eof():
+                set_exception(body, RequestPayloadError(message.message))
                 self.close()
-                return
+            return
 
 
 class _Server(web.Server):
