@@ -78,6 +78,7 @@ def create_app(holder: ConfigHolder, *, watch: bool = False,
     app.router.add_get("/v1/usage", handlers.own_usage)
     app.router.add_get("/admin/usage", handlers.admin_usage)
     app.router.add_get("/", handlers.root)
+    app.router.add_get("/api/hello", handlers.root)  # Claude Code's connectivity probe
     app.router.add_get("/healthz", handlers.healthz)
     app.router.add_get("/metrics", metrics_route)
     app.router.add_post("/admin/reload", reload_route)

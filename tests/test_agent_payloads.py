@@ -535,3 +535,15 @@ async def test_root_answers_get_and_head(agents_gateway: Running) -> None:
             assert (resp.status, await resp.json()) == (
                 200, {"service": "coderouter", "status": "ok"})
     assert await agents_gateway.rows() == []
+
+
+async def test_claude_codes_api_hello_probe_is_answered(agents_gateway: Running) -> None:
+    """Claude Code preconnects with ``HEAD {ANTHROPIC_BASE_URL}/api/hello`` (its connectivity
+    check asks ``GET`` of the same): 200 without a key, no usage row."""
+    async with aiohttp.ClientSession() as http:
+        async with http.head(agents_gateway.url + "/api/hello") as resp:
+            assert resp.status == 200
+        async with http.get(agents_gateway.url + "/api/hello") as resp:
+            assert (resp.status, await resp.json()) == (
+                200, {"service": "coderouter", "status": "ok"})
+    assert await agents_gateway.rows() == []

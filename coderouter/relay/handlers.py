@@ -378,7 +378,7 @@ async def healthz(request: web.Request) -> web.Response:
 
 
 async def root(request: web.Request) -> web.Response:
-    """GET and HEAD /: 200, no auth (Claude Code probes it to check the base URL)."""
+    """GET and HEAD / and /api/hello: 200, no auth (Claude Code probes the base URL)."""
     return web.Response(body=b'{"service":"coderouter","status":"ok"}', headers=_JSON_HEADERS)
 
 
