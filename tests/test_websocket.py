@@ -10,7 +10,7 @@ import aiohttp
 import orjson
 import pytest
 
-from coderouter.dialects.responses import socket
+from coderouter.dialects.responses import compaction, socket
 from tests import fakes
 from tests.conftest import (
     ALICE,
@@ -226,3 +226,22 @@ async def test_caller_leaving_mid_stream_is_a_499_row(gateway: Running, upstream
         await asyncio.sleep(0.05)
     assert [(r["status"], r["error"]) for r in rows] == [(499, "client disconnected")]
     assert upstream.cancelled == 1  # the upstream's answer was not waited for
+
+
+async def test_remote_compaction_over_the_socket(mixed: tuple[Running, FakeUpstream]) -> None:
+    """Codex's compaction_trigger in a continuing frame: one compaction item back; the next
+    (full) request carries it, and the chat upstream reads the summary in its place."""
+    gateway, chat = mixed
+    async with aiohttp.ClientSession() as http, http.ws_connect(
+            gateway.url + "/v1/responses", headers=AUTH) as ws:
+        first = await answer(ws, create("chat", [DEVELOPER, user("fix it")]))
+        compacted = await answer(ws, create("chat", [{"type": "compaction_trigger"}],
+                                            previous_response_id=first[-1]["response"]["id"]))
+        items = [e["item"] for e in compacted if e["type"] == "response.output_item.done"]
+        assert [i["type"] for i in items] == ["compaction"]
+        assert compaction.SUMMARY_INSTRUCTION in chat.seen[-1].body.decode()
+        await answer(ws, create("chat", [DEVELOPER, user("fix it"), items[0], user("go on")]))
+        sent = chat.seen[-1].body.decode()
+        assert compaction.SUMMARY_PREFIX.strip() in sent and "".join(fakes.WORDS) in sent
+        assert "crenv1." not in sent
+    assert [r["status"] for r in await gateway.rows()] == [200, 200, 200]
