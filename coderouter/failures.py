@@ -3,13 +3,16 @@
 A usage row books its request on the target that answered it (or that failed last), so a dead
 target that every request fails over from would show no requests, no errors and no last error.
 The forwarder adds each failed attempt here that its row does not already tell; channel health
-adds them to the target's numbers. Bounded: the newest `KEEP` failure times per target.
+adds them to the target's numbers. Bounded: the newest `KEEP` failure times per target. With
+shared state (``state.redis``), `on_add` tells the other processes, which `apply` it, so every
+worker's dashboard shows every worker's failures.
 """
 
 from __future__ import annotations
 
 import bisect
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -28,8 +31,18 @@ class FailedAttempts:
 
     def __init__(self) -> None:
         self._targets: dict[tuple[str, str], _Target] = {}
+        #: Called with each failure `add`ed here (not those `apply`ed): shared state passes
+        #: it on to the other processes.
+        self.on_add: Callable[[tuple[str, str], float, int, str], None] | None = None
 
     def add(self, target: tuple[str, str], ts: float, status: int, error: str) -> None:
+        """A failed attempt on *target* in this process."""
+        self.apply(target, ts, status, error)
+        if self.on_add is not None:
+            self.on_add(target, ts, status, error)
+
+    def apply(self, target: tuple[str, str], ts: float, status: int, error: str) -> None:
+        """A failed attempt on *target*, in this process or told by another."""
         entry = self._targets.get(target)
         if entry is None:
             entry = self._targets[target] = _Target()

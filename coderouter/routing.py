@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from .config import Channel, ModelGroup, Target
+from .failures import FailedAttempts
 
 log = logging.getLogger("coderouter.health")
 
@@ -87,6 +88,8 @@ class Health:
         #: Called with (group, session, target id, key, ttl) when a session pin is new, moved
         #: or due for a refresh: shared state passes it on to the other processes.
         self.on_pin: Callable[[str, str, tuple[str, str], str, float], None] | None = None
+        #: Failed attempts per target, for channel health (`failures`).
+        self.failures = FailedAttempts()
         self._targets: dict[tuple[str, str], _Cooldown] = {}
         self._keys: dict[tuple[str, str], float] = {}
         self._rotation: dict[str, Iterator[int]] = {}

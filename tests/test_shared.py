@@ -21,6 +21,7 @@ from tests.conftest import ALICE, BOB, MakeUpstream, StartGateway, base_config
 from tests.fakes import Behaviour, FakeUpstream
 from tests.servers import Redis
 from tests.service import Process, serving, until
+from tests.test_dashboard_api import dead_url
 from tests.test_quotas import CAROL
 from tests.test_sticky import three_targets
 
@@ -76,6 +77,7 @@ async def burst(urls: list[str], key: str, n: int,
 EXACT = {"model": "smart", "messages": [], "max_tokens": 15 - estimate_tokens(
     {"model": "smart", "messages": []})}
 DAVE = "sk-cr-dave-0123456789abcdefghijklmnopqr"
+ADMIN = "cr-admin-shared-0123456789abcdef"
 ERIN = "sk-cr-erin-0123456789abcdefghijklmnopqr"
 
 
@@ -150,6 +152,37 @@ async def test_cooldown_in_one_process_is_seen_by_the_others(
             assert [await post(http, gw.url, CAROL) for gw in gws for _ in range(3)] == [
                 502] * 9
         assert len(upstream.seen) == seen  # no process tries the cooling target
+
+
+async def test_a_failed_attempt_shows_in_every_processs_channel_health(
+        upstream: FakeUpstream, tmp_path: Path, redis_state: dict[str, Any]) -> None:
+    """A request that failed over from a dead target in one process: every process's
+    /admin/channels books that failure on the dead target."""
+    config = shared_config(upstream, tmp_path, redis_state)
+    config["admin"] = {"key": ADMIN}
+    config["channels"].append({"name": "dead", "type": "openai", "base_url": dead_url(),
+                               "keys": ["sk-dead-0123456789"]})
+    config["model_groups"][0]["targets"] = [
+        {"channel": "dead", "model": "dead-model", "priority": 0},
+        {"channel": "up", "model": "upstream-model", "priority": 1}]
+    async with processes(config, tmp_path) as gws:
+        async with aiohttp.ClientSession() as http:
+            assert await post(http, gws[0].url, CAROL) == 200
+
+            async def dead_target(url: str) -> dict[str, Any]:
+                async with http.get(url + "/admin/channels", headers={
+                        "Authorization": f"Bearer {ADMIN}"}) as resp:
+                    body = await resp.json()
+                return body["groups"][0]["targets"][0]  # type: ignore[no-any-return]
+
+            async def everywhere() -> bool:
+                return [(await dead_target(gw.url))["errors"] for gw in gws] == [1] * len(gws)
+            await until(everywhere, "the failure in every process's channel health")
+            for gw in gws:
+                dead = await dead_target(gw.url)
+                assert (dead["channel"], dead["requests"], dead["errors"]) == ("dead", 1, 1)
+                assert dead["last_error"]["error"] == \
+                    "upstream connection failed: ClientConnectorError"
 
 
 async def test_a_killed_process_releases_its_reservations_after_the_lease(

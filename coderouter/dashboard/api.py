@@ -85,7 +85,7 @@ async def admin_channels(request: web.Request) -> web.Response:
         reader, q.Filter(window.since, window.until)))
     in_flight: list[InFlight] = [ex for ex in gw.drain.active if isinstance(ex, Exchange)]
     body = channel_health(gw.holder.current, gw.health, time.time(), in_flight, Numbers(
-        numbers, gw.forwarder.failures, window.since, window.until))
+        numbers, gw.health.failures, window.since, window.until))
     return _json({**body, "since": window.since, "until": window.until})
 
 

@@ -182,6 +182,7 @@ class RedisQuotas:
                                          failed=self._failed)
         health.on_change = self.cooldowns.share_cooldown
         health.on_pin = self.cooldowns.share_pin
+        health.failures.on_add = self.cooldowns.share_failure
 
     def _key(self, suffix: str) -> str:
         return f"{self.state.prefix}:{suffix}"

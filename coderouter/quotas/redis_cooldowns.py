@@ -1,4 +1,5 @@
-"""Cooldowns of targets and keys, and session pins, told to every process through Redis.
+"""Cooldowns of targets and keys, session pins and failed attempts, told to every process
+through Redis.
 
 Published on a Redis channel and kept as expiring keys, so a process starting later sees the
 cooldowns too; a channel key appears only as a hash prefix (`key_id`).
@@ -15,6 +16,8 @@ from ..config import Config
 from ..routing import Health
 
 _SEP = "\x1f"
+#: Fields of each message kind on the channel (a cooldown's, the default, has 5).
+_FIELDS = {"pin": 8, "fail": 7}
 
 
 def key_id(key: str) -> str:
@@ -81,9 +84,19 @@ class SharedCooldowns:
             return
         message = _SEP.join((self.process, "pin", group, session, target[0], target[1],
                              key_id(key), repr(ttl)))
-        self.spawn(self._send_pin(message))
+        self.spawn(self._send(message))
 
-    async def _send_pin(self, message: str) -> None:
+    def share_failure(self, target: tuple[str, str], ts: float, status: int,
+                      error: str) -> None:
+        """`FailedAttempts.on_add`: tell the other processes of a failed attempt (never
+        blocks)."""
+        if self.redis is None:
+            return
+        message = _SEP.join((self.process, "fail", target[0], target[1], repr(ts), str(status),
+                             error.replace(_SEP, " ")))
+        self.spawn(self._send(message))
+
+    async def _send(self, message: str) -> None:
         try:
             await self.redis.publish(self._key("cooldowns"), message)
         except self.errors as exc:
@@ -123,9 +136,12 @@ class SharedCooldowns:
                 self._apply(kind, channel, name, ttl / 1000)
 
     def _told(self, fields: list[str]) -> None:
-        if fields[0] == self.process or len(fields) != (8 if fields[1:2] == ["pin"] else 5):
+        if fields[0] == self.process or len(fields) != _FIELDS.get(fields[1], 5):
             return  # our own, or not ours to read
-        if fields[1] == "pin":
+        if fields[1] == "fail":
+            channel, model, ts, status, error = fields[2:]
+            self.health.failures.apply((channel, model), float(ts), int(status), error)
+        elif fields[1] == "pin":
             group, session, channel, model, key, ttl = fields[2:]
             self._apply_pin(group, session, channel, model, key, float(ttl))
         else:

@@ -22,7 +22,6 @@ from ..config import Target
 from ..config.model import plural
 from ..dialects.registry import DIALECTS
 from ..errors import GatewayError, InvalidRequest, UpstreamError
-from ..failures import FailedAttempts
 from ..routing import Health
 from ..sse import COUNTING, Usage
 from .attempt import attempt
@@ -63,8 +62,8 @@ class Forwarder:
     request's first attempt, ``retry`` for another key of the same target, ``failover`` for the
     first attempt on a further target.
 
-    Failed attempts are booked on their targets in *failures*, all but the one the usage
-    row itself tells (the last, when no target answered).
+    Failed attempts are booked on their targets (`Health.failures`), all but the one the
+    usage row itself tells (the last, when no target answered).
     """
 
     def __init__(self, pools: Pools, health: Health,
@@ -72,7 +71,6 @@ class Forwarder:
         self.pools = pools
         self.health = health
         self.on_attempt = on_attempt
-        self.failures = FailedAttempts()
         #: Failed attempts per channel name, all of them (the metrics).
         self.failed_attempts: Counter[str] = Counter()
 
@@ -102,7 +100,7 @@ class Forwarder:
             return self._exhausted(ex, candidates, state)
         finally:
             for failure in state.failed:
-                self.failures.add(*failure)
+                self.health.failures.add(*failure)
 
     def _plan(self, ex: Exchange, scope: str) -> list[tuple[Target, Conversion | bool]]:
         """The targets to try in order, each with how it serves the caller's dialect."""
