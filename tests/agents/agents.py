@@ -81,6 +81,9 @@ def claude_code(at: Endpoint, task: Task, home: Path, step: int) -> Launch:
            "ANTHROPIC_MODEL": at.model, "ANTHROPIC_DEFAULT_OPUS_MODEL": at.model,
            "ANTHROPIC_DEFAULT_SONNET_MODEL": at.model, "ANTHROPIC_DEFAULT_HAIKU_MODEL": at.model,
            "ANTHROPIC_SMALL_FAST_MODEL": at.model, "CLAUDE_CODE_SUBAGENT_MODEL": at.model,
+           # the model's window: without it, a gateway's model name gets the notice that
+           # Claude Code "doesn't recognize the model" (as the README's recipe says)
+           "CLAUDE_CODE_MAX_CONTEXT_TOKENS": "200000",
            "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1", "DISABLE_AUTOUPDATER": "1",
            "DISABLE_TELEMETRY": "1", "DISABLE_ERROR_REPORTING": "1",
            "CLAUDE_CONFIG_DIR": str(home / ".claude")}
