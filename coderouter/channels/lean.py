@@ -313,6 +313,23 @@ class Connection(asyncio.Protocol):
         self.pool.release(self, reuse)
 
 
+class _Tunnel(asyncio.Protocol):
+    """A proxy connection until the proxy answered its CONNECT."""
+
+    def __init__(self) -> None:
+        self.head = b""
+        self.answer: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
+
+    def data_received(self, data: bytes) -> None:
+        self.head += data
+        if b"\r\n\r\n" in self.head and not self.answer.done():
+            self.answer.set_result(self.head)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if not self.answer.done():
+            self.answer.set_exception(OSError("the proxy closed the connection"))
+
+
 class Pool:
     """One channel's connections: kept alive per origin, at most *limit* open at once."""
 
@@ -424,25 +441,27 @@ class Pool:
     async def _tunnel(self, origin: Origin) -> Connection:
         """An https origin through the proxy: CONNECT, then TLS inside the tunnel."""
         assert origin.proxy_host is not None
-        reader, writer = await asyncio.open_connection(origin.proxy_host, origin.proxy_port)
+        loop = asyncio.get_running_loop()
+        transport, tunnel = await loop.create_connection(_Tunnel, origin.proxy_host,
+                                                         origin.proxy_port)
         authority = f"{origin.host}:{origin.port}"
         ask = f"CONNECT {authority} HTTP/1.1\r\nHost: {authority}\r\n"
         if origin.proxy_auth is not None:
             ask += f"Proxy-Authorization: {origin.proxy_auth}\r\n"
-        writer.write((ask + "\r\n").encode())
-        head = await reader.readuntil(b"\r\n\r\n")
-        status = head.split(b" ", 2)[1] if head.count(b" ") >= 1 else b""
-        if status != b"200":
-            writer.close()
-            line = head.split(b"\r\n", 1)[0]
+        transport.write((ask + "\r\n").encode())
+        try:
+            head = await tunnel.answer
+        except BaseException:
+            transport.close()
+            raise
+        line = head.split(b"\r\n", 1)[0]
+        if line.split(b" ", 2)[1:2] != [b"200"]:
+            transport.close()
             raise OSError(f"the proxy refused the tunnel ({line!r})")
-        transport = writer.transport
         conn = Connection(self, origin)
-        tls = await asyncio.get_running_loop().start_tls(
-            transport, transport.get_protocol(), _tls(), server_hostname=origin.host)
+        tls = await loop.start_tls(transport, conn, _tls(), server_hostname=origin.host)
         if tls is None:
             raise OSError("TLS through the proxy failed")
-        tls.set_protocol(conn)
         conn.connection_made(tls)
         return conn
 
