@@ -47,7 +47,7 @@ from .redis_answers import (
 )
 from .redis_cooldowns import SharedCooldowns
 from .redis_fallback import Fallback, names_of
-from .redis_scripts import ADMIT, SETTLE
+from .redis_scripts import ADMIT, REHOLD, SETTLE
 
 log = logging.getLogger("coderouter.state")
 
@@ -262,10 +262,12 @@ class RedisQuotas:
             pipe = redis.pipeline(transaction=False)
             for query, totals in answers:
                 self._seed(pipe, query, totals, now)
+            if self.live:  # in flight, so not in the table: held again before any admission
+                pipe.eval(REHOLD, 0, *self._rehold_args())
             epoch = uuid.uuid4().hex
             pipe.set(self._key("seeded"), epoch)
             await pipe.execute()
-            self._saw_epoch(epoch)
+            self._saw_epoch(epoch, held=True)
             log.warning("shared state rebuilt from the usage table (Redis was empty)")
         finally:
             await redis.delete(self._key("seeding"))
@@ -292,13 +294,30 @@ class RedisQuotas:
             if end is not None:
                 pipe.expire(bucket, _keep(end, now))
 
-    def _saw_epoch(self, epoch: str) -> None:
-        """Counters rebuilt from the table include what Redis had not taken: drop it."""
-        if self._epoch is not None and epoch != self._epoch and self.pending:
-            log.warning("Redis was rebuilt from the usage table: %d local settlements are "
-                        "in it already", len(self.pending))
-            self.pending.clear()
+    def _saw_epoch(self, epoch: str, held: bool = False) -> None:
+        """Counters rebuilt from the table include what Redis had not taken: drop it; hold
+        this process's requests in flight again (unless *held* already)."""
+        if self._epoch is not None and epoch != self._epoch:
+            if self.pending:
+                log.warning("Redis was rebuilt from the usage table: %d local settlements "
+                            "are in it already", len(self.pending))
+                self.pending.clear()
+            if self.live and not held:
+                self.spawn(self._rehold())
         self._epoch = epoch
+
+    def _rehold_args(self) -> list[Any]:
+        args: list[Any] = [repr(self.clock() + self.state.lease), self.state.prefix]
+        for rid, reservation in self.live.items():
+            args += [rid, reservation.tokens, repr(reservation.cost),
+                     len(reservation.scopes), *reservation.scopes]
+        return args
+
+    async def _rehold(self) -> None:
+        try:
+            await self.redis.eval(REHOLD, 0, *self._rehold_args())
+        except self._errors as exc:
+            self._failed(exc)
 
     # -- admission --------------------------------------------------------------------------
 

@@ -223,3 +223,29 @@ for s = 1, tonumber(ARGV[8]) do
 end
 return 1
 """
+
+#: ARGV: lease expiry, prefix, then per reservation: its id, tokens, cost, scope count and
+#: scope keys. Holds again, after Redis was rebuilt from the usage table, the requests a
+#: process still has in flight (they have no row yet): each one once, so its settlement finds
+#: it and records its usage.
+REHOLD = """
+local expiry, prefix, i = tonumber(ARGV[1]), ARGV[2], 3
+while i <= #ARGV do
+  local id, t, c, n = ARGV[i], ARGV[i + 1], ARGV[i + 2], tonumber(ARGV[i + 3])
+  i = i + 4
+  for s = 1, n do
+    local k = prefix .. ':' .. ARGV[i]
+    i = i + 1
+    if redis.call('HSETNX', k .. ':res', id, t .. ' ' .. c) == 1 then
+      redis.call('HINCRBY', k .. ':held', 'n', 1)
+      redis.call('HINCRBY', k .. ':held', 't', t)
+      redis.call('HINCRBYFLOAT', k .. ':held', 'c', c)
+      redis.call('ZADD', k .. ':lease', expiry, id)
+      for _, suffix in ipairs({':held', ':res', ':lease'}) do
+        redis.call('EXPIRE', k .. suffix, 86400)
+      end
+    end
+  end
+end
+return 1
+"""

@@ -156,3 +156,41 @@ async def test_requests_in_flight_when_redis_fails_still_count(
         statuses = await asyncio.gather(*held, *later)
     assert Counter(statuses) == {200: 4, 429: 9}
     assert len(upstream.seen) == QUOTA - USED
+
+
+async def test_requests_in_flight_survive_redis_restarting_empty(
+        start_gateway: StartGateway, upstream: FakeUpstream, tmp_path: Path, big_table: Path,
+        own_redis: Redis) -> None:
+    """Redis restarts empty (no persistence) while 3 of alice's requests are at the upstream:
+    rebuilt from the table (6 used), it holds them again, so 1 more is admitted, not 4, and
+    their usage is counted when they finish. (Requests in the second after the failure is
+    seen are refused with 503: closed mode.)"""
+    config = outage_config(upstream, tmp_path, big_table, own_redis)
+    config["state"]["on_state_failure"] = "closed"
+    gateway = await start_gateway(config)
+    hold = asyncio.Event()
+    upstream.default = Behaviour(hold=hold)
+    async with aiohttp.ClientSession() as http:
+        held = [asyncio.create_task(post(http, gateway.url)) for _ in range(3)]
+
+        async def at_upstream(count: int) -> bool:
+            return upstream.in_flight == count
+        await until(lambda: at_upstream(3), "3 requests at the upstream")
+        own_redis.stop()
+        own_redis.start()
+        later = await spaced(http, gateway.url, 40)
+
+        async def decided() -> bool:
+            return sum(t.done() for t in later) + upstream.in_flight - 3 == len(later)
+        await until(decided, "every later request admitted or refused")
+        hold.set()
+        statuses = await asyncio.gather(*held, *later)
+        assert statuses.count(200) == 4 and statuses.count(429) > 0
+        assert len(upstream.seen) == QUOTA - USED
+
+        async def counted() -> bool:
+            async with http.get(gateway.url + "/v1/usage",
+                                headers={"Authorization": f"Bearer {ALICE}"}) as resp:
+                report = await resp.json()
+            return resp.status == 200 and report["quotas"][0]["requests"]["used"] == QUOTA
+        await until(counted, "the 4 requests counted in Redis")
