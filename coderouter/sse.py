@@ -72,7 +72,15 @@ def _has_usage_object(data: bytes, key: bytes = b'"usage"') -> bool:
 
 def ends_stream(dialect: Dialect, data: bytes) -> bool:
     """Whether *data*, stream bytes for a *dialect* reader, hold the event that ends it."""
-    return any(marker in data for marker in DIALECTS[dialect].terminal)
+    return _holds_any(data, DIALECTS[dialect].terminal)
+
+
+def _holds_any(data: bytes, markers: tuple[bytes, ...]) -> bool:
+    # a plain loop: `any()` over a generator costs twice as much, twice per relayed chunk
+    for marker in markers:  # noqa: SIM110
+        if marker in data:
+            return True
+    return False
 
 
 class EventTooLarge(ValueError):
@@ -152,7 +160,7 @@ class StreamMeter:
     def _scan(self, block: bytes) -> bytes:
         self.events += block.count(b"data:")
         if not self.done:
-            self.done = any(marker in block for marker in self.terminal)
+            self.done = _holds_any(block, self.terminal)
         key = self.facts.usage_key
         if key not in block:
             return block
