@@ -217,3 +217,26 @@ model_groups:
             config.routes["m"].output_reserve) == (256, 4096, 4096)
     assert problems(text.replace("output_reserve: 256", "output_reserve: -1")) == [
         ("model_groups[0].output_reserve", "must be at least 0, got -1")]
+
+
+def test_tracing_and_capture_sections() -> None:
+    """tracing needs an http(s) OTLP URL and a sample in 0..1; capture's sample is 0..1 too;
+    both are off by default, and a collector's headers stay out of reprs."""
+    config = parse("channels: [{name: mock, type: mock}]\n", {})
+    assert (config.tracing.endpoint, config.capture.sample) == (None, 0.0)
+    config = parse("tracing: {endpoint: 'https://otel.example/v1/traces', sample: 0.25,\n"
+                   "          headers: {authorization: 'Bearer ${OTEL}'}}\n"
+                   "capture: {sample: 0.5, max_body: 1KiB, keep: 2h, path: /tmp/c.sqlite}\n",
+                   {"OTEL": "otel-secret-token"})
+    assert (config.tracing.endpoint, config.tracing.sample) == (
+        "https://otel.example/v1/traces", 0.25)
+    assert config.tracing.headers == {"authorization": "Bearer otel-secret-token"}
+    assert "otel-secret-token" not in repr(config)
+    assert (config.capture.sample, config.capture.max_body, config.capture.keep,
+            config.capture.path) == (0.5, 1024, 7200.0, "/tmp/c.sqlite")
+    assert problems("tracing: {endpoint: 'ftp://x', sample: 2}\ncapture: {sample: 1.5, "
+                    "keep: soon}\n") == [
+        ("tracing.endpoint", "must be an http:// or https:// URL (OTLP/HTTP)"),
+        ("tracing.sample", "must be between 0 and 1, got 2"),
+        ("capture.keep", problems("capture: {keep: soon}\n")[0][1]),
+        ("capture.sample", "must be between 0 and 1, got 1.5")]
