@@ -267,7 +267,7 @@ def schema() -> Schema:
                           "coderouter-capture.sqlite beside database.path"),
             }),
             "secret": doc({"type": "string", "minLength": 16},
-                        "signs reasoning envelopes (default: coderouter.secret)"),
+                        "signs and encrypts reasoning envelopes (default: coderouter.secret)"),
             "price_catalog": doc(STRING, "a JSON price catalog written by `coderouter prices "
                                          "update`; prices not given in the file come from it"),
             "channels": array(CHANNEL, "the upstreams"),
