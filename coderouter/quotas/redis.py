@@ -115,30 +115,36 @@ class SharedReservation:
 
 
 class _LocalReservation:
-    """An open-mode admission: this process's `Limiter`, then Redis once it is back."""
+    """An open-mode admission: this process's `Limiter`, then Redis once it is back (where
+    it is held again if Redis comes back empty while it is in flight)."""
 
-    __slots__ = ("_inner", "_limiter", "_scopes", "headers")
+    __slots__ = ("_id", "_limiter", "cost", "headers", "local", "names", "scopes", "tokens")
 
-    def __init__(self, limiter: RedisQuotas, inner: Reservation,
-                 scopes: tuple[str, ...]) -> None:
+    def __init__(self, limiter: RedisQuotas, inner: Reservation, scopes: tuple[str, ...],
+                 tokens: int, cost: float) -> None:
         self._limiter = limiter
-        self._inner = inner
-        self._scopes = scopes
+        self._id = f"local:{limiter.process}:{next(limiter.ids)}"
+        self.local: Reservation | None = inner
+        self.scopes = scopes
+        self.names = names_of(scopes)
+        self.tokens = tokens
+        self.cost = cost
         self.headers = inner.headers
+        limiter.live[self._id] = self
 
     @property
     def settled(self) -> bool:
-        return self._inner.settled
+        return self.local is None or self.local.settled
 
     def settle(self, *, tokens: int, cost: float, forwarded: bool = True) -> None:
-        if self._inner.settled:
+        if self.local is None or self.local.settled:
             return
-        self._inner.settle(tokens=tokens, cost=cost, forwarded=forwarded)
+        self.local.settle(tokens=tokens, cost=cost, forwarded=forwarded)
         limiter = self._limiter
+        limiter.live.pop(self._id, None)
         tokens, cost, at = max(0, int(tokens)), max(0.0, float(cost)), limiter.clock()
-        limiter.fallback.settled(names_of(self._scopes), tokens, cost, forwarded, at)
-        limiter.pending.append(_Settlement(f"local:{limiter.process}:{next(limiter.ids)}",
-                                           self._scopes, tokens, cost, forwarded, at))
+        limiter.fallback.settled(self.names, tokens, cost, forwarded, at)
+        limiter.pending.append(_Settlement(self._id, self.scopes, tokens, cost, forwarded, at))
 
 
 class RedisQuotas:
@@ -155,7 +161,7 @@ class RedisQuotas:
         self.process = uuid.uuid4().hex[:12]
         self.ids = itertools.count()
         #: Reservations this process holds, by id: their leases are renewed.
-        self.live: dict[str, SharedReservation] = {}
+        self.live: dict[str, SharedReservation | _LocalReservation] = {}
         #: Open mode: this process's own counters while Redis does not answer.
         self.fallback = Fallback(store, clock, self.live.values)
         #: Settlements Redis has not taken yet (it was down), oldest first.
@@ -345,7 +351,7 @@ class RedisQuotas:
                 headers={"Retry-After": "1"})
         await self.fallback.ready()
         inner = self.fallback.local.admit(token, estimate_tokens=tokens, estimate_cost=cost)
-        return _LocalReservation(self, inner, scopes_of(token))
+        return _LocalReservation(self, inner, scopes_of(token), tokens, cost)
 
     async def _admit_shared(self, token: Token, tokens: int, cost: float,
                             rid: str) -> SharedReservation:

@@ -202,7 +202,8 @@ local i = 9
 for s = 1, tonumber(ARGV[8]) do
   local k = prefix .. ':' .. ARGV[i]
   i = i + 1
-  local known = is_local or release(k, id, false)
+  local released = release(k, id, false)  -- a local one held again after a rebuild
+  local known = is_local or released
   if forwarded == '1' and known then
     for p = 1, 4 do
       local bucket = k .. ':b:' .. ARGV[i] .. ':' .. ARGV[i + 1]

@@ -194,3 +194,38 @@ async def test_requests_in_flight_survive_redis_restarting_empty(
                 report = await resp.json()
             return resp.status == 200 and report["quotas"][0]["requests"]["used"] == QUOTA
         await until(counted, "the 4 requests counted in Redis")
+
+
+async def test_requests_admitted_during_an_outage_count_when_redis_comes_back_empty(
+        start_gateway: StartGateway, upstream: FakeUpstream, tmp_path: Path, big_table: Path,
+        own_redis: Redis) -> None:
+    """Open mode: 3 requests admitted on this process's counters while Redis was down are
+    still at the upstream when it comes back empty: rebuilt from the table (6 used), it holds
+    them, so 1 more is admitted, not 4, and all 4 are counted when they finish."""
+    gateway = await start_gateway(outage_config(upstream, tmp_path, big_table, own_redis))
+    hold = asyncio.Event()
+    upstream.default = Behaviour(hold=hold)
+    async with aiohttp.ClientSession() as http:
+        fail(own_redis, "kill")
+        held = [asyncio.create_task(post(http, gateway.url)) for _ in range(3)]
+
+        async def at_upstream(count: int) -> bool:
+            return upstream.in_flight == count
+        await until(lambda: at_upstream(3), "3 requests admitted during the outage")
+        own_redis.start()
+        later = await spaced(http, gateway.url, 40)
+
+        async def decided() -> bool:
+            return sum(t.done() for t in later) + upstream.in_flight - 3 == len(later)
+        await until(decided, "every later request admitted or refused")
+        hold.set()
+        statuses = await asyncio.gather(*held, *later)
+        assert statuses.count(200) == 4
+        assert len(upstream.seen) == QUOTA - USED
+
+        async def counted() -> bool:
+            async with http.get(gateway.url + "/v1/usage",
+                                headers={"Authorization": f"Bearer {ALICE}"}) as resp:
+                report = await resp.json()
+            return report["quotas"][0]["requests"]["used"] == QUOTA
+        await until(counted, "the 4 requests counted in Redis")
