@@ -45,7 +45,10 @@ KEYS = ["model", "messages", "role", "content", "type", "text", "tools", "tool_c
         "url", "tool_use_id", "tool_call_id", "id", "properties", "items", "output_config",
         "context_management", "reasoning", "temperature", "stop_sequences", "file",
         "contents", "parts", "systemInstruction", "generationConfig", "functionCall",
-        "functionResponse", "inlineData", "thoughtSignature", "generateContentRequest"]
+        "functionResponse", "inlineData", "thoughtSignature", "generateContentRequest",
+        "signature", "encrypted_content", "thinking", "call_id", "tool_call_id"]
+#: Strings shaped like the gateway's envelopes (forged: they never open), alone and after an id.
+FORGED = ["crenv1.AAAA.AAAAAAAAAAAAAAAAAAAAAA", "toolu_1.crenv1.eJw.AAAAAAAAAAAAAAAAAAAAAA"]
 GEMINI_CLI_BODY = {  # agents-wire.md §3.2
     "contents": [
         {"role": "user", "parts": [{"text": "Write hello.txt containing 'hi'"}]},
@@ -67,8 +70,9 @@ GEMINI_CLI_BODY = {  # agents-wire.md §3.2
 
 scalars = (st.none() | st.booleans() | st.integers(min_value=-(2**63), max_value=2**64 - 1)
            | st.floats(allow_nan=False, allow_infinity=False) | st.text(max_size=20)
-           | st.sampled_from(MODELS + KEYS + ["user", "assistant", "system", "tool", "image",
-                                              "tool_use", "tool_result", "base64", "enabled"]))
+           | st.sampled_from(MODELS + KEYS + FORGED + [
+               "user", "assistant", "system", "tool", "image", "tool_use", "tool_result",
+               "base64", "enabled", "redacted_thinking", "reasoning"]))
 json_values = st.recursive(
     scalars,
     lambda inner: st.lists(inner, max_size=4)
