@@ -15,6 +15,7 @@ import orjson
 import pytest
 
 from coderouter.dialects import framing, hub
+from coderouter.dialects.envelope import caller_binding
 from coderouter.dialects.responses import compaction
 from tests import fake_anthropic, fake_gemini, fakes
 from tests.conftest import ALICE, UPSTREAM_KEY, MakeUpstream, Running, StartGateway, base_config
@@ -90,7 +91,8 @@ def events(raw: bytes) -> list[dict[str, Any]]:
 
 
 def opened(item: dict[str, Any]) -> str | None:
-    return compaction.summary_of(item, hub.sealer())
+    """The summary in *item*, sealed for Alice (whose token compacted)."""
+    return compaction.summary_of(item, hub.sealer(), caller_binding("alice"))
 
 
 def asked_for_summary(seen: Seen) -> None:
@@ -177,7 +179,7 @@ class TestLaterTurns:
     async def test_our_summary_reaches_every_upstream(self, gateway: Running,
                                                       upstreams: Upstreams, kind: str) -> None:
         item = compaction.compaction_item("SUMMARY-7f3a: main.py was listed",
-                                          hub.sealer())
+                                          hub.sealer(), caller_binding("alice"))
         model = "smart" if kind == "openai" else kind
         status, _ = await post(gateway, {"model": model, "stream": True, "tools": [SHELL],
                                          "input": [HISTORY[1], item, {

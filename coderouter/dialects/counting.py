@@ -39,7 +39,8 @@ class CountBridge:
     def __repr__(self) -> str:
         return f"CountBridge({self._client.name} <- {self._upstream.name})"
 
-    def translate(self, payload: Json, prompt_tokens: int = 0) -> CountTranslation:
+    def translate(self, payload: Json, prompt_tokens: int = 0,
+                  caller: str = "") -> CountTranslation:
         """The caller's counting request, decoded once for every attempt."""
         inner = payload.get("generateContentRequest")  # Gemini's fuller form
         if isinstance(inner, dict):

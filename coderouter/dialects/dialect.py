@@ -171,8 +171,9 @@ class Dialect:
         """The system prompt as sent, cheaply (`system_of`); None when there is none."""
         return None
 
-    def unseal(self, payload: Json) -> Json:
-        """*payload* with the state the gateway sealed into an earlier answer opened."""
+    def unseal(self, payload: Json, caller: str = "") -> Json:
+        """*payload* with the state the gateway sealed into an earlier answer for *caller* (its
+        token) opened."""
         return payload
 
     def asks_compaction(self, payload: Json) -> bool:

@@ -55,6 +55,12 @@ def binding(base_url: str, key: str, token: str) -> str:
                           ).hexdigest()[:32]
 
 
+def caller_binding(token: str) -> str:
+    """Who state any channel may be handed (a compaction summary) is for: the caller *token*
+    alone."""
+    return binding("", "", token)
+
+
 class Sealer:
     """Seals JSON values with one secret and opens only what that secret sealed for the same
     binding."""

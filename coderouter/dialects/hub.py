@@ -103,7 +103,7 @@ class Bridge:
     def __repr__(self) -> str:
         return f"Bridge({self._client.name} <- {self._upstream.name})"
 
-    def translate(self, payload: Json, prompt_tokens: int = 0) -> Translation:
+    def translate(self, payload: Json, prompt_tokens: int = 0, caller: str = "") -> Translation:
         """The caller's *payload* decoded once (a caller's mistake is found here, before any
         target); *prompt_tokens* is its estimate (a stream encoder shows it before the
         upstream reports usage)."""

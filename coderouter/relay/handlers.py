@@ -210,7 +210,7 @@ async def relay(request: web.Request, *, dialect: Dialect | None = None,
         if body is None:
             body = await read_body(request, config.limits)
         payload = parse(body)
-        payload = facts.unseal(payload)  # Codex's compacted history: our summaries opened
+        payload = facts.unseal(payload, token.name)  # Codex's compacted history, opened
         exchange = _exchange(request, config, token, facts, record, body, payload, raw,
                              gw.conversations)
         exchange.trace = trace

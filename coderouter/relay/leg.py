@@ -72,7 +72,10 @@ class Conversion(Protocol):
     @property
     def upstream(self) -> str: ...
 
-    def translate(self, payload: dict[str, Any], prompt_tokens: int = 0) -> Translation: ...
+    def translate(self, payload: dict[str, Any], prompt_tokens: int = 0,
+                  caller: str = "") -> Translation:
+        """*caller*: the token's name, what state any channel may be handed is sealed for."""
+        ...
 
 
 def plan_for(dialect: Dialect, target: Target) -> Conversion | bool:
@@ -97,7 +100,8 @@ def leg_for(ex: Exchange, target: Target, plan: Conversion | bool) -> Leg:
         return PassThrough(ex, target)
     translation = ex.translations.get(plan)
     if translation is None:
-        translation = ex.translations[plan] = plan.translate(ex.payload, ex.prompt_estimate)
+        translation = ex.translations[plan] = plan.translate(ex.payload, ex.prompt_estimate,
+                                                               ex.record.token or "")
     return Translated(ex, target, translation)
 
 

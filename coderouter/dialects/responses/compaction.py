@@ -25,7 +25,7 @@ import orjson
 
 from ...errors import GatewayError, UpstreamError
 from .. import framing
-from ..envelope import Sealer, sealer
+from ..envelope import Sealer, caller_binding, sealer
 from .items import CODEX_ERROR_CODES, envelope, failed_event
 
 Json = dict[str, Any]
@@ -54,32 +54,35 @@ def is_trigger(payload: Json) -> bool:
         and items[-1].get("type") == TRIGGER
 
 
-def compaction_item(summary: str, sealer: Sealer) -> Json:
-    """The one output item answering a compaction: *summary* sealed."""
+def compaction_item(summary: str, sealer: Sealer, bound: str = "") -> Json:
+    """The one output item answering a compaction: *summary* sealed for *bound* (the caller,
+    `envelope.caller_binding`)."""
     return {"type": "compaction", "id": f"cmp_{os.urandom(12).hex()}",
-            "encrypted_content": sealer.seal({_SEALED_KEY: summary})}
+            "encrypted_content": sealer.seal({_SEALED_KEY: summary}, bound)}
 
 
-def summary_of(item: Any, sealer: Sealer) -> str | None:
-    """The summary sealed in a compaction *item* we minted, else None."""
+def summary_of(item: Any, sealer: Sealer, bound: str = "") -> str | None:
+    """The summary sealed for *bound* in a compaction *item* we minted, else None."""
     if not isinstance(item, dict) or item.get("type") != "compaction":
         return None
     sealed = item.get("encrypted_content")
-    opened = sealer.open(sealed) if isinstance(sealed, str) else None
+    opened = sealer.open(sealed, bound) if isinstance(sealed, str) else None
     summary = opened.get(_SEALED_KEY) if isinstance(opened, dict) else None
     return summary if isinstance(summary, str) else None
 
 
-def unseal_history(payload: Json, sealer: Sealer) -> Json:
-    """*payload* with each compaction item we minted replaced by its summary as a user
-    message (the same *payload* when it holds none)."""
+def unseal_history(payload: Json, sealer: Sealer, caller: str = "") -> Json:
+    """*payload* with each compaction item we minted for the *caller* (its token) replaced by
+    its summary as a user message (the same *payload* when it holds none); another caller's
+    stays sealed, foreign state."""
     items = payload.get("input")
     if not isinstance(items, list) or not any(
             isinstance(i, dict) and i.get("type") == "compaction" for i in items):
         return payload
+    bound = caller_binding(caller)
     out = []
     for item in items:
-        summary = summary_of(item, sealer)
+        summary = summary_of(item, sealer, bound)
         out.append(item if summary is None else user_message(SUMMARY_PREFIX + summary))
     return {**payload, "input": out}
 
@@ -138,7 +141,8 @@ class _Conversion(Protocol):
     @property
     def upstream(self) -> str: ...
 
-    def translate(self, payload: Json, prompt_tokens: int = 0) -> _Translation: ...
+    def translate(self, payload: Json, prompt_tokens: int = 0,
+                  caller: str = "") -> _Translation: ...
 
 
 class Compactor:
@@ -152,21 +156,23 @@ class Compactor:
         self._inner = inner
         self.upstream = inner.upstream if inner is not None else "responses"
 
-    def translate(self, payload: Json, prompt_tokens: int = 0) -> Compaction:
+    def translate(self, payload: Json, prompt_tokens: int = 0, caller: str = "") -> Compaction:
         asked = summarization_request(payload)
         inner = self._inner.translate(asked, prompt_tokens) if self._inner is not None \
             else None
-        return Compaction(inner, asked, str(payload.get("model")), sealer())
+        return Compaction(inner, asked, str(payload.get("model")), sealer(),
+                          caller_binding(caller))
 
 
 class Compaction:
     """One compaction request across a Compactor (a relay Translation)."""
 
-    __slots__ = ("_asked", "_inner", "_model", "_sealer", "upstream")
+    __slots__ = ("_asked", "_bound", "_inner", "_model", "_sealer", "upstream")
 
     def __init__(self, inner: _Translation | None, asked: Json, model: str,
-                 sealer: Sealer) -> None:
+                 sealer: Sealer, bound: str = "") -> None:
         self._inner = inner
+        self._bound = bound  # the caller the summary is sealed for
         self._asked = asked  # the summarization request
         self._model = model  # the caller's
         self._sealer = sealer
@@ -187,14 +193,15 @@ class Compaction:
                             error={"code": "server_error",
                                    "message": "the upstream wrote no summary"})
         out = envelope(rid, self._model, status="completed",
-                       output=[compaction_item(summary, self._sealer)], usage=None,
+                       output=[compaction_item(summary, self._sealer, self._bound)],
+                       usage=None,
                        created_at=int(time.time()))
         out["usage"] = answer.get("usage")
         return out
 
     def stream(self) -> CompactionStream:
         inner = self._inner.stream() if self._inner is not None else None
-        return CompactionStream(inner, self._model, self._sealer)
+        return CompactionStream(inner, self._model, self._sealer, self._bound)
 
     def error(self, status: int, body: bytes) -> bytes:
         return self._inner.error(status, body) if self._inner is not None else body
@@ -206,9 +213,12 @@ class CompactionStream:
     item's ``output_item.added`` and ``.done``, then ``response.completed`` with the
     upstream's usage; a failure as ``response.failed``."""
 
-    __slots__ = ("_created", "_ended", "_inner", "_model", "_rid", "_sealer", "_seq", "_texts")
+    __slots__ = ("_bound", "_created", "_ended", "_inner", "_model", "_rid", "_sealer", "_seq",
+                 "_texts")
 
-    def __init__(self, inner: _Stream | None, model: str, sealer: Sealer) -> None:
+    def __init__(self, inner: _Stream | None, model: str, sealer: Sealer,
+                 bound: str = "") -> None:
+        self._bound = bound
         self._inner = inner
         self._model = model
         self._sealer = sealer
@@ -282,7 +292,7 @@ class CompactionStream:
         if not summary:
             return self._failed("the upstream wrote no summary")
         self._ended = True
-        item = compaction_item(summary, self._sealer)
+        item = compaction_item(summary, self._sealer, self._bound)
         return (self._event("response.output_item.added", output_index=0, item=item)
                 + self._event("response.output_item.done", output_index=0, item=item)
                 + self._event("response.completed", response=self._response(
@@ -329,12 +339,13 @@ class CompactRoute:
         self._compactor = Compactor(inner)
         self.upstream = self._compactor.upstream
 
-    def translate(self, payload: Json, prompt_tokens: int = 0) -> CompactAnswer:
+    def translate(self, payload: Json, prompt_tokens: int = 0,
+                  caller: str = "") -> CompactAnswer:
         items = payload.get("input")
         history = list(items) if isinstance(items, list) else [] if items is None \
             else [user_message(str(items))]
         asked = {**payload, "input": [*history, {"type": TRIGGER}], "stream": False}
-        return CompactAnswer(self._compactor.translate(asked, prompt_tokens),
+        return CompactAnswer(self._compactor.translate(asked, prompt_tokens, caller),
                              kept_user_messages(history))
 
 

@@ -56,9 +56,9 @@ class Responses(OpenAIDialect):
     def system_prompt(self, payload: Json) -> Any:
         return system_of(payload.get("instructions") or None, payload.get("input"))
 
-    def unseal(self, payload: Json) -> Json:
-        """Codex's compacted history: the summaries the gateway sealed, opened."""
-        return compaction.unseal_history(payload, sealer())
+    def unseal(self, payload: Json, caller: str = "") -> Json:
+        """Codex's compacted history: the summaries the gateway sealed for *caller*, opened."""
+        return compaction.unseal_history(payload, sealer(), caller)
 
     def asks_compaction(self, payload: Json) -> bool:
         return compaction.is_trigger(payload)
