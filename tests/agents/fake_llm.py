@@ -43,6 +43,36 @@ class Seen:
     answer: str  # "call <tool>", "text", "count", "list", "404"
     step: int | None = None  # the run's step the request belongs to
     replayed: bool = False  # the earlier steps' prompts and tool calls are in the request
+    #: The conversation's items as bytes (cache breakpoints left out), the system prompt first.
+    items: tuple[bytes, ...] = ()
+
+
+#: Where each dialect's body keeps the conversation, and its system prompt (Chat: in it).
+CONVERSATION = {"messages": ("messages", "system"), "chat": ("messages", None),
+                "responses": ("input", "instructions"), "gemini": ("contents", "systemInstruction")}
+
+
+def conversation_items(dialect: str, raw: bytes) -> tuple[bytes, ...]:
+    """What a prompt cache keys on, item by item: the system prompt, then each conversation
+    item, without ``cache_control`` (a breakpoint is not part of the cached prefix)."""
+    try:
+        body = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return ()
+    key, system = CONVERSATION[dialect]
+    listed = body.get(key) if isinstance(body, dict) else None
+    if not isinstance(listed, list):
+        return ()
+    head = [body.get(system)] if system is not None else []
+    return tuple(orjson.dumps(without_breakpoints(item)) for item in [*head, *listed])
+
+
+def without_breakpoints(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: without_breakpoints(v) for k, v in value.items() if k != "cache_control"}
+    if isinstance(value, list):
+        return [without_breakpoints(v) for v in value]
+    return value
 
 
 class FakeLLM:
@@ -99,7 +129,7 @@ class FakeLLM:
             raw.decode(errors="replace").count(task.steps[n].marker) >= 2
             for n in range(step)) if task is not None else False
         self.seen.append(Seen(dialect, request.path, model, stream, describe(action), step,
-                              replayed))
+                              replayed, conversation_items(dialect, raw)))
         return action
 
     # ---- Anthropic Messages -------------------------------------------------------------

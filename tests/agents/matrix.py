@@ -194,6 +194,26 @@ def judge_rows(run: Run, agent: str) -> str | None:
     return None
 
 
+def prefix_break(seen: list[Seen]) -> str | None:
+    """Where the request after a tool call's (the next one with the same system prompt and
+    more items) did not start with that call's request, item for item, or None: the upstream's
+    prompt cache would miss from there."""
+    generations = [s for s in seen if s.items and s.answer.startswith("call ")]
+    for before in generations:
+        later = [s for s in seen[seen.index(before) + 1:]
+                 if s.items and len(s.items) > len(before.items)
+                 and s.items[0] == before.items[0]]
+        if not later:
+            continue
+        after = later[0].items
+        for k, item in enumerate(before.items):
+            if after[k] != item:
+                where = "the system prompt" if k == 0 else f"item {k - 1}"
+                return (f"prefix: request {seen.index(later[0]) + 1} rewrote {where} of "
+                        f"request {seen.index(before) + 1} ({item[:60]!r} -> {after[k][:60]!r})")
+    return None
+
+
 def last_line(out: Outcome) -> str:
     """The last non-empty line of stderr, else of stdout."""
     for text in (out.stderr, out.stdout):
@@ -284,6 +304,9 @@ async def run_matrix(agents: list[str] | None = None) -> Matrix:
             run.rows = [r for r in rows if r["token"] == case.id]
             if run.outcomes:
                 run.cause = judge_rows(run, case.agent) or run.cause
+            # the translation keeps a prefix the agent itself keeps (compared at the fake)
+            if run.cause is None and prefix_break(controls[case.agent].seen) is None:
+                run.cause = prefix_break(run.seen)
     finally:
         await runner.cleanup()
     return Matrix(controls, results)

@@ -19,7 +19,8 @@ from google import genai
 from google.genai import types as gtypes
 
 from tests.agents import script
-from tests.agents.fake_llm import FakeLLM
+from tests.agents.fake_llm import FakeLLM, Seen, conversation_items
+from tests.agents.matrix import prefix_break
 from tests.agents.runner import task_for
 
 MODEL = "sdk-model"
@@ -257,3 +258,26 @@ async def test_gemini_refuses_an_unsigned_function_call_in_the_current_turn(
     forged = gtypes.Part(function_call=call.function_call, thought_signature=b"forged")
     assert await status([user("hi"), gtypes.Content(role="model", parts=[forged]),
                          gtypes.Content(role="user", parts=[result])]) == 400
+
+
+def test_prefix_break_finds_a_rewritten_item_of_the_same_conversation() -> None:
+    """The matrix's prefix check: the request after a tool call must start with that call's
+    request, item for item (breakpoints aside); side requests of another conversation and
+    requests of the same length are not compared."""
+    def seen(answer: str, *bodies: dict[str, Any]) -> Seen:
+        raw = json.dumps({"system": "S", "messages": list(bodies)}).encode()
+        return Seen("messages", "/v1/messages", MODEL, True, answer,
+                    items=conversation_items("messages", raw))
+    user = {"role": "user", "content": [{"type": "text", "text": "go",
+                                         "cache_control": {"type": "ephemeral"}}]}
+    call = {"role": "assistant", "content": [{"type": "tool_use", "id": "t", "name": "w",
+                                              "input": {}}]}
+    result = {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "t"}]}
+    side = seen("text", {"role": "user", "content": "title?"})
+    stable = [seen("call w", user), side,
+              seen("text", {**user, "content": [{"type": "text", "text": "go"}]}, call, result)]
+    assert prefix_break(stable) is None
+    rewritten = [seen("call w", user), side,
+                 seen("text", {"role": "user", "content": "go"}, call, result)]
+    broken = prefix_break(rewritten)
+    assert broken is not None and broken.startswith("prefix: request 3 rewrote item 0")
