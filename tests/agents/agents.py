@@ -84,6 +84,9 @@ def claude_code(at: Endpoint, task: Task, home: Path, step: int) -> Launch:
            # the model's window: without it, a gateway's model name gets the notice that
            # Claude Code "doesn't recognize the model" (as the README's recipe says)
            "CLAUDE_CODE_MAX_CONTEXT_TOKENS": "200000",
+           # compact at 0.1% of that window (200 tokens): every answer of the fake reports
+           # more, so each step's session compacts (once: the summary is the new start)
+           "CLAUDE_AUTOCOMPACT_PCT_OVERRIDE": "0.1",
            "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1", "DISABLE_AUTOUPDATER": "1",
            "DISABLE_TELEMETRY": "1", "DISABLE_ERROR_REPORTING": "1",
            "CLAUDE_CONFIG_DIR": str(home / ".claude")}

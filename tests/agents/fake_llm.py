@@ -517,7 +517,7 @@ def responses_events(items: list[Any]) -> tuple[list[tuple[str, str]], bool]:
 def describe(action: Action) -> str:
     if isinstance(action, Call):
         return "finish" if action.tool.name in script.FINISH_TOOLS else f"call {action.tool.name}"
-    return "summary" if action.text.startswith(script.SUMMARY_MARK) else "text"
+    return "summary" if script.SUMMARY_MARK in action.text else "text"
 
 
 def halves(text: str) -> list[str]:

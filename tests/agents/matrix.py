@@ -153,8 +153,9 @@ def judge_agent(agent: Agent, run: Run, task: Task) -> str | None:
     return None
 
 
-#: Agents whose session is made long enough to compact (`agents.CODEX_SETUPS`).
-COMPACTING = frozenset({"codex", "codex-builtin", "codex-openai-http"})
+#: Agents whose session is made long enough to compact (`agents.CODEX_SETUPS`,
+#: `agents.claude_code`).
+COMPACTING = frozenset({"codex", "codex-builtin", "codex-openai-http", "claude-code"})
 
 
 def judge_compaction(agent: Agent, run: Run) -> str | None:

@@ -28,9 +28,10 @@ SIDE_TEXT = "OK"
 #: so a resumed request after a compaction still replays them. A user text holding it (the
 #: summary as the agent or the gateway puts it back) counts as a step's work done.
 SUMMARY_MARK = "FAKE-SUMMARY"
-#: What a request asking for a summary says last: the gateway's compaction instruction, and
-#: Codex's local compaction prompt.
-SUMMARY_ASKS = ("Context checkpoint.", "CONTEXT CHECKPOINT COMPACTION")
+#: What a request asking for a summary says last: the gateway's compaction instruction,
+#: Codex's local compaction prompt, and Claude Code's (`TAGGED_SUMMARY_ASK`).
+TAGGED_SUMMARY_ASK = "Your task is to create a detailed summary of the conversation so far"
+SUMMARY_ASKS = ("Context checkpoint.", "CONTEXT CHECKPOINT COMPACTION", TAGGED_SUMMARY_ASK)
 
 #: Tools that write a whole file, by name, as the agents name them.
 WRITE_TOOLS = ("Write", "write_file", "write", "create_file", "editor")
@@ -115,36 +116,40 @@ Action = Call | Say
 
 
 def current_step(turn: Turn, task: Task) -> tuple[int | None, bool]:
-    """The step the latest prompt asks for, and whether a tool result came after it."""
+    """The step the latest prompt asks for, and whether a tool result came after it. A summary
+    of the work so far answers the latest step it names (or the one before it)."""
     step: int | None = None
     answered = False
     for kind, text in summaries_apart(turn.events):
-        if kind == "user":
-            found = task.step_in(text)
-            if found is not None and found != step:
-                step, answered = found, False
-        elif step is not None:  # a tool result, or a summary of the work so far
+        found = task.step_in(text)
+        if kind == "user" and found is not None and found != step:
+            step, answered = found, False
+        elif kind == "summary":
+            step = found if found is not None else step
+            answered = step is not None
+        elif kind == "result" and step is not None:
             answered = True
     return step, answered
 
 
 def summaries_apart(events: tuple[tuple[str, str], ...]) -> list[tuple[str, str]]:
-    """*events* with each line of a user text that holds a summary as its own ("summary", "")
-    event (a translation may merge the summary with the user messages around it)."""
+    """*events* with each line of a user text that holds a summary as its own ("summary",
+    line) event (a translation may merge the summary with the user messages around it; Claude
+    Code puts the files it read again before it)."""
     out: list[tuple[str, str]] = []
     for kind, text in events:
         if kind != "user" or SUMMARY_MARK not in text:
             out.append((kind, text))
             continue
-        out += [("summary", "") if SUMMARY_MARK in line else ("user", line)
+        out += [("summary" if SUMMARY_MARK in line else "user", line)
                 for line in text.splitlines()]
     return out
 
 
-def asks_summary(turn: Turn) -> bool:
-    """Whether *turn*'s last user text asks for a summary of the conversation (compaction)."""
+def asked_summary(turn: Turn) -> str | None:
+    """Which of `SUMMARY_ASKS` *turn*'s last user text makes (a compaction), if any."""
     said = [text for kind, text in turn.events if kind == "user"]
-    return bool(said) and any(ask in said[-1] for ask in SUMMARY_ASKS)
+    return next((ask for ask in SUMMARY_ASKS if said and ask in said[-1]), None)
 
 
 def summary(turn: Turn, task: Task) -> str:
@@ -158,7 +163,10 @@ def decide(turn: Turn, task: Task | None) -> Action:
     """The scripted answer to *turn* for a run whose task is *task* (None: not a run's model)."""
     if task is None:
         return Say(SIDE_TEXT)
-    if asks_summary(turn):
+    ask = asked_summary(turn)
+    if ask == TAGGED_SUMMARY_ASK:  # Claude Code retries a summary outside <summary> tags
+        return Say(f"<summary>\n{summary(turn, task)}\n</summary>")
+    if ask is not None:
         return Say(summary(turn, task))
     step, answered = current_step(turn, task)
     if step is None:

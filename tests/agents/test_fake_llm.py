@@ -281,3 +281,26 @@ def test_prefix_break_finds_a_rewritten_item_of_the_same_conversation() -> None:
                  seen("text", {"role": "user", "content": "go"}, call, result)]
     broken = prefix_break(rewritten)
     assert broken is not None and broken.startswith("prefix: request 3 rewrote item 0")
+
+
+def test_claude_codes_compaction_gets_a_tagged_summary_and_the_session_goes_on(
+        tmp_path: Path) -> None:
+    """Claude Code asks for a summary in its own words and retries one outside <summary>
+    tags; after it, the files it read again come before the summary, and the step the summary
+    names last is done; a new prompt after the summary is a new step."""
+    task = task_for(tmp_path, MODEL)
+    write = script.Tool("Write", "function", WRITE_SCHEMA)
+    asked = script.Turn((write,), (("user", task.prompt(0)), ("result", ""),
+                                   ("user", f"{script.TAGGED_SUMMARY_ASK}, paying attention")))
+    answer = script.decide(asked, task)
+    assert answer == script.Say(f"<summary>\n{script.SUMMARY_MARK}: {task.steps[0].marker}"
+                                "\n</summary>")
+    summary = (f"This session is being continued.\nSummary:\n{script.SUMMARY_MARK}: "
+               f"{task.steps[0].marker}; {task.steps[1].marker}\n")
+    after = script.Turn((write,), (("user", f"Result of calling the Read tool:\n"
+                                            f"{task.steps[0].content}"), ("user", summary)))
+    assert script.decide(after, task) == script.Say(script.FINAL_TEXT)
+    assert script.current_step(after, task) == (1, True)
+    resumed = script.Turn((write,), (("user", summary.replace(
+        f"; {task.steps[1].marker}", "")), ("user", task.prompt(1))))
+    assert script.current_step(resumed, task) == (1, False)
