@@ -147,7 +147,10 @@ def gemini_cli(at: Endpoint, task: Task, home: Path, step: int) -> Launch:
         "security": {"auth": {"selectedType": "gemini-api-key"}},
         "privacy": {"usageStatisticsEnabled": False},
         "telemetry": {"enabled": False},
-        "general": {"enableAutoUpdate": False, "enableAutoUpdateNotification": False}})
+        "general": {"enableAutoUpdate": False, "enableAutoUpdateNotification": False},
+        "model": {"compressionThreshold": 0.0001},
+        "modelConfigs": {"customAliases": {
+            "chat-compression-default": {"modelConfig": {"model": at.model}}}}})
     env = {**base_env(home), "GEMINI_API_KEY": at.key, "GOOGLE_GEMINI_BASE_URL": at.base_url,
            "GEMINI_CLI_TRUST_WORKSPACE": "true", "GEMINI_TELEMETRY_ENABLED": "false"}
     argv = [str(NODE_BIN / "gemini"), "-p", task.prompt(step), "-m", at.model,

@@ -125,9 +125,8 @@ class FakeLLM:
         task = self.tasks.get(model)
         action = script.decide(turn, task)
         step = script.current_step(turn, task)[0] if task is not None else None
-        replayed = step is not None and all(
-            raw.decode(errors="replace").count(task.steps[n].marker) >= 2
-            for n in range(step)) if task is not None else False
+        replayed = task is not None and step is not None and script.replays(
+            raw.decode(errors="replace"), task, step)
         self.seen.append(Seen(dialect, request.path, model, stream, describe(action), step,
                               replayed, conversation_items(dialect, raw)))
         return action

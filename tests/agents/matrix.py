@@ -154,8 +154,9 @@ def judge_agent(agent: Agent, run: Run, task: Task) -> str | None:
 
 
 #: Agents whose session is made long enough to compact (`agents.CODEX_SETUPS`,
-#: `agents.claude_code`).
-COMPACTING = frozenset({"codex", "codex-builtin", "codex-openai-http", "claude-code"})
+#: `agents.claude_code`, `agents.gemini_cli`).
+COMPACTING = frozenset({"codex", "codex-builtin", "codex-openai-http", "claude-code",
+                        "gemini-cli"})
 
 
 def judge_compaction(agent: Agent, run: Run) -> str | None:

@@ -10,6 +10,7 @@ Pure functions: the dialect modules turn requests into a `Turn` and `Action`s in
 from __future__ import annotations
 
 import json
+import re
 import shlex
 from dataclasses import dataclass
 from typing import Any
@@ -31,7 +32,8 @@ SUMMARY_MARK = "FAKE-SUMMARY"
 #: What a request asking for a summary says last: the gateway's compaction instruction,
 #: Codex's local compaction prompt, and Claude Code's (`TAGGED_SUMMARY_ASK`).
 TAGGED_SUMMARY_ASK = "Your task is to create a detailed summary of the conversation so far"
-SUMMARY_ASKS = ("Context checkpoint.", "CONTEXT CHECKPOINT COMPACTION", TAGGED_SUMMARY_ASK)
+SUMMARY_ASKS = ("Context checkpoint.", "CONTEXT CHECKPOINT COMPACTION", TAGGED_SUMMARY_ASK,
+                "generate the updated <state_snapshot>", "Critically evaluate the <state_snapshot>")
 
 #: Tools that write a whole file, by name, as the agents name them.
 WRITE_TOOLS = ("Write", "write_file", "write", "create_file", "editor")
@@ -144,6 +146,14 @@ def summaries_apart(events: tuple[tuple[str, str], ...]) -> list[tuple[str, str]
         out += [("summary" if SUMMARY_MARK in line else "user", line)
                 for line in text.splitlines()]
     return out
+
+
+def replays(request: str, task: Task, step: int) -> bool:
+    """Whether *request* (its body as text) carries every step before *step*: the step's prompt
+    and tool call (its marker twice), or a summary of the work naming it."""
+    summaries = "\n".join(re.findall(SUMMARY_MARK + r'[^"\\]*', request))
+    return all(request.count(s.marker) >= 2 or s.marker in summaries
+               for s in task.steps[:step])
 
 
 def asked_summary(turn: Turn) -> str | None:

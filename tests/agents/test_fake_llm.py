@@ -304,3 +304,22 @@ def test_claude_codes_compaction_gets_a_tagged_summary_and_the_session_goes_on(
     resumed = script.Turn((write,), (("user", summary.replace(
         f"; {task.steps[1].marker}", "")), ("user", task.prompt(1))))
     assert script.current_step(resumed, task) == (1, False)
+
+
+def test_gemini_clis_compression_gets_a_summary_that_replays_the_steps_it_names(
+        tmp_path: Path) -> None:
+    """Gemini CLI asks for a <state_snapshot>, then to check it: both get the summary; a later
+    request carrying it (the marker once) still replays the steps it names."""
+    task = task_for(tmp_path, MODEL)
+    done = (("user", task.prompt(0)), ("result", ""))
+    for ask in ("Generate a new <state_snapshot> based on the provided history.\n\nFirst, reason "
+                "in your scratchpad. Then, generate the updated <state_snapshot>.",
+                "Critically evaluate the <state_snapshot> you just generated."):
+        answer = script.decide(script.Turn((), (*done, ("user", ask))), task)
+        assert answer == script.Say(f"{script.SUMMARY_MARK}: {task.steps[0].marker}")
+    after = json.dumps({"contents": [
+        {"role": "user", "parts": [{"text": f"{script.SUMMARY_MARK}: {task.steps[0].marker}"}]},
+        {"role": "user", "parts": [{"text": task.prompt(1)}]}]})
+    assert script.replays(after, task, 1)
+    assert not script.replays(json.dumps({"contents": [{"role": "user", "parts": [
+        {"text": task.prompt(0)}, {"text": task.prompt(1)}]}]}), task, 1)
