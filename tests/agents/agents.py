@@ -184,7 +184,8 @@ def qwen_code(at: Endpoint, task: Task, home: Path, step: int) -> Launch:
         "security": {"auth": {"selectedType": "openai"}},
         "privacy": {"usageStatisticsEnabled": False},
         "telemetry": {"enabled": False},
-        "general": {"disableAutoUpdate": True, "disableUpdateNag": True}})
+        "general": {"disableAutoUpdate": True, "disableUpdateNag": True},
+        "context": {"autoCompactThreshold": 0.001}})
     env = {**base_env(home), "OPENAI_API_KEY": at.key, "OPENAI_BASE_URL": at.base_url,
            "OPENAI_MODEL": at.model}
     argv = [str(NODE_BIN / "qwen"), "-m", at.model, "--auth-type", "openai",

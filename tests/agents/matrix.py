@@ -154,9 +154,9 @@ def judge_agent(agent: Agent, run: Run, task: Task) -> str | None:
 
 
 #: Agents whose session is made long enough to compact (`agents.CODEX_SETUPS`,
-#: `agents.claude_code`, `agents.gemini_cli`).
+#: `agents.claude_code`, `agents.gemini_cli`, `agents.qwen_code`).
 COMPACTING = frozenset({"codex", "codex-builtin", "codex-openai-http", "claude-code",
-                        "gemini-cli"})
+                        "gemini-cli", "qwen-code"})
 
 
 def judge_compaction(agent: Agent, run: Run) -> str | None:

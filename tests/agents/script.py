@@ -29,11 +29,16 @@ SIDE_TEXT = "OK"
 #: so a resumed request after a compaction still replays them. A user text holding it (the
 #: summary as the agent or the gateway puts it back) counts as a step's work done.
 SUMMARY_MARK = "FAKE-SUMMARY"
+#: Asks for a summary whose answer must be inside a tag (the agent retries or drops it
+#: otherwise), and that tag: Claude Code's and qwen-code's.
+TAGGED_SUMMARY_ASKS = {
+    "Your task is to create a detailed summary of the conversation so far": "summary",
+    "produce the <state_snapshot> XML": "state_snapshot"}
 #: What a request asking for a summary says last: the gateway's compaction instruction,
-#: Codex's local compaction prompt, and Claude Code's (`TAGGED_SUMMARY_ASK`).
-TAGGED_SUMMARY_ASK = "Your task is to create a detailed summary of the conversation so far"
-SUMMARY_ASKS = ("Context checkpoint.", "CONTEXT CHECKPOINT COMPACTION", TAGGED_SUMMARY_ASK,
-                "generate the updated <state_snapshot>", "Critically evaluate the <state_snapshot>")
+#: Codex's local compaction prompt, Gemini CLI's two, and the tagged ones.
+SUMMARY_ASKS = ("Context checkpoint.", "CONTEXT CHECKPOINT COMPACTION",
+                "generate the updated <state_snapshot>", "Critically evaluate the <state_snapshot>",
+                *TAGGED_SUMMARY_ASKS)
 
 #: Tools that write a whole file, by name, as the agents name them.
 WRITE_TOOLS = ("Write", "write_file", "write", "create_file", "editor")
@@ -174,8 +179,9 @@ def decide(turn: Turn, task: Task | None) -> Action:
     if task is None:
         return Say(SIDE_TEXT)
     ask = asked_summary(turn)
-    if ask == TAGGED_SUMMARY_ASK:  # Claude Code retries a summary outside <summary> tags
-        return Say(f"<summary>\n{summary(turn, task)}\n</summary>")
+    if ask in TAGGED_SUMMARY_ASKS:
+        tag = TAGGED_SUMMARY_ASKS[ask]
+        return Say(f"<{tag}>\n{summary(turn, task)}\n</{tag}>")
     if ask is not None:
         return Say(summary(turn, task))
     step, answered = current_step(turn, task)

@@ -290,8 +290,8 @@ def test_claude_codes_compaction_gets_a_tagged_summary_and_the_session_goes_on(
     names last is done; a new prompt after the summary is a new step."""
     task = task_for(tmp_path, MODEL)
     write = script.Tool("Write", "function", WRITE_SCHEMA)
-    asked = script.Turn((write,), (("user", task.prompt(0)), ("result", ""),
-                                   ("user", f"{script.TAGGED_SUMMARY_ASK}, paying attention")))
+    ask = "Your task is to create a detailed summary of the conversation so far, paying attention"
+    asked = script.Turn((write,), (("user", task.prompt(0)), ("result", ""), ("user", ask)))
     answer = script.decide(asked, task)
     assert answer == script.Say(f"<summary>\n{script.SUMMARY_MARK}: {task.steps[0].marker}"
                                 "\n</summary>")
