@@ -13,7 +13,7 @@ import orjson
 from aiohttp import web
 
 from ..channels.pool import Response
-from ..errors import UpstreamError, UpstreamTimeout
+from ..errors import GatewayError, UpstreamError, UpstreamTimeout
 from ..estimate import estimate_output_tokens
 from ..sse import Usage, usage_from_body
 from .exchange import Exchange
@@ -61,15 +61,17 @@ def read_capped(upstream: Response, limit: int) -> Awaitable[bytes]:
             raise UpstreamError(f"upstream answer of {length} bytes is over the {limit} byte "
                                 "limit")
         return upstream.read()
-    return _read_counting(upstream, limit)
+    return read_at_most(upstream.content, limit, UpstreamError, "upstream answer")
 
 
-async def _read_counting(upstream: Any, limit: int) -> bytes:
+async def read_at_most(content: Any, limit: int, error: type[GatewayError], what: str) -> bytes:
+    """All of *content* (a stream with ``iter_any``: a caller's body or an upstream's answer);
+    *error* as soon as it passes *limit* bytes."""
     chunks = []
     size = 0
-    async for chunk in upstream.content.iter_any():
+    async for chunk in content.iter_any():
         size += len(chunk)
         if size > limit:
-            raise UpstreamError(f"upstream answer is over the {limit} byte limit")
+            raise error(f"{what} is over the {limit} byte limit")
         chunks.append(chunk)
     return b"".join(chunks)

@@ -7,7 +7,7 @@ import datetime as dt
 import logging
 import os
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 import orjson
@@ -51,6 +51,7 @@ from ..sessions import Conversations, client_name, pin_key, session_key
 from ..sse import COUNTING, Dialect
 from ..state import GATEWAY, Gateway
 from ..usage import GROUPINGS, DatabaseUnavailable, Record, parse_moment
+from .body import read_at_most
 from .exchange import SHUTTING_DOWN, Exchange
 
 if TYPE_CHECKING:
@@ -142,15 +143,8 @@ def _commas(body: bytes | str) -> int:
     return body.count(b",") if isinstance(body, bytes) else body.count(",")
 
 
-async def _read_capped(request: web.Request, limit: int) -> bytes:
-    chunks = []
-    size = 0
-    async for chunk in request.content.iter_any():
-        size += len(chunk)
-        if size > limit:
-            raise RequestTooLarge(f"request body is over the {limit} byte limit")
-        chunks.append(chunk)
-    return b"".join(chunks)
+def _read_capped(request: web.Request, limit: int) -> Awaitable[bytes]:
+    return read_at_most(request.content, limit, RequestTooLarge, "request body")
 
 
 def parse_payload(body: bytes) -> dict[str, Any]:
