@@ -6,6 +6,7 @@ deleted or replaced while serving is recreated; a clean shutdown flushes everyth
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import os
@@ -25,9 +26,11 @@ from .store import DatabaseUnavailable
 log = logging.getLogger("coderouter.usage")
 
 _INSERT = f"INSERT INTO usage ({', '.join(COLUMNS)}) VALUES ({', '.join('?' * len(COLUMNS))})"
-_PRAGMAS = "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA busy_timeout=5000;"
+_PRAGMAS = "PRAGMA busy_timeout=5000; PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;"
 #: SQLite's primary result code for a write to a database opened read-only.
 _SQLITE_READONLY = 8
+#: How often, and how far apart, a database locked by another opening process is tried.
+_LOCKED_TRIES, _LOCKED_PAUSE = 50, 0.1
 
 
 async def migrate(db: aiosqlite.Connection, migrations: tuple[Migration, ...] = MIGRATIONS,
@@ -104,7 +107,7 @@ class UsageWriter(BatchingWriter):
     async def open(self) -> None:
         """Open (creating and migrating) the database; `DatabaseUnavailable` unless writable."""
         try:
-            await self._connect()
+            await self._connect_when_unlocked()
             assert self.db is not None
             await probe_writable(self.db)
         except (sqlite3.Error, OSError) as exc:
@@ -115,6 +118,19 @@ class UsageWriter(BatchingWriter):
                 f"the usage database {self.path} is not writable ({exc}): the gateway must "
                 f"write the file and create {self.path}-wal beside it") from None
         self.start()
+
+    async def _connect_when_unlocked(self) -> None:
+        """`_connect`, again while another process holds the new file's lock: switching a new
+        file to WAL needs it alone, and SQLite refuses at once rather than wait when two
+        processes would otherwise wait on each other."""
+        for _ in range(_LOCKED_TRIES - 1):
+            try:
+                return await self._connect()
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc):
+                    raise
+            await asyncio.sleep(_LOCKED_PAUSE)
+        await self._connect()
 
     async def _connect(self) -> None:
         db = await aiosqlite.connect(self.path)
